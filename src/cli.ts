@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// The `mnistc` command line: the only entry point that reads argv. Each command's handler lives in
+// `src/cli/<command>.ts`, is loaded on demand (so `check` never pays for loading TensorFlow.js) and
+// returns the exit code. A `UserError` anywhere prints one line and exits 1; anything else is a bug.
+import { Command, InvalidArgumentError, Option } from "commander";
+import { UserError } from "./errors.js";
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected an integer >= 0");
+  return n;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
+  return n;
+}
+
+async function run(action: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await action();
+  } catch (err) {
+    if (err instanceof UserError) {
+      process.stderr.write(`mnistc: error: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      throw err;
+    }
+  }
+}
+
+const program = new Command("mnistc")
+  .description("Declarative model-spec compiler for small vision models")
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(s) });
+program.exitOverride((err) => {
+  process.exit(err.exitCode === 0 ? 0 : 1);
+});
+
+program
+  .command("check")
+  .description("check specs; print every problem as file:line:col")
+  .argument("<spec...>", "spec files")
+  .option("--json", "print diagnostics as JSON")
+  .action((specs: string[], opts) =>
+    run(async () => (await import("./cli/check.js")).check(specs, opts)),
+  );
+
+program
+  .command("params")
+  .description("per-layer table of shapes, parameters, MACs and receptive field; budget verdict")
+  .argument("[spec...]", "spec files (default: every spec under specs/)")
+  .option("--max <n>", "parameter budget (overrides the spec's)", positiveInt)
+  .option("--json", "print one JSON object per spec")
+  .action((specs: string[], opts) =>
+    run(async () => (await import("./cli/params.js")).params(specs, opts)),
+  );
+
+program
+  .command("compile")
+  .description("emit a backend's program from a spec")
+  .argument("<spec>", "spec file")
+  .requiredOption("-t, --target <name>", "backend: tfjs | onnx")
+  .requiredOption("-o, --out <path>", "output directory (tfjs) or file (onnx)")
+  .option("--weights <checkpoint>", "trained checkpoint directory (onnx)")
+  .action((spec: string, opts) =>
+    run(async () => (await import("./cli/compile.js")).compile(spec, opts)),
+  );
+
+const train = program
+  .command("train")
+  .description("train a spec on MNIST with TensorFlow.js")
+  .argument("<spec>", "spec file");
+// The emitted program `train.mjs` accepts the same options; they are declared once in the runtime.
+const { addTrainOptions } = await import("./runtime/train-options.js");
+addTrainOptions(train, { positiveInt, nonNegativeInt, positiveNumber });
+train.action((spec: string, opts) =>
+  run(async () => (await import("./cli/train.js")).train(spec, opts)),
+);
+
+program
+  .command("export")
+  .description("export a trained checkpoint as an ONNX model")
+  .argument("<spec>", "spec file")
+  .requiredOption("--weights <checkpoint>", "checkpoint directory (model.json + weights)")
+  .requiredOption("-o, --out <file>", "ONNX file to write")
+  .action((spec: string, opts) =>
+    run(async () => (await import("./cli/export.js")).exportModel(spec, opts)),
+  );
+
+program
+  .command("eval")
+  .description("accuracy, loss, per-class accuracy and confusion matrix of an ONNX model")
+  .argument("[model]", "ONNX file (default: models/step4.onnx)")
+  .option("--data <dir>", "folder with the four MNIST IDX files (plain or .gz)")
+  .option("--test-limit <n>", "use the first N test images", positiveInt)
+  .option("--json", "print JSON")
+  .action((model: string | undefined, opts) =>
+    run(async () => (await import("./cli/eval.js")).evaluate(model, opts)),
+  );
+
+program
+  .command("predict")
+  .description("classify digit images (PNG or PGM, any size)")
+  .argument("<files...>", "[MODEL.onnx] IMAGE... (default model: models/step4.onnx)")
+  .option("--json", "print JSON")
+  .action((files: string[], opts) =>
+    run(async () => (await import("./cli/predict.js")).predict(files, opts)),
+  );
+
+program
+  .command("inspect")
+  .description("text dump of an ONNX model: ops, inputs, outputs, attributes, initializers")
+  .argument("<model>", "ONNX file")
+  .option("--json", "print JSON")
+  .action((model: string, opts) =>
+    run(async () => (await import("./cli/inspect.js")).inspect(model, opts)),
+  );
+
+program
+  .command("serve")
+  .description("HTTP service and draw-a-digit page for an ONNX model")
+  .argument("[model]", "ONNX file (default: models/step4.onnx)")
+  .addOption(new Option("--port <n>", "port").default(8080).argParser(nonNegativeInt))
+  .option("--host <host>", "address to listen on", "127.0.0.1")
+  .action((model: string | undefined, opts) =>
+    run(async () => (await import("./cli/serve.js")).serve(model, opts)),
+  );
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,154 @@
+// The IR every backend is emitted from. Produced by `lower` and completed by the passes in
+// `shapes`, `params` (and MACs / receptive field); consumers only ever see a complete `ModelIR`.
+
+/** The op kinds a spec can use. Adding one here makes `tsc` fail in every backend table. */
+export const OP_KINDS = [
+  "conv",
+  "relu",
+  "batchnorm",
+  "maxpool",
+  "avgpool",
+  "gap",
+  "dropout",
+  "flatten",
+  "linear",
+  "log_softmax",
+] as const;
+export type OpKind = (typeof OP_KINDS)[number];
+
+export type Pair = [number, number];
+
+/** Attributes after defaults are applied, per op kind (PyTorch semantics, see shared/design.md). */
+export interface OpAttrs {
+  conv: { out: number; kernel: Pair; stride: Pair; padding: Pair; bias: boolean };
+  relu: Record<string, never>;
+  batchnorm: { eps: number; momentum: number };
+  maxpool: { kernel: Pair; stride: Pair; padding: Pair };
+  avgpool: { kernel: Pair; stride: Pair; padding: Pair };
+  gap: Record<string, never>;
+  dropout: { p: number };
+  flatten: Record<string, never>;
+  linear: { out: number; bias: boolean };
+  log_softmax: Record<string, never>;
+}
+
+/** A shape without the batch axis: [C, H, W] for images, [F] for vectors (PyTorch order). */
+export type Shape = number[];
+
+/** A location in a spec file; lines and columns are 1-based. */
+export interface Span {
+  file: string;
+  line: number;
+  col: number;
+  endLine: number;
+  endCol: number;
+}
+
+export interface ParamIR {
+  /** Full PyTorch state_dict name, e.g. `conv1.0.weight`, `conv1.2.running_mean`. */
+  name: string;
+  /** `weight`, `bias`, `running_mean`, `running_var`. */
+  role: "weight" | "bias" | "running_mean" | "running_var";
+  /** PyTorch layout (conv weight OIHW, linear weight [out, in]). */
+  shape: number[];
+  /** Trainable parameters and buffers are counted apart (PyTorch counts only the former). */
+  trainable: boolean;
+}
+
+export interface ReceptiveField {
+  /** Receptive field size in input pixels after this layer. */
+  size: number;
+  /** Distance in input pixels between two adjacent outputs ("jump"). */
+  jump: number;
+}
+
+export interface NodeIR<K extends OpKind = OpKind> {
+  /** PyTorch module name: `conv1.0` inside block `conv1`, or the top-level index (`7`). */
+  name: string;
+  kind: K;
+  attrs: OpAttrs[K];
+  /** The named block this layer sits in, if any. */
+  block: string | undefined;
+  span: Span;
+  inShape: Shape;
+  outShape: Shape;
+  params: ParamIR[];
+  macs: number;
+  rf: ReceptiveField;
+}
+
+/** Any node, narrowed by `kind`. */
+export type AnyNodeIR = { [K in OpKind]: NodeIR<K> }[OpKind];
+
+export interface InputIR {
+  channels: number;
+  height: number;
+  width: number;
+}
+
+export type OptimizerIR =
+  | { type: "sgd"; lr: number; momentum: number; weightDecay: number; nesterov: boolean }
+  | {
+      type: "adam";
+      lr: number;
+      betas: Pair;
+      eps: number;
+      weightDecay: number;
+    };
+
+export type SchedulerIR =
+  | { type: "none" }
+  /** torch.optim.lr_scheduler.StepLR, stepped once per epoch. */
+  | { type: "step"; stepSize: number; gamma: number }
+  /** torch.optim.lr_scheduler.OneCycleLR, stepped once per batch. */
+  | {
+      type: "onecycle";
+      maxLr: number;
+      pctStart: number;
+      anneal: "cos" | "linear";
+      divFactor: number;
+      finalDivFactor: number;
+    };
+
+export interface AugmentIR {
+  /** Random rotation within ±degrees (0: off), zero fill, as torchvision RandomRotation. */
+  rotate: number;
+}
+
+export interface TrainIR {
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  optimizer: OptimizerIR;
+  scheduler: SchedulerIR;
+  augment: AugmentIR;
+}
+
+export interface DataIR {
+  dataset: "mnist";
+  /** Per-channel normalization, x' = (x/255 - mean) / std. */
+  mean: number[];
+  std: number[];
+}
+
+export interface TotalsIR {
+  trainable: number;
+  buffers: number;
+  macs: number;
+}
+
+export interface ModelIR {
+  /** The spec's `name`, else its file name without extension. */
+  name: string;
+  file: string;
+  input: InputIR;
+  classes: number;
+  budget: number | undefined;
+  nodes: AnyNodeIR[];
+  totals: TotalsIR;
+  train: TrainIR;
+  data: DataIR;
+}
+
+/** Weights in PyTorch layout keyed by `ParamIR.name`: what checkpoints convert to and ONNX embeds. */
+export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;

@@ -1,0 +1,5 @@
+// Library entry: the compiler and the backends, for programs that embed mnistc.
+
+export { BACKENDS, findBackend } from "./backends/index.js";
+export type { Diagnostic, Note } from "./compiler/diagnostics.js";
+export type * from "./compiler/ir.js";
