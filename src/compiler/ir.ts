@@ -23,8 +23,10 @@ export interface OpAttrs {
   conv: { out: number; kernel: Pair; stride: Pair; padding: Pair; bias: boolean };
   relu: Record<string, never>;
   batchnorm: { eps: number; momentum: number };
-  maxpool: { kernel: Pair; stride: Pair; padding: Pair };
-  avgpool: { kernel: Pair; stride: Pair; padding: Pair };
+  /** No padding: pools are floor-mode and unpadded, as in the seed. */
+  maxpool: { kernel: Pair; stride: Pair };
+  avgpool: { kernel: Pair; stride: Pair };
+  /** AdaptiveAvgPool2d(1): output [C, 1, 1], so a `flatten` follows before `linear`/the head. */
   gap: Record<string, never>;
   dropout: { p: number };
   flatten: Record<string, never>;
