@@ -2,4 +2,5 @@
 
 export { BACKENDS, findBackend } from "./backends/index.js";
 export type { Diagnostic, Note } from "./compiler/diagnostics.js";
+export { checkSpec, compileSpec, formatDiagnostic } from "./compiler/index.js";
 export type * from "./compiler/ir.js";

@@ -1,0 +1,33 @@
+// Every diagnostic code the compiler (and `check`) can report, in one place: tests, the README and
+// users key on these, so a code never changes meaning once shipped.
+import type { Diagnostic, Note } from "./diagnostics.js";
+import type { Span } from "./ir.js";
+
+export const CODES = {
+  E0000: "cannot read the spec file",
+  E0001: "YAML syntax error",
+  E0002: "empty spec",
+  E0101: "unknown layer type",
+  E0102: "missing field",
+  E0103: "unknown field",
+  E0104: "wrong type",
+  E0105: "value out of range (e.g. a non-positive size)",
+  E0106: "malformed layer",
+  E0107: "duplicate block name",
+  E0108: "nested block",
+  E0109: "invalid block name",
+  E0110: "unknown value",
+  E0111: "spec does not fit its dataset",
+  E0201: "kernel or pool window larger than its input (the spatial size would collapse)",
+  E0203: "linear on an image without flatten",
+  E0204: "layer needs an image input",
+  E0205: "output is not [classes]",
+  E0206: "last layer is not log_softmax",
+  E0301: "over the parameter budget",
+} as const;
+
+export type Code = keyof typeof CODES;
+
+export function error(code: Code, message: string, span: Span, notes: Note[] = []): Diagnostic {
+  return { code, severity: "error", message, span, notes };
+}

@@ -1,0 +1,324 @@
+// Turning ajv's errors into diagnostics a student can act on: each is placed on the YAML node of its
+// instancePath, names the layer or section it is about, and says what was expected. ajv's noise
+// (the `if` behind every layer, every failing branch of an `anyOf`) is collapsed first.
+import type { ErrorObject } from "ajv";
+import { type Code, error } from "./codes.js";
+import type { Diagnostic } from "./diagnostics.js";
+import { OP_KINDS, type OpKind } from "./ir.js";
+import { isBare, OPS } from "./ops.js";
+import type { Path, SourceMap } from "./parse.js";
+import { didYouMean, nearest } from "./suggest.js";
+
+const isOp = (name: string): name is OpKind => (OP_KINDS as readonly string[]).includes(name);
+
+export function schemaDiagnostics(
+  errors: ErrorObject[],
+  value: unknown,
+  source: SourceMap,
+): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const e of collapseAnyOf(errors)) {
+    const d = describe(e, value, source);
+    if (!d) continue;
+    const key = `${d.code} ${d.span.line}:${d.span.col} ${d.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(d);
+  }
+  return out.sort((a, b) => a.span.line - b.span.line || a.span.col - b.span.col);
+}
+
+/**
+ * An `anyOf` (kernel: int or [h, w]) fails with an error per branch. Keep the errors of the one
+ * branch whose type matches the value (so `kernel: 0` says "must be ≥ 1"); if none matches, the
+ * `anyOf` error alone stands for them (reported as a wrong type).
+ */
+function collapseAnyOf(errors: ErrorObject[]): ErrorObject[] {
+  let result = errors;
+  for (const any of errors.filter((e) => e.keyword === "anyOf")) {
+    const prefix = `${any.schemaPath}/`;
+    // The same schema serves every layer: a branch error belongs to this value by its path too.
+    const branchErrors = result.filter(
+      (e) =>
+        e.schemaPath.startsWith(prefix) &&
+        (e.instancePath === any.instancePath || e.instancePath.startsWith(`${any.instancePath}/`)),
+    );
+    const branches = new Map<string, ErrorObject[]>();
+    for (const e of branchErrors) {
+      const branch = e.schemaPath.slice(prefix.length).split("/")[0] ?? "";
+      branches.set(branch, [...(branches.get(branch) ?? []), e]);
+    }
+    const fitting = [...branches.values()].filter(
+      (list) => !list.some((e) => e.keyword === "type" && e.instancePath === any.instancePath),
+    );
+    const keep = fitting.length === 1 ? (fitting[0] ?? []) : [any];
+    result = result.filter((e) => e !== any && !branchErrors.includes(e)).concat(keep);
+  }
+  return result;
+}
+
+function segments(pointer: string): Path {
+  if (pointer === "") return [];
+  return pointer
+    .split("/")
+    .slice(1)
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
+function get(value: unknown, path: Path): unknown {
+  let v = value;
+  for (const s of path) {
+    if (Array.isArray(v)) v = v[Number(s)];
+    else if (v && typeof v === "object") v = (v as Record<string, unknown>)[String(s)];
+    else return undefined;
+  }
+  return v;
+}
+
+function onlyKey(item: unknown): string | undefined {
+  if (!item || typeof item !== "object" || Array.isArray(item)) return undefined;
+  const keys = Object.keys(item);
+  return keys.length === 1 ? keys[0] : undefined;
+}
+
+/** What a path is about, for the start of a message: `layer conv1.0 (conv)`, `train.optimizer`. */
+interface Subject {
+  owner: string;
+  /** The path below the owner, as written (`kernel`, `betas[1]`), if the path goes below it. */
+  field: string | undefined;
+}
+
+function fieldText(path: Path): string | undefined {
+  if (path.length === 0) return undefined;
+  return path
+    .map((s, i) => (/^\d+$/.test(String(s)) ? `[${s}]` : `${i === 0 ? "" : "."}${s}`))
+    .join("");
+}
+
+function subject(value: unknown, path: Path): Subject {
+  if (path[0] === "layers" && path.length >= 2) {
+    const i = String(path[1]);
+    const item = get(value, ["layers", i]);
+    const key = typeof item === "string" ? item : onlyKey(item);
+    if (key === undefined) return { owner: `layer ${i}`, field: undefined };
+    if (typeof item === "string" || isOp(key)) {
+      return { owner: `layer ${i} (${key})`, field: fieldText(path.slice(3)) };
+    }
+    if (path.length <= 3) return { owner: `block ${key}`, field: undefined };
+    const j = String(path[3]);
+    const inner = get(value, ["layers", i, key, j]);
+    const kind = typeof inner === "string" ? inner : (onlyKey(inner) ?? "?");
+    return { owner: `layer ${key}.${j} (${kind})`, field: fieldText(path.slice(5)) };
+  }
+  if (path.length === 0) return { owner: "spec", field: undefined };
+  return { owner: path.join("."), field: undefined };
+}
+
+/** `owner: ` or `owner: \`field\` ` for messages about a value. */
+function about(value: unknown, path: Path): string {
+  const s = subject(value, path);
+  if (s.field !== undefined) return `${s.owner}: \`${s.field}\``;
+  if (path.length === 0 || (path[0] === "layers" && path.length >= 2)) return `${s.owner}:`;
+  return `\`${fieldText(path)}\``;
+}
+
+/** Whether `path` is a layer list item: `/layers/i`, or `/layers/i/<block>/j` inside a block. */
+function isLayerItem(value: unknown, path: Path): boolean {
+  if (path[0] !== "layers") return false;
+  if (path.length === 2) return true;
+  return path.length === 4 && !isOp(String(path[2])) && Array.isArray(get(value, path.slice(0, 3)));
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  integer: "an integer",
+  number: "a number",
+  boolean: "true or false",
+  array: "a list",
+  object: "a map",
+  string: "a string",
+  null: "empty",
+};
+
+function show(v: unknown): string {
+  if (v === null || v === undefined) return "nothing";
+  const text = typeof v === "number" ? String(v) : (JSON.stringify(v) ?? String(v));
+  const kind = Array.isArray(v) ? "a list" : typeof v === "object" ? "a map" : `a ${typeof v}`;
+  return `${text.length > 40 ? `${text.slice(0, 37)}...` : text} (${kind})`;
+}
+
+function expectedTypes(types: unknown): string {
+  const list = (Array.isArray(types) ? types : [types]).map(String).filter((t) => t !== "null");
+  return list.map((t) => TYPE_NAMES[t] ?? t).join(" or ");
+}
+
+function layerList(): string {
+  return OP_KINDS.join(", ");
+}
+
+function unknownLayer(name: string): string {
+  return `unknown layer type \`${name}\`${didYouMean(name, OP_KINDS)} (known: ${layerList()})`;
+}
+
+function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic | undefined {
+  const path = segments(e.instancePath);
+  const here = source.at(path);
+  const v = get(value, path);
+  const make = (code: Code, message: string, at = here) => error(code, message, at);
+  const inLayers = path[0] === "layers";
+
+  switch (e.keyword) {
+    case "if":
+    case "const":
+      return undefined; // the branch's own errors say what is wrong
+    case "pattern":
+      if (e.propertyName !== undefined) return undefined; // reported with propertyNames
+      return make("E0110", `${about(value, path)} may only use letters, digits, _, . and -`);
+    case "propertyNames": {
+      const name = String(e.params.propertyName);
+      const at = source.key(path, name) ?? here;
+      const inner = get(value, [...path, name]);
+      if (!Array.isArray(inner)) return make("E0101", unknownLayer(name), at);
+      return make(
+        "E0109",
+        `invalid block name \`${name}\`: use letters, digits and _, not starting with a digit or __ (it becomes a PyTorch module name)`,
+        at,
+      );
+    }
+    case "required": {
+      const field = String(e.params.missingProperty);
+      const s = subject(value, path);
+      const owner = s.field !== undefined ? `${s.owner}: \`${s.field}\`` : s.owner;
+      const name = path.length === 0 || inLayers ? owner : path.join(".");
+      return make("E0102", `${name}: missing field \`${field}\``);
+    }
+    case "additionalProperties": {
+      const field = String(e.params.additionalProperty);
+      const at = source.key(path, field) ?? here;
+      if (inLayers && path.length === 4) {
+        // Inside a block: only ops may appear.
+        const inner = get(value, [...path, field]);
+        if (Array.isArray(inner)) {
+          return make(
+            "E0108",
+            `block \`${field}\` inside block \`${String(path[2])}\`: blocks do not nest`,
+            at,
+          );
+        }
+        return make("E0101", unknownLayer(field), at);
+      }
+      const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
+      const s = subject(value, path);
+      const owner = inLayers ? s.owner : path.length === 0 ? "spec" : path.join(".");
+      const hint = didYouMean(field, known);
+      return make(
+        "E0103",
+        `${owner}: unknown field \`${field}\`${hint || (known.length ? ` (known: ${known.join(", ")})` : "")}`,
+        at,
+      );
+    }
+    case "type": {
+      if (path.length === 0) {
+        if (v === undefined || v === null) return make("E0002", "the spec is empty");
+        return make(
+          "E0104",
+          `the spec must be a map with input, classes and layers; got ${show(v)}`,
+        );
+      }
+      // A top-level `name: value` item whose key is no op must be a block (a list of layers).
+      if (inLayers && path.length === 3 && !isOp(String(path[2]))) {
+        const name = String(path[2]);
+        const at = source.key(path.slice(0, -1), name) ?? here;
+        if (nearest(name, OP_KINDS) || (v !== null && v !== undefined)) {
+          return make("E0101", unknownLayer(name), at);
+        }
+        return make("E0106", `block \`${name}\` has no layers`, at);
+      }
+      if (isLayerItem(value, path)) {
+        return make(
+          "E0106",
+          `${subject(value, path).owner}: a layer is a name (\`relu\`) or a one-key map (\`conv: { out: 16, kernel: 3 }\`); got ${show(v)}`,
+        );
+      }
+      return make(
+        "E0104",
+        `${about(value, path)} must be ${expectedTypes(e.params.type)}, got ${show(v)}`,
+      );
+    }
+    case "anyOf":
+      // Only sizes use anyOf: an int or an [h, w] pair.
+      return make(
+        "E0104",
+        `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`,
+      );
+    case "minimum":
+    case "exclusiveMinimum":
+    case "maximum":
+    case "exclusiveMaximum": {
+      const op = { minimum: "≥", exclusiveMinimum: ">", maximum: "≤", exclusiveMaximum: "<" }[
+        e.keyword
+      ];
+      return make(
+        "E0105",
+        `${about(value, path)} must be ${op} ${String(e.params.limit)}, got ${String(v)}`,
+      );
+    }
+    case "enum": {
+      const allowed = (e.params.allowedValues as unknown[]).map(String);
+      if (isLayerItem(value, path) && typeof v === "string") {
+        if (isOp(v) && !isBare(v)) {
+          const needs = OPS[v].required;
+          return make(
+            "E0106",
+            `layer \`${v}\` needs attributes: write \`${v}: { ${needs.map((n) => `${n}: ...`).join(", ")} }\``,
+          );
+        }
+        return make("E0101", unknownLayer(v));
+      }
+      return make(
+        "E0110",
+        `${about(value, path)} must be one of ${allowed.join(", ")}; got ${show(v)}${typeof v === "string" ? didYouMean(v, allowed) : ""}`,
+      );
+    }
+    case "minProperties":
+      return make(
+        "E0106",
+        `${subject(value, path).owner}: empty layer; write a layer name or \`name: { ... }\``,
+      );
+    case "maxProperties": {
+      const keys = Object.keys((v as object) ?? {});
+      return make(
+        "E0106",
+        `${subject(value, path).owner}: one list item holds ${keys.length} layers (${keys.join(", ")}); put each in its own \`- \` item`,
+      );
+    }
+    case "minItems":
+      if (inLayers && path.length === 3)
+        return make("E0106", `block \`${String(path[2])}\` has no layers`);
+      if (path.length === 1 && path[0] === "layers")
+        return make("E0106", "layers: the list is empty");
+      if (e.schemaPath.includes("/anyOf/")) {
+        return make(
+          "E0104",
+          `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`,
+        );
+      }
+      return make(
+        "E0104",
+        `${about(value, path)} must have at least ${String(e.params.limit)} item(s)`,
+      );
+    case "maxItems":
+      if (e.schemaPath.includes("/anyOf/")) {
+        return make(
+          "E0104",
+          `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`,
+        );
+      }
+      return make(
+        "E0104",
+        `${about(value, path)} must have at most ${String(e.params.limit)} items, got ${show(v)}`,
+      );
+    default:
+      return make("E0104", `${about(value, path)} ${e.message ?? "is invalid"}`);
+  }
+}

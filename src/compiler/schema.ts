@@ -1,0 +1,241 @@
+// The spec's JSON Schema, generated from the op table (so a new op is in the schema by construction)
+// plus the model, training and data sections. `schema/mnistc.schema.json` is this object, written
+// out for editors; a test keeps the file up to date.
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { OP_KINDS } from "./ir.js";
+import { isBare, type JsonSchema, OPS } from "./ops.js";
+
+/**
+ * Block names become PyTorch module names (`conv1.0`): identifiers, as in `self.conv1 = ...`, and
+ * not dunder names (`__proto__` is a hazard in every JavaScript object keyed by name).
+ */
+export const BLOCK_NAME = "^(?!__)[A-Za-z_][A-Za-z0-9_]*$";
+
+const positiveInt = (description: string): JsonSchema => ({
+  type: "integer",
+  minimum: 1,
+  description,
+});
+const positiveNumber = (description: string): JsonSchema => ({
+  type: "number",
+  exclusiveMinimum: 0,
+  description,
+});
+const fraction = (description: string): JsonSchema => ({
+  type: "number",
+  minimum: 0,
+  maximum: 1,
+  description,
+});
+
+/** The attributes map of one op: `{ out: 16, kernel: 3 }`; null allowed when nothing is required. */
+function attributesSchema(kind: (typeof OP_KINDS)[number]): JsonSchema {
+  const op = OPS[kind];
+  return {
+    description: op.description,
+    type: op.required.length > 0 ? "object" : ["object", "null"],
+    properties: op.attributes,
+    ...(op.required.length > 0 ? { required: [...op.required] } : {}),
+    additionalProperties: false,
+  };
+}
+
+/** One list item: `relu`, `conv: {...}`, or (top level only) a named block `conv1: [ ... ]`. */
+function layerSchema(topLevel: boolean): JsonSchema {
+  const bare = OP_KINDS.filter(isBare);
+  return {
+    description: topLevel
+      ? "a layer (`relu`, `conv: { out: 16, kernel: 3 }`) or a named block of layers (`conv1: [ ... ]`)"
+      : "a layer: `relu` or `conv: { out: 16, kernel: 3 }`",
+    type: ["string", "object"],
+    if: { type: "string" },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a promise
+    then: { enum: bare },
+    else: {
+      type: "object",
+      minProperties: 1,
+      maxProperties: 1,
+      propertyNames: { pattern: BLOCK_NAME },
+      properties: Object.fromEntries(OP_KINDS.map((kind) => [kind, attributesSchema(kind)])),
+      additionalProperties: topLevel
+        ? {
+            description:
+              "a named block (nn.Sequential): its layers are named <block>.0, <block>.1, ...",
+            type: "array",
+            minItems: 1,
+            items: { $ref: "#/definitions/blockLayer" },
+          }
+        : false,
+    },
+  };
+}
+
+/** A tagged union on `type`: each branch lists its own fields, so unknown ones are reported. */
+function tagged(
+  description: string,
+  branches: Record<string, { properties: Record<string, JsonSchema>; required?: string[] }>,
+): JsonSchema {
+  return {
+    description,
+    type: "object",
+    required: ["type"],
+    properties: { type: { enum: Object.keys(branches) } },
+    allOf: Object.entries(branches).map(([type, branch]) => ({
+      if: { type: "object", properties: { type: { const: type } }, required: ["type"] },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a promise
+      then: {
+        type: "object",
+        properties: { type: { const: type }, ...branch.properties },
+        required: ["type", ...(branch.required ?? [])],
+        additionalProperties: false,
+      },
+    })),
+  };
+}
+
+export function buildSchema(): JsonSchema {
+  return {
+    $schema: "http://json-schema.org/draft-07/schema#",
+    title: "mnistc model spec",
+    description: "A small image classifier for mnistc: layers, training recipe and data.",
+    type: "object",
+    required: ["input", "classes", "layers"],
+    additionalProperties: false,
+    properties: {
+      name: {
+        type: "string",
+        pattern: "^[A-Za-z0-9_.-]+$",
+        description: "model name; default: the file name without extension",
+      },
+      input: {
+        description: "one input image, PyTorch order [C, H, W]",
+        type: "object",
+        required: ["channels", "height", "width"],
+        additionalProperties: false,
+        properties: {
+          channels: positiveInt("image channels (1 for MNIST)"),
+          height: positiveInt("image height in pixels"),
+          width: positiveInt("image width in pixels"),
+        },
+      },
+      classes: { type: "integer", minimum: 2, description: "number of classes the head outputs" },
+      budget: positiveInt("trainable-parameter budget; `mnistc params` and `check` fail when over"),
+      layers: {
+        description: "the network, in order; ends with log_softmax over [classes]",
+        type: "array",
+        minItems: 1,
+        items: layerSchema(true),
+      },
+      train: {
+        description:
+          "training recipe; defaults are the seed's (15 epochs, batch 128, SGD 0.01/0.9, seed 1)",
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          epochs: positiveInt("default 15 (the seed's)"),
+          batch_size: positiveInt("default 128 (the seed's)"),
+          seed: { type: "integer", minimum: 0, description: "random seed; default 1" },
+          optimizer: tagged("default: { type: sgd, lr: 0.01, momentum: 0.9 } (the seed's)", {
+            sgd: {
+              properties: {
+                lr: positiveNumber("learning rate; default 0.001 (PyTorch's)"),
+                momentum: fraction("default 0"),
+                weight_decay: { type: "number", minimum: 0, description: "default 0" },
+                nesterov: { type: "boolean", description: "default false" },
+              },
+            },
+            adam: {
+              properties: {
+                lr: positiveNumber("learning rate; default 0.001"),
+                betas: {
+                  type: "array",
+                  items: { type: "number", minimum: 0, exclusiveMaximum: 1 },
+                  minItems: 2,
+                  maxItems: 2,
+                  description: "default [0.9, 0.999]",
+                },
+                eps: positiveNumber("default 1e-8"),
+                weight_decay: { type: "number", minimum: 0, description: "default 0" },
+              },
+            },
+          }),
+          scheduler: tagged("learning-rate schedule; default none", {
+            none: { properties: {} },
+            step: {
+              properties: {
+                step_size: positiveInt("epochs between decays (StepLR, stepped per epoch)"),
+                gamma: positiveNumber("decay factor; default 0.1"),
+              },
+              required: ["step_size"],
+            },
+            onecycle: {
+              properties: {
+                max_lr: positiveNumber("peak learning rate (OneCycleLR, stepped per batch)"),
+                pct_start: {
+                  type: "number",
+                  exclusiveMinimum: 0,
+                  exclusiveMaximum: 1,
+                  description: "default 0.3",
+                },
+                anneal_strategy: { enum: ["cos", "linear"], description: "default cos" },
+                div_factor: positiveNumber("initial lr = max_lr / div_factor; default 25"),
+                final_div_factor: positiveNumber(
+                  "final lr = initial lr / final_div_factor; default 1e4",
+                ),
+              },
+              required: ["max_lr"],
+            },
+          }),
+          augment: {
+            description: "training-time augmentation; default none",
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              rotate: {
+                type: "number",
+                minimum: 0,
+                maximum: 180,
+                description:
+                  "random rotation within ±degrees, zero fill (RandomRotation); default 0",
+              },
+            },
+          },
+        },
+      },
+      data: {
+        description: "dataset and normalization; default mnist, mean [0.1307], std [0.3081]",
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          dataset: { enum: ["mnist"], description: "default mnist" },
+          mean: {
+            type: "array",
+            minItems: 1,
+            items: { type: "number" },
+            description: "per channel",
+          },
+          std: {
+            type: "array",
+            minItems: 1,
+            items: { type: "number", exclusiveMinimum: 0 },
+            description: "per channel",
+          },
+        },
+      },
+    },
+    definitions: { blockLayer: layerSchema(false) },
+  };
+}
+
+let validator: ValidateFunction | undefined;
+
+/** Validate a spec value; every error, with the failing schema attached (for messages). */
+export function validate(value: unknown): ErrorObject[] {
+  validator ??= new Ajv({
+    allErrors: true,
+    verbose: true,
+    strict: true,
+    allowUnionTypes: true,
+  }).compile(buildSchema());
+  return validator(value) ? [] : [...(validator.errors ?? [])];
+}

@@ -1,0 +1,132 @@
+// `mnistc check`: every diagnostic has its own fixture under test/fixtures/specs/bad/, its expected
+// codes and first location here (checkable by opening the fixture), and its full text as a golden
+// file under test/golden/check/.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { test } from "node:test";
+import { checkFile } from "../src/cli/check.js";
+import { CODES, formatDiagnostic } from "../src/compiler/index.js";
+import { packageRoot } from "../src/paths.js";
+import { expectGolden } from "./helpers/golden.js";
+
+const bad = (name: string) => `test/fixtures/specs/bad/${name}.yaml`;
+
+// [fixture, codes in output order, line:col of the first diagnostic]
+const CASES: [string, string[], string][] = [
+  ["syntax", ["E0001", "E0001"], "2:1"],
+  ["empty", ["E0002"], "1:1"],
+  ["not-a-map", ["E0104"], "1:1"],
+  ["unknown-layer", ["E0101", "E0101", "E0101", "E0101"], "5:5"],
+  ["missing-field", ["E0102", "E0102", "E0102"], "1:8"],
+  ["unknown-field", ["E0103", "E0103", "E0103"], "3:1"],
+  ["wrong-type", ["E0104", "E0104", "E0104", "E0104", "E0104"], "4:18"],
+  ["non-positive", ["E0105", "E0105", "E0105", "E0105", "E0105", "E0105"], "1:31"],
+  ["malformed-layer", ["E0106", "E0106", "E0106", "E0106"], "4:5"],
+  ["duplicate-block", ["E0107"], "6:5"],
+  ["nested-block", ["E0108"], "6:9"],
+  ["block-name", ["E0109", "E0109"], "4:5"],
+  ["bad-value", ["E0110", "E0110"], "9:22"],
+  ["dataset", ["E0111", "E0111", "E0111", "E0111"], "1:8"],
+  ["kernel-too-large", ["E0201"], "7:5"],
+  ["size-collapses", ["E0201"], "6:5"],
+  ["linear-without-flatten", ["E0203"], "5:5"],
+  ["image-op-on-vector", ["E0204"], "5:5"],
+  ["head-shape", ["E0205"], "6:5"],
+  ["head-classes", ["E0205"], "6:5"],
+  ["no-log-softmax", ["E0206"], "6:5"],
+  ["over-budget", ["E0301"], "6:5"],
+];
+
+for (const [name, codes, at] of CASES) {
+  test(`check ${name}: ${codes.join(", ")} at ${at}`, async () => {
+    process.chdir(packageRoot);
+    const result = await checkFile(bad(name));
+    assert.equal(result.ok, false);
+    assert.deepEqual(
+      result.diagnostics.map((d) => d.code),
+      codes,
+    );
+    const first = result.diagnostics[0];
+    assert.equal(`${first?.span.line}:${first?.span.col}`, at);
+    expectGolden(`check/${name}.txt`, `${result.diagnostics.map(formatDiagnostic).join("\n")}\n`);
+  });
+}
+
+test("every compiler code has a fixture (E0000 is the CLI's unreadable file)", () => {
+  const tested = new Set(CASES.flatMap(([, codes]) => codes));
+  const untested = Object.keys(CODES).filter((c) => c !== "E0000" && !tested.has(c));
+  assert.deepEqual(untested, []);
+});
+
+test("notes point where the cause sits", async () => {
+  process.chdir(packageRoot);
+  const notes = async (name: string) =>
+    (await checkFile(bad(name))).diagnostics.flatMap((d) =>
+      d.notes.map((n) => `${n.span?.line}:${n.span?.col} ${n.message}`),
+    );
+  assert.deepEqual(await notes("kernel-too-large"), [
+    "6:9 the 13x13 input comes from layer block1.1 (maxpool)",
+  ]);
+  assert.deepEqual(await notes("duplicate-block"), ["4:5 block `conv1` is first defined here"]);
+  assert.deepEqual(await notes("over-budget"), ["3:1 the budget of 1,000 is set here"]);
+  assert.deepEqual(await notes("head-shape"), ["2:1 classes: 10 is set here"]);
+});
+
+function cli(...args: string[]) {
+  const run = spawnSync(process.execPath, ["dist/src/cli.js", ...args], {
+    cwd: packageRoot,
+    encoding: "utf8",
+  });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+test("mnistc check: all errors of all files, an unreadable file named, exit 1, no stack trace", () => {
+  const run = cli(
+    "check",
+    "specs/step4.yaml",
+    bad("unknown-layer"),
+    "test/fixtures/no-such-spec.yaml",
+    bad("over-budget"),
+    "specs",
+  );
+  assert.equal(run.code, 1);
+  assert.equal(run.stdout, "specs/step4.yaml: ok (16,478 trainable parameters)\n");
+  assert.doesNotMatch(run.stderr, /\n\s+at |Error:/);
+  expectGolden("check/cli-several.txt", run.stderr);
+});
+
+test("mnistc check on the shipped specs: exit 0", () => {
+  const run = cli(
+    "check",
+    "specs/step1.yaml",
+    "specs/step2.yaml",
+    "specs/step3.yaml",
+    "specs/step4.yaml",
+  );
+  assert.equal(run.stderr, "");
+  assert.equal(run.code, 0);
+  assert.equal(run.stdout.split("\n").filter((l) => l.endsWith("trainable parameters)")).length, 4);
+});
+
+test("mnistc check --json: one result per file", () => {
+  const run = cli("check", "--json", "specs/step4.yaml", bad("nested-block"));
+  assert.equal(run.code, 1);
+  const results = JSON.parse(run.stdout) as {
+    file: string;
+    ok: boolean;
+    trainable: number | null;
+    diagnostics: { code: string; span: { line: number } }[];
+  }[];
+  assert.deepEqual(
+    results.map((r) => [
+      r.file,
+      r.ok,
+      r.trainable,
+      r.diagnostics.map((d) => `${d.code}@${d.span.line}`),
+    ]),
+    [
+      ["specs/step4.yaml", true, 16478, []],
+      [bad("nested-block"), false, null, ["E0108@6"]],
+    ],
+  );
+});
