@@ -1,5 +1,164 @@
-// PLACEHOLDER: replaced by the issue that implements `mnistc eval`.
-export async function evaluate(..._args: unknown[]): Promise<number> {
-  process.stderr.write("mnistc eval: not yet implemented\n");
-  return 1;
+// `mnistc eval [MODEL] [--data DIR] [--test-limit N] [--json]`: an ONNX model on the MNIST test set
+// with onnxruntime-node: accuracy, mean NLL loss, per-class accuracy, confusion matrix, speed.
+import { UserError } from "../errors.js";
+import { loadMnist } from "../runtime/data/mnist.js";
+import { DigitModel, resolveModelFile } from "../runtime/onnx-model.js";
+
+export interface EvalOptions {
+  data?: string;
+  testLimit?: number;
+  json?: boolean;
+}
+
+/** Images per onnxruntime call: large enough to amortize the call, small enough for the cache. */
+export const EVAL_BATCH = 500;
+
+export interface ClassAccuracy {
+  digit: number;
+  count: number;
+  correct: number;
+  /** A fraction; NaN-free: 0 for a class with no examples. */
+  accuracy: number;
+}
+
+export interface EvalMetrics {
+  count: number;
+  correct: number;
+  /** A fraction. */
+  accuracy: number;
+  /** Mean negative log-likelihood of the true class. */
+  loss: number;
+  perClass: ClassAccuracy[];
+  /** confusion[true][predicted]. */
+  confusion: number[][];
+}
+
+/** Accumulates metrics over batches of log-probabilities. */
+export class MetricsAccumulator {
+  private count = 0;
+  private nll = 0;
+  private readonly confusion: number[][];
+
+  constructor(private readonly classes: number) {
+    this.confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  }
+
+  add(logProbs: Float32Array, labels: Uint8Array): void {
+    const k = this.classes;
+    for (let i = 0; i < labels.length; i++) {
+      const label = labels[i] ?? 0;
+      let best = 0;
+      for (let c = 1; c < k; c++) {
+        if ((logProbs[i * k + c] ?? -Infinity) > (logProbs[i * k + best] ?? -Infinity)) best = c;
+      }
+      const row = this.confusion[label];
+      if (row) row[best] = (row[best] ?? 0) + 1;
+      this.nll -= logProbs[i * k + label] ?? 0;
+      this.count++;
+    }
+  }
+
+  result(): EvalMetrics {
+    const perClass = this.confusion.map((row, digit) => {
+      const count = row.reduce((a, b) => a + b, 0);
+      const correct = row[digit] ?? 0;
+      return { digit, count, correct, accuracy: count ? correct / count : 0 };
+    });
+    const correct = perClass.reduce((s, c) => s + c.correct, 0);
+    return {
+      count: this.count,
+      correct,
+      accuracy: this.count ? correct / this.count : 0,
+      loss: this.count ? this.nll / this.count : 0,
+      perClass,
+      confusion: this.confusion.map((row) => [...row]),
+    };
+  }
+}
+
+function percent(f: number): string {
+  return `${(100 * f).toFixed(2)}%`;
+}
+
+/** A square table with row and column headers, every column right-aligned. */
+export function formatConfusion(confusion: number[][]): string {
+  const width = Math.max(4, ...confusion.flat().map((v) => String(v).length + 1));
+  const cell = (v: string | number) => String(v).padStart(width);
+  const lines = [`true\\pred ${confusion.map((_, c) => cell(c)).join("")}`];
+  for (const [t, row] of confusion.entries()) {
+    lines.push(`${String(t).padStart(9)} ${row.map(cell).join("")}`);
+  }
+  return lines.join("\n");
+}
+
+export async function evaluate(modelArg: string | undefined, opts: EvalOptions): Promise<number> {
+  const model = await DigitModel.load(resolveModelFile(modelArg));
+  const { classes, inputShape } = model.info;
+  const data = loadMnist({
+    ...(opts.data !== undefined ? { dir: opts.data } : {}),
+    trainLimit: 0,
+    ...(opts.testLimit !== undefined ? { testLimit: opts.testLimit } : {}),
+    classes,
+  });
+  const { test } = data;
+  if (inputShape[1] !== test.rows || inputShape[2] !== test.cols) {
+    throw new UserError(
+      `${model.info.file}: the model reads ${inputShape[1]}x${inputShape[2]} images, the test set has ${test.rows}x${test.cols}`,
+    );
+  }
+  if (test.count === 0) throw new UserError(`${data.dir}: the test set is empty`);
+
+  const plane = test.rows * test.cols;
+  const metrics = new MetricsAccumulator(classes);
+  const started = process.hrtime.bigint();
+  for (let start = 0; start < test.count; start += EVAL_BATCH) {
+    const n = Math.min(EVAL_BATCH, test.count - start);
+    const input = model.normalize(test.images.subarray(start * plane, (start + n) * plane), n);
+    metrics.add(await model.predictBatch(input, n), test.labels.subarray(start, start + n));
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await model.release();
+
+  const m = metrics.result();
+  const imagesPerSecond = Math.round(m.count / seconds);
+  const { info } = model;
+  if (opts.json) {
+    const report = {
+      model: { file: info.file, name: info.name, params: info.params, weights: info.weights },
+      data: data.dir,
+      count: m.count,
+      accuracy: m.accuracy,
+      loss: m.loss,
+      perClass: m.perClass,
+      confusion: m.confusion,
+      imagesPerSecond,
+      batchSize: EVAL_BATCH,
+    };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return 0;
+  }
+  const about = [
+    info.name,
+    info.weights,
+    info.params !== undefined ? `${info.params} parameters` : "",
+  ];
+  const lines = [
+    `model     ${info.file} (${about.filter(Boolean).join(", ")})`,
+    `data      ${data.dir}: ${m.count} test images`,
+    `accuracy  ${percent(m.accuracy)} (${m.correct}/${m.count})`,
+    `loss      ${m.loss.toFixed(4)} (mean NLL)`,
+    `speed     ${imagesPerSecond} images/s (onnxruntime-node, batches of ${EVAL_BATCH})`,
+    "",
+    "per-class accuracy:",
+    "  digit  count  correct  accuracy",
+    ...m.perClass.map(
+      (c) =>
+        `  ${String(c.digit).padStart(5)}  ${String(c.count).padStart(5)}  ${String(c.correct).padStart(7)}  ${percent(c.accuracy).padStart(8)}`,
+    ),
+    "",
+    "confusion matrix (rows: true digit, columns: predicted):",
+    formatConfusion(m.confusion),
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return 0;
 }

@@ -1,5 +1,73 @@
-// PLACEHOLDER: replaced by the issue that implements `mnistc predict`.
-export async function predict(..._args: unknown[]): Promise<number> {
-  process.stderr.write("mnistc predict: not yet implemented\n");
-  return 1;
+// `mnistc predict [MODEL.onnx] IMAGE... [--json]`: the digit in each image (PNG or PGM, any size,
+// either polarity), preprocessed the MNIST way (src/runtime/preprocess.ts).
+import { UserError } from "../errors.js";
+import { readImage } from "../runtime/image.js";
+import { DigitModel, resolveModelFile } from "../runtime/onnx-model.js";
+import { MNIST_SIDE, preprocessImage } from "../runtime/preprocess.js";
+
+export interface PredictOptions {
+  json?: boolean;
+}
+
+export interface ImagePrediction {
+  file: string;
+  digit: number;
+  /** One probability per class, summing to 1. */
+  probabilities: number[];
+}
+
+const BATCH = 256;
+
+/** The predicted class and probabilities of each row of N·classes log-probabilities. */
+export function toPredictions(logProbs: Float32Array, files: string[], classes: number) {
+  return files.map((file, i): ImagePrediction => {
+    const probabilities = Array.from(logProbs.subarray(i * classes, (i + 1) * classes), Math.exp);
+    let digit = 0;
+    for (let c = 1; c < classes; c++) {
+      if ((probabilities[c] ?? 0) > (probabilities[digit] ?? 0)) digit = c;
+    }
+    return { file, digit, probabilities };
+  });
+}
+
+function formatPrediction(p: ImagePrediction): string {
+  const best = p.probabilities[p.digit] ?? 0;
+  const all = p.probabilities.map((q, c) => `${c} ${q.toFixed(3)}`).join("  ");
+  return `${p.file}: ${p.digit}  (p=${best.toFixed(3)})\n  ${all}\n`;
+}
+
+export async function predict(args: string[], opts: PredictOptions): Promise<number> {
+  const [first, ...rest] = args;
+  const modelArg = first?.toLowerCase().endsWith(".onnx") ? first : undefined;
+  const files = modelArg ? rest : args;
+  if (files.length === 0) {
+    throw new UserError("no image given (usage: mnistc predict [MODEL.onnx] IMAGE...)");
+  }
+  const model = await DigitModel.load(resolveModelFile(modelArg));
+  const [, height, width] = model.info.inputShape;
+  if (height !== MNIST_SIDE || width !== MNIST_SIDE) {
+    throw new UserError(
+      `${model.info.file}: the model reads ${height}x${width} images; predict prepares MNIST's ${MNIST_SIDE}x${MNIST_SIDE}`,
+    );
+  }
+
+  const plane = MNIST_SIDE * MNIST_SIDE;
+  const pixels = new Uint8Array(files.length * plane);
+  for (const [i, file] of files.entries()) {
+    const image = await readImage(file);
+    pixels.set(preprocessImage(image.data, image.width, image.height, file), i * plane);
+  }
+
+  const predictions: ImagePrediction[] = [];
+  for (let start = 0; start < files.length; start += BATCH) {
+    const n = Math.min(BATCH, files.length - start);
+    const batch = model.normalize(pixels.subarray(start * plane, (start + n) * plane), n);
+    const logProbs = await model.predictBatch(batch, n);
+    predictions.push(...toPredictions(logProbs, files.slice(start, start + n), model.info.classes));
+  }
+  await model.release();
+
+  if (opts.json) process.stdout.write(`${JSON.stringify(predictions, null, 2)}\n`);
+  else process.stdout.write(predictions.map(formatPrediction).join(""));
+  return 0;
 }

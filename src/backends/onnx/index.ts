@@ -1,11 +1,144 @@
-// PLACEHOLDER (to be replaced by the onnx backend).
-import type { Backend } from "../backend.js";
+// The ONNX backend: an inference graph (a `ModelProto`) of the IR, written with onnx-proto.
+//
+// IR version 8 with default-domain opset 13: opset 13 is the newest set in which every op we use
+// has its final inference form (Gemm-13, Flatten-13, LogSoftmax-13 with a single axis, Relu-13,
+// BatchNormalization-9 which later sets changed only for training mode), it is what PyTorch's
+// exporter has long defaulted to, and every ONNX runtime of the last years loads it.
+//
+// The graph reads `input` float32 [N, C, H, W] (N symbolic) and writes `log_probs` [N, classes];
+// no op ever drops the batch axis. Initializers carry the IR's PyTorch parameter names, node names
+// are the IR node names and each intermediate tensor is `<node>.out`. Emission is pure and
+// deterministic: the same IR and weights give the same bytes.
+import type { Diagnostic } from "../../compiler/diagnostics.js";
+import type { AnyNodeIR, ModelIR, WeightMap } from "../../compiler/ir.js";
+import type { Backend, EmitResult } from "../backend.js";
+import { seededInit } from "./init.js";
+import { metadataFor } from "./metadata.js";
+import { type OnnxOpContext, onnxOps } from "./ops.js";
+import {
+  batchedFloatValue,
+  encodeModel,
+  floatTensor,
+  type ModelProto,
+  type NodeProto,
+  ONNX_IR_VERSION,
+  ONNX_OPSET,
+  onnx,
+  type TensorProto,
+  type ValueInfoProto,
+} from "./proto.js";
+
+export const ONNX_INPUT_NAME = "input";
+export const ONNX_OUTPUT_NAME = "log_probs";
+
+function emitNode(node: AnyNodeIR, ctx: OnnxOpContext): NodeProto | undefined {
+  const rule = onnxOps[node.kind] as (n: AnyNodeIR, c: OnnxOpContext) => NodeProto | undefined;
+  return rule(node, ctx);
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Trained weights must cover every parameter of the IR with its exact PyTorch shape. */
+function checkWeights(ir: ModelIR, weights: WeightMap): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  for (const node of ir.nodes) {
+    for (const param of node.params) {
+      const given = weights.get(param.name);
+      const size = param.shape.reduce((a, b) => a * b, 1);
+      let problem: string | undefined;
+      if (!given) problem = `weight ${param.name} is missing`;
+      else if (!sameShape(given.shape, param.shape) || given.data.length !== size) {
+        problem = `weight ${param.name} has shape [${given.shape.join(", ")}] but the spec needs [${param.shape.join(", ")}]`;
+      }
+      if (problem) {
+        diagnostics.push({
+          code: given ? "E0802" : "E0801",
+          severity: "error",
+          message: `layer ${node.name} (${node.kind}): ${problem}`,
+          span: node.span,
+          notes: [],
+        });
+      }
+    }
+  }
+  return diagnostics;
+}
+
+/** The `ModelProto` of an IR with the given weights (PyTorch layout), already checked. */
+export function buildOnnxModel(ir: ModelIR, weights: WeightMap, trained: boolean): ModelProto {
+  const nodes: NodeProto[] = [];
+  const intermediates: { name: string; shape: number[] }[] = [];
+  let current = ONNX_INPUT_NAME;
+  for (const node of ir.nodes) {
+    const output = `${node.name}.out`;
+    const emitted = emitNode(node, { input: current, output });
+    if (!emitted) continue;
+    nodes.push(emitted);
+    intermediates.push({ name: output, shape: node.outShape });
+    current = output;
+  }
+  const outShape = ir.nodes.at(-1)?.outShape ?? [
+    ir.input.channels,
+    ir.input.height,
+    ir.input.width,
+  ];
+  const last = nodes.at(-1);
+  if (last) {
+    last.output = [ONNX_OUTPUT_NAME];
+    intermediates.pop();
+  } else {
+    nodes.push({
+      name: "identity",
+      opType: "Identity",
+      input: [current],
+      output: [ONNX_OUTPUT_NAME],
+    });
+  }
+
+  const initializer: TensorProto[] = [];
+  for (const node of ir.nodes) {
+    for (const param of node.params) {
+      const w = weights.get(param.name);
+      if (!w) throw new Error(`onnx backend: weight ${param.name} missing after checking`);
+      initializer.push(floatTensor(param.name, param.shape, w.data));
+    }
+  }
+
+  const input: ValueInfoProto = batchedFloatValue(ONNX_INPUT_NAME, [
+    ir.input.channels,
+    ir.input.height,
+    ir.input.width,
+  ]);
+  return onnx.ModelProto.create({
+    irVersion: ONNX_IR_VERSION,
+    opsetImport: [{ domain: "", version: ONNX_OPSET }],
+    producerName: "mnistc",
+    docString: `mnistc inference graph of spec ${ir.name}`,
+    graph: {
+      name: ir.name,
+      node: nodes,
+      initializer,
+      input: [input],
+      output: [batchedFloatValue(ONNX_OUTPUT_NAME, outShape)],
+      valueInfo: intermediates.map((t) => batchedFloatValue(t.name, t.shape)),
+    },
+    metadataProps: metadataFor(ir, trained),
+  });
+}
 
 export const onnxBackend: Backend = {
   name: "onnx",
-  description: "not yet implemented",
+  description: "ONNX inference graph (IR v8, opset 13) with trained or seeded weights",
   output: "file",
-  emit() {
-    throw new Error("onnx backend: not yet implemented");
+  emit(ir, options): EmitResult {
+    if (options.weights) {
+      const diagnostics = checkWeights(ir, options.weights);
+      if (diagnostics.length > 0) return { files: [], diagnostics };
+    }
+    const weights = options.weights ?? seededInit(ir);
+    const model = buildOnnxModel(ir, weights, options.weights !== undefined);
+    return { files: [{ path: "", contents: encodeModel(model) }], diagnostics: [] };
   },
 };

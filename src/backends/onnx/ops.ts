@@ -1,0 +1,108 @@
+// The ONNX backend's op table: one ONNX node (inference form, opset 13) per IR node, or none for
+// ops that are the identity at inference (dropout). Parameters are referenced by their IR names,
+// which are also the initializer names, so weights need no renaming between PyTorch and ONNX.
+import type { NodeIR, Pair, ParamIR } from "../../compiler/ir.js";
+import type { OpTable } from "../backend.js";
+import { floatAttr, intAttr, intsAttr, type NodeProto } from "./proto.js";
+
+export interface OnnxOpContext {
+  /** The tensor this node reads. */
+  input: string;
+  /** The tensor this node must write. */
+  output: string;
+}
+
+function paramName(node: NodeIR, role: ParamIR["role"]): string {
+  const param = node.params.find((p) => p.role === role);
+  if (!param) throw new Error(`onnx backend: node ${node.name} has no ${role} parameter`);
+  return param.name;
+}
+
+function optionalParamName(node: NodeIR, role: ParamIR["role"]): string[] {
+  return node.params.some((p) => p.role === role) ? [paramName(node, role)] : [];
+}
+
+function onnxNode(
+  node: NodeIR,
+  opType: string,
+  inputs: string[],
+  ctx: OnnxOpContext,
+  attribute: NodeProto["attribute"] = [],
+): NodeProto {
+  return { name: node.name, opType, input: inputs, output: [ctx.output], attribute };
+}
+
+/** Unpadded, floor-mode pooling, as every pool in the IR is (PyTorch's default ceil_mode=False). */
+function poolAttrs(kernel: Pair, stride: Pair): NodeProto["attribute"] {
+  return [
+    intsAttr("kernel_shape", kernel),
+    intsAttr("strides", stride),
+    intsAttr("pads", [0, 0, 0, 0]),
+    intAttr("ceil_mode", 0),
+  ];
+}
+
+export const onnxOps: OpTable<NodeProto | undefined, OnnxOpContext> = {
+  conv: (node, ctx) =>
+    onnxNode(
+      node,
+      "Conv",
+      [ctx.input, paramName(node, "weight"), ...optionalParamName(node, "bias")],
+      ctx,
+      [
+        intsAttr("kernel_shape", node.attrs.kernel),
+        intsAttr("strides", node.attrs.stride),
+        // ONNX pads are [top, left, bottom, right]; PyTorch pads symmetrically.
+        intsAttr("pads", [...node.attrs.padding, ...node.attrs.padding]),
+        intsAttr("dilations", [1, 1]),
+        intAttr("group", 1),
+      ],
+    ),
+  relu: (node, ctx) => onnxNode(node, "Relu", [ctx.input], ctx),
+  // Eval form: running statistics. ONNX's `momentum` attribute only matters in training mode
+  // (and counts the other way from PyTorch's), so it is not written.
+  batchnorm: (node, ctx) =>
+    onnxNode(
+      node,
+      "BatchNormalization",
+      [
+        ctx.input,
+        paramName(node, "weight"),
+        paramName(node, "bias"),
+        paramName(node, "running_mean"),
+        paramName(node, "running_var"),
+      ],
+      ctx,
+      [floatAttr("epsilon", node.attrs.eps)],
+    ),
+  maxpool: (node, ctx) =>
+    onnxNode(node, "MaxPool", [ctx.input], ctx, poolAttrs(node.attrs.kernel, node.attrs.stride)),
+  avgpool: (node, ctx) =>
+    onnxNode(
+      node,
+      "AveragePool",
+      [ctx.input],
+      ctx,
+      poolAttrs(node.attrs.kernel, node.attrs.stride),
+    ),
+  gap: (node, ctx) => onnxNode(node, "GlobalAveragePool", [ctx.input], ctx),
+  // Identity at inference (nn.Dropout / nn.Dropout2d in eval mode): no node at all.
+  dropout: () => undefined,
+  flatten: (node, ctx) => onnxNode(node, "Flatten", [ctx.input], ctx, [intAttr("axis", 1)]),
+  // nn.Linear: y = x·Wᵀ + b with W [out, in], which is Gemm with transB=1.
+  linear: (node, ctx) => {
+    if (node.inShape.length !== 1) {
+      throw new Error(
+        `onnx backend: linear ${node.name} needs a vector input, got [${node.inShape}]`,
+      );
+    }
+    return onnxNode(
+      node,
+      "Gemm",
+      [ctx.input, paramName(node, "weight"), ...optionalParamName(node, "bias")],
+      ctx,
+      [intAttr("transB", 1)],
+    );
+  },
+  log_softmax: (node, ctx) => onnxNode(node, "LogSoftmax", [ctx.input], ctx, [intAttr("axis", 1)]),
+};

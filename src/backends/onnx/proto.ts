@@ -1,0 +1,87 @@
+// The one place that touches `onnx-proto` (a CommonJS protobufjs build): the `onnx` namespace, small
+// constructors for the messages the backend writes, and a decoder that turns "not ONNX" into a
+// `UserError` naming the file.
+import type { onnx as O } from "onnx-proto";
+import onnxProto from "onnx-proto";
+import { UserError } from "../../errors.js";
+
+export const { onnx } = onnxProto;
+
+export type ModelProto = O.ModelProto;
+export type NodeProto = O.INodeProto;
+export type AttributeProto = O.IAttributeProto;
+export type TensorProto = O.ITensorProto;
+export type ValueInfoProto = O.IValueInfoProto;
+
+/** The ONNX IR version and default-domain opset the backend writes (see index.ts for why). */
+export const ONNX_IR_VERSION = 8;
+export const ONNX_OPSET = 13;
+
+const { AttributeType } = onnx.AttributeProto;
+const { DataType } = onnx.TensorProto;
+
+export function intAttr(name: string, i: number): AttributeProto {
+  return { name, type: AttributeType.INT, i };
+}
+
+export function intsAttr(name: string, ints: number[]): AttributeProto {
+  return { name, type: AttributeType.INTS, ints };
+}
+
+export function floatAttr(name: string, f: number): AttributeProto {
+  return { name, type: AttributeType.FLOAT, f };
+}
+
+/** A float32 initializer; raw data is written little-endian whatever the host's byte order. */
+export function floatTensor(name: string, shape: number[], data: Float32Array): TensorProto {
+  const raw = new Uint8Array(data.length * 4);
+  const view = new DataView(raw.buffer);
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i] ?? 0, true);
+  return { name, dims: shape, dataType: DataType.FLOAT, rawData: raw };
+}
+
+/** A float32 tensor value with a symbolic batch axis `N` in front of `shape`. */
+export function batchedFloatValue(name: string, shape: number[]): ValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: DataType.FLOAT,
+        shape: { dim: [{ dimParam: "N" }, ...shape.map((d) => ({ dimValue: d }))] },
+      },
+    },
+  };
+}
+
+export function encodeModel(model: O.IModelProto): Uint8Array {
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** protobufjs decodes int64 fields as `Long` objects (or numbers); every one we read is small. */
+export function toNumber(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (v && typeof (v as { toNumber?: unknown }).toNumber === "function") {
+    return (v as { toNumber(): number }).toNumber();
+  }
+  return Number(v);
+}
+
+/**
+ * Decode an ONNX file's bytes. Protobuf happily decodes many non-ONNX byte strings, so a model
+ * without a graph, an IR version or a default-domain opset is rejected as "not an ONNX model" too.
+ */
+export function decodeModel(bytes: Uint8Array, file: string): ModelProto {
+  let model: ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch {
+    throw new UserError(`${file} is not an ONNX model (it does not parse as an ONNX ModelProto)`);
+  }
+  const hasDefaultOpset = model.opsetImport.some((o) => !o.domain || o.domain === "ai.onnx");
+  if (!model.graph || toNumber(model.irVersion) <= 0 || !hasDefaultOpset) {
+    throw new UserError(
+      `${file} is not an ONNX model (no graph, IR version or opset in it after decoding)`,
+    );
+  }
+  return model;
+}

@@ -1,0 +1,44 @@
+// A training checkpoint (tfjs layout) → an ONNX file: what `mnistc export` does, and what a
+// training run calls at its end to leave `model.onnx` beside its checkpoint.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { onnxBackend } from "../backends/onnx/index.js";
+import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
+import type { ModelIR } from "../compiler/ir.js";
+import { UserError } from "../errors.js";
+import { readCheckpoint, writeFileAtomic } from "./checkpoint.js";
+
+export interface ExportedOnnx {
+  file: string;
+  bytes: number;
+}
+
+/**
+ * Reads the checkpoint in `checkpointDir`, maps its weights to the spec's PyTorch names and
+ * layouts, and writes the ONNX model atomically to `outFile`. A checkpoint of another
+ * architecture is a `UserError` naming the first weight that differs, with both shapes.
+ */
+export function exportCheckpointToOnnx(
+  ir: ModelIR,
+  checkpointDir: string,
+  outFile: string,
+): ExportedOnnx {
+  const { arrays } = readCheckpoint(checkpointDir);
+  const mapped = torchWeightsFromTfjs(ir, arrays);
+  if ("error" in mapped) throw new UserError(`${checkpointDir}: ${mapped.error}`);
+  const { files, diagnostics } = onnxBackend.emit(ir, { weights: mapped.weights });
+  const [file] = files;
+  if (!file || diagnostics.some((d) => d.severity === "error")) {
+    const first = diagnostics[0];
+    throw new UserError(
+      `${checkpointDir}: ${first ? first.message : "the ONNX backend emitted nothing"}`,
+    );
+  }
+  mkdirSync(dirname(outFile), { recursive: true });
+  try {
+    writeFileAtomic(outFile, file.contents);
+  } catch (err) {
+    throw new UserError(`${outFile}: cannot write (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  return { file: outFile, bytes: file.contents.length };
+}

@@ -1,0 +1,211 @@
+// An ONNX digit classifier run by onnxruntime-node: what `eval`, `predict` and `serve` call.
+//
+// One ORT session per model; `predictBatch` may be called concurrently (ORT sessions are safe to
+// run from several requests at once). The model must read one float32 image tensor [N, C, H, W]
+// with known C, H, W and write [N, classes]; mnistc's own files also carry the normalization in
+// their metadata, other models are assumed to take x/255 (mean 0, std 1).
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import * as ort from "onnxruntime-node";
+import { readMetadata } from "../backends/onnx/metadata.js";
+import { decodeModel } from "../backends/onnx/proto.js";
+import { UserError } from "../errors.js";
+import { packagePath } from "../paths.js";
+
+/** The shipped model used when a command names none: the seed's net (specs/step4.yaml), trained. */
+export function defaultModelFile(): string {
+  return packagePath("models", "step4.onnx");
+}
+
+/** `file`, or the default model; a clear error when neither is there. */
+export function resolveModelFile(file: string | undefined): string {
+  if (file !== undefined) return file;
+  const fallback = defaultModelFile();
+  if (!existsSync(fallback)) {
+    throw new UserError(
+      `no model given and the default model ${fallback} does not exist (name an ONNX file, or export one with: mnistc export specs/step4.yaml --weights CHECKPOINT -o ${fallback})`,
+    );
+  }
+  return fallback;
+}
+
+export interface DigitModelInfo {
+  /** The spec name from the metadata, else the graph name, else the file name. */
+  name: string;
+  file: string;
+  inputShape: [number, number, number];
+  classes: number;
+  /** Per-channel normalization: x' = (x/255 - mean) / std. */
+  mean: number[];
+  std: number[];
+  /** Trainable parameters as the spec counted them, when the file says. */
+  params?: number;
+  /** `trained`, `seeded-init seed=<n>`, or undefined for a model mnistc did not write. */
+  weights?: string;
+}
+
+export interface DigitModelOptions {
+  /** ORT intra-op threads (default: ORT's choice, all cores). */
+  threads?: number;
+}
+
+function readError(file: string, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return new UserError(`${file}: no such file`);
+  if (code === "EISDIR") return new UserError(`${file}: is a directory, not an ONNX file`);
+  return new UserError(`${file}: cannot read (${code ?? String(err)})`);
+}
+
+function knownDims(dims: readonly (number | string)[]): number[] | undefined {
+  const rest = dims.slice(1);
+  return rest.every((d) => typeof d === "number" && d > 0) ? (rest as number[]) : undefined;
+}
+
+/** Broadcast a per-channel list (one value, or one per channel) to `channels` values. */
+function perChannel(values: number[] | undefined, channels: number, fallback: number): number[] {
+  if (!values) return new Array(channels).fill(fallback);
+  if (values.length === channels) return values;
+  if (values.length === 1) return new Array(channels).fill(values[0]);
+  return new Array(channels).fill(fallback);
+}
+
+export class DigitModel {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly inputName: string,
+    private readonly outputName: string,
+    /** A batch axis fixed in the graph (PyTorch exports without dynamic axes fix it to 1). */
+    private readonly fixedBatch: number | undefined,
+    readonly info: DigitModelInfo,
+  ) {}
+
+  /** Load and check a model; every problem with the file is a `UserError` naming it. */
+  static async load(file: string, options: DigitModelOptions = {}): Promise<DigitModel> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(file);
+    } catch (err) {
+      throw readError(file, err);
+    }
+    const proto = decodeModel(bytes, file);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+      });
+    } catch (err) {
+      const reason = (err as Error).message.split("\n")[0];
+      throw new UserError(`${file}: onnxruntime cannot load this model: ${reason}`);
+    }
+
+    const [input, ...moreInputs] = session.inputMetadata;
+    const [output] = session.outputMetadata;
+    const imageDims = input?.isTensor && input.type === "float32" ? input.shape : undefined;
+    const chw = imageDims?.length === 4 ? knownDims(imageDims) : undefined;
+    if (!input || moreInputs.length > 0 || !chw) {
+      const got = input?.isTensor
+        ? `${input.type} [${input.shape.join(", ")}]${moreInputs.length ? ` and ${moreInputs.length} more inputs` : ""}`
+        : "no tensor input";
+      await session.release();
+      throw new UserError(
+        `${file}: not an image model: expected one float32 input [N, C, H, W] with known C, H, W; got ${got}`,
+      );
+    }
+    const [channels = 1, height = 1, width = 1] = chw;
+
+    const meta = readMetadata(proto);
+    const outDims = output?.isTensor ? output.shape : [];
+    const classes =
+      outDims.length === 2 && typeof outDims[1] === "number" ? outDims[1] : meta.classes;
+    if (!output || classes === undefined || classes < 1) {
+      await session.release();
+      throw new UserError(
+        `${file}: expected an output [N, classes]; got ${output?.isTensor ? `[${output.shape.join(", ")}]` : "none"}`,
+      );
+    }
+
+    const info: DigitModelInfo = {
+      name: meta.spec ?? (proto.graph?.name || basename(file, ".onnx")),
+      file,
+      inputShape: [channels, height, width],
+      classes,
+      mean: perChannel(meta.mean, channels, 0),
+      std: perChannel(meta.std, channels, 1),
+      ...(meta.trainableParams !== undefined ? { params: meta.trainableParams } : {}),
+      ...(meta.weights !== undefined ? { weights: meta.weights } : {}),
+    };
+    const batch = imageDims?.[0];
+    const fixedBatch = typeof batch === "number" && batch > 0 ? batch : undefined;
+    return new DigitModel(session, input.name, output.name, fixedBatch, info);
+  }
+
+  /** Values per image: C·H·W. */
+  get imageSize(): number {
+    const [c, h, w] = this.info.inputShape;
+    return c * h * w;
+  }
+
+  /**
+   * Log-probabilities (N·classes, row-major) of `n` images that are already normalized and laid
+   * out N·C·H·W.
+   */
+  async predictBatch(images: Float32Array, n: number): Promise<Float32Array> {
+    if (!Number.isInteger(n) || n < 1 || images.length !== n * this.imageSize) {
+      throw new Error(
+        `predictBatch: ${images.length} values is not ${n} images of ${this.imageSize}`,
+      );
+    }
+    if (this.fixedBatch === undefined || this.fixedBatch === n) return this.run(images, n);
+    // A fixed batch axis: run chunks of that size, the last one padded with zeros.
+    const b = this.fixedBatch;
+    const out = new Float32Array(n * this.info.classes);
+    for (let start = 0; start < n; start += b) {
+      const count = Math.min(b, n - start);
+      const chunk = new Float32Array(b * this.imageSize);
+      chunk.set(images.subarray(start * this.imageSize, (start + count) * this.imageSize));
+      const logProbs = await this.run(chunk, b);
+      out.set(logProbs.subarray(0, count * this.info.classes), start * this.info.classes);
+    }
+    return out;
+  }
+
+  private async run(images: Float32Array, n: number): Promise<Float32Array> {
+    const tensor = new ort.Tensor("float32", images, [n, ...this.info.inputShape]);
+    const result = await this.session.run({ [this.inputName]: tensor });
+    const out = result[this.outputName];
+    if (!out) throw new Error(`predictBatch: the model returned no ${this.outputName}`);
+    const data = out.data as Float32Array;
+    if (data.length !== n * this.info.classes) {
+      throw new Error(`predictBatch: got ${data.length} outputs for ${n} images`);
+    }
+    return data;
+  }
+
+  /** Normalize 8-bit pixels (N·H·W gray, or N·C·H·W) with the model's mean/std. */
+  normalize(pixels: Uint8Array, n: number): Float32Array {
+    const [c, h, w] = this.info.inputShape;
+    const plane = h * w;
+    const out = new Float32Array(n * c * plane);
+    const perImage = pixels.length / n;
+    const gray = perImage === plane && c > 1; // one gray plane replicated to every channel
+    if (perImage !== plane && perImage !== c * plane) {
+      throw new Error(`normalize: ${pixels.length} pixels is not ${n} images of ${c}x${h}x${w}`);
+    }
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < c; ch++) {
+        const mean = this.info.mean[ch] ?? 0;
+        const scale = 1 / (255 * (this.info.std[ch] ?? 1));
+        const meanOverStd = mean / (this.info.std[ch] ?? 1);
+        const src = i * perImage + (gray ? 0 : ch * plane);
+        const dst = (i * c + ch) * plane;
+        for (let p = 0; p < plane; p++) out[dst + p] = (pixels[src + p] ?? 0) * scale - meanOverStd;
+      }
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
