@@ -1,5 +1,81 @@
-// PLACEHOLDER: replaced by the issue that implements `mnistc compile`.
-export async function compile(..._args: unknown[]): Promise<number> {
-  process.stderr.write("mnistc compile: not yet implemented\n");
-  return 1;
+// `mnistc compile SPEC --target tfjs|onnx -o OUT [--weights CHECKPOINT]`: emit a backend's output
+// and write it (a directory for tfjs, one file for onnx).
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { BACKENDS, findBackend } from "../backends/index.js";
+import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
+import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
+import { formatDiagnostic } from "../compiler/index.js";
+import type { WeightMap } from "../compiler/ir.js";
+import { UserError } from "../errors.js";
+import { readCheckpoint } from "../runtime/checkpoint.js";
+import { loadSpec } from "./spec.js";
+
+export interface CompileOptions {
+  target: string;
+  out: string;
+  weights?: string;
+}
+
+function loadWeights(
+  checkpoint: string,
+  ir: Parameters<typeof torchWeightsFromTfjs>[0],
+): WeightMap {
+  const { arrays } = readCheckpoint(checkpoint);
+  const mapped = torchWeightsFromTfjs(ir, arrays);
+  if ("error" in mapped) throw new UserError(`${checkpoint}: ${mapped.error}`);
+  return mapped.weights;
+}
+
+function write(path: string, contents: string | Uint8Array): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, contents);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new UserError(`${path}: cannot write (${code})`);
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export async function compile(spec: string, opts: CompileOptions): Promise<number> {
+  const backend = findBackend(opts.target);
+  if (!backend) {
+    const known = BACKENDS.map((b) => b.name).join(", ");
+    throw new UserError(`unknown target "${opts.target}" (known targets: ${known})`);
+  }
+  if (opts.weights && backend.name === "tfjs") {
+    throw new UserError(
+      "--weights is not supported for --target tfjs: the tfjs program initializes and trains its own weights (use it with --target onnx)",
+    );
+  }
+  if (backend.output === "file" && isDirectory(opts.out)) {
+    throw new UserError(`${opts.out}: is a directory; --target ${backend.name} writes one file`);
+  }
+
+  const ir = await loadSpec(spec);
+  if (!ir) return 1;
+  const weights = opts.weights ? loadWeights(opts.weights, ir) : undefined;
+  const outDir = backend.output === "dir" ? opts.out : dirname(opts.out);
+  const result = backend.emit(ir, { weights, runtimeImport: runtimeImportFor(outDir) });
+  for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+  if (result.diagnostics.some((d) => d.severity === "error")) return 1;
+
+  const written: string[] = [];
+  for (const file of result.files) {
+    const path = backend.output === "dir" ? join(opts.out, file.path) : opts.out;
+    write(path, file.contents);
+    written.push(path);
+  }
+  const what = weights ? "trained weights" : "seeded initial weights";
+  const note = backend.name === "onnx" ? ` (${what})` : "";
+  process.stderr.write(`mnistc: ${ir.name} -> ${written.join(", ")}${note}\n`);
+  return 0;
 }

@@ -1,0 +1,197 @@
+// The mapping between the tfjs model's weights (NHWC world: conv kernels HWIO, dense kernels
+// [in, out], named `<layer>/<weight>`) and the IR's PyTorch parameters (conv weights OIHW, linear
+// weights [out, in], named `<module>.<role>`). Pure: arrays in, arrays out.
+import type { AnyNodeIR, ModelIR, ParamIR, WeightMap } from "../../compiler/ir.js";
+
+export interface NamedArray {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Weights keyed by tfjs weight name (`conv1.0/kernel`), in tfjs layout. */
+export type TfjsWeightMap = Map<string, NamedArray>;
+
+/** How one PyTorch parameter is stored in the tfjs model. */
+export interface TfjsParam {
+  param: ParamIR;
+  /** `conv1.0/kernel`, `conv1.2/running_mean`. */
+  tfjsName: string;
+  /** The shape tfjs stores, e.g. HWIO for a conv weight. */
+  tfjsShape: number[];
+  layout: Layout;
+}
+
+/** `oihw`: conv weight (tfjs HWIO); `oi`: linear weight (tfjs [in, out]); `same`: 1-D vectors. */
+export type Layout = "oihw" | "oi" | "same";
+
+/** Every parameter of the model with its tfjs name, shape and layout, in model order. */
+export function tfjsParams(ir: ModelIR): TfjsParam[] {
+  return ir.nodes.flatMap((node) => node.params.map((param) => tfjsParam(node, param)));
+}
+
+function tfjsParam(node: AnyNodeIR, param: ParamIR): TfjsParam {
+  // conv2d and dense call their weight `kernel`; the project's BatchNorm2d keeps PyTorch's names.
+  const isKernel = param.role === "weight" && (node.kind === "conv" || node.kind === "linear");
+  const layout: Layout = !isKernel ? "same" : node.kind === "conv" ? "oihw" : "oi";
+  const weightName = isKernel ? "kernel" : param.role;
+  return {
+    param,
+    tfjsName: `${node.name}/${weightName}`,
+    tfjsShape: toTfjsShape(param.shape, layout),
+    layout,
+  };
+}
+
+function toTfjsShape(shape: number[], layout: Layout): number[] {
+  const [a = 0, b = 0, c = 0, d = 0] = shape;
+  if (layout === "oihw") return [c, d, b, a];
+  if (layout === "oi") return [b, a];
+  return [...shape];
+}
+
+function toTorchShape(tfjsShape: number[], layout: Layout): number[] {
+  const [a = 0, b = 0, c = 0, d = 0] = tfjsShape;
+  if (layout === "oihw" && tfjsShape.length === 4) return [d, c, a, b];
+  if (layout === "oi" && tfjsShape.length === 2) return [b, a];
+  return [...tfjsShape];
+}
+
+/** OIHW -> HWIO, [out, in] -> [in, out]; vectors are copied. */
+export function torchToTfjsLayout(data: Float32Array, torchShape: number[], layout: Layout) {
+  if (layout === "oihw") {
+    const [o = 0, i = 0, h = 0, w = 0] = torchShape;
+    const out = new Float32Array(data.length);
+    for (let oo = 0; oo < o; oo++)
+      for (let ii = 0; ii < i; ii++)
+        for (let hh = 0; hh < h; hh++)
+          for (let ww = 0; ww < w; ww++)
+            out[((hh * w + ww) * i + ii) * o + oo] = data[((oo * i + ii) * h + hh) * w + ww] ?? 0;
+    return out;
+  }
+  if (layout === "oi") {
+    const [o = 0, i = 0] = torchShape;
+    return transpose2d(data, o, i);
+  }
+  return new Float32Array(data);
+}
+
+/** HWIO -> OIHW, [in, out] -> [out, in]; vectors are copied. */
+export function tfjsToTorchLayout(data: Float32Array, torchShape: number[], layout: Layout) {
+  if (layout === "oihw") {
+    const [o = 0, i = 0, h = 0, w = 0] = torchShape;
+    const out = new Float32Array(data.length);
+    for (let oo = 0; oo < o; oo++)
+      for (let ii = 0; ii < i; ii++)
+        for (let hh = 0; hh < h; hh++)
+          for (let ww = 0; ww < w; ww++)
+            out[((oo * i + ii) * h + hh) * w + ww] = data[((hh * w + ww) * i + ii) * o + oo] ?? 0;
+    return out;
+  }
+  if (layout === "oi") {
+    const [o = 0, i = 0] = torchShape;
+    return transpose2d(data, i, o);
+  }
+  return new Float32Array(data);
+}
+
+/** A rows x cols row-major matrix transposed to cols x rows. */
+function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c] ?? 0;
+  return out;
+}
+
+const sameShape = (a: number[], b: number[]) =>
+  a.length === b.length && a.every((n, i) => n === b[i]);
+const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+const fmt = (shape: number[]) => `[${shape.join(",")}]`;
+
+/**
+ * A layer weight (`layer/weight`, exactly one slash); optimizer slots such as `conv1.0/kernel/m`
+ * and other bookkeeping a checkpoint may carry are not part of the model.
+ */
+const isLayerWeight = (name: string) => name.split("/").length === 2;
+
+/**
+ * A tfjs checkpoint's arrays as PyTorch weights for `ir`. The error names the first parameter that
+ * is missing or has another shape (both shapes in PyTorch layout), or a layer weight the spec
+ * does not have.
+ */
+export function torchWeightsFromTfjs(
+  ir: ModelIR,
+  arrays: Map<string, NamedArray>,
+): { weights: WeightMap } | { error: string } {
+  const weights: WeightMap = new Map();
+  const expected = tfjsParams(ir);
+  for (const { param, tfjsName, tfjsShape, layout } of expected) {
+    const found = arrays.get(tfjsName);
+    if (!found) {
+      return {
+        error: `checkpoint does not fit spec: ${param.name} ${fmt(param.shape)} is missing from the checkpoint (no ${tfjsName})`,
+      };
+    }
+    if (!sameShape(found.shape, tfjsShape)) {
+      const theirs = toTorchShape(found.shape, layout);
+      return {
+        error: `checkpoint does not fit spec: ${param.name} is ${fmt(param.shape)} in the spec but ${fmt(theirs)} in the checkpoint`,
+      };
+    }
+    if (found.data.length !== sizeOf(tfjsShape)) {
+      return {
+        error: `checkpoint is damaged: ${tfjsName} has ${found.data.length} values for ${fmt(found.shape)}`,
+      };
+    }
+    weights.set(param.name, {
+      shape: [...param.shape],
+      data: tfjsToTorchLayout(found.data, param.shape, layout),
+    });
+  }
+  const known = new Set(expected.map((p) => p.tfjsName));
+  for (const name of arrays.keys()) {
+    if (isLayerWeight(name) && !known.has(name)) {
+      return {
+        error: `checkpoint does not fit spec: the checkpoint has ${name}, which the spec does not have`,
+      };
+    }
+  }
+  return { weights };
+}
+
+/** PyTorch weights for `ir` as tfjs arrays (the inverse of `torchWeightsFromTfjs`). */
+export function tfjsWeightsFromTorch(
+  ir: ModelIR,
+  weights: WeightMap,
+): { weights: TfjsWeightMap } | { error: string } {
+  const out: TfjsWeightMap = new Map();
+  const expected = tfjsParams(ir);
+  for (const { param, tfjsName, tfjsShape, layout } of expected) {
+    const found = weights.get(param.name);
+    if (!found) {
+      return {
+        error: `weights do not fit spec: ${param.name} ${fmt(param.shape)} is missing from the weights`,
+      };
+    }
+    if (!sameShape(found.shape, param.shape)) {
+      return {
+        error: `weights do not fit spec: ${param.name} is ${fmt(param.shape)} in the spec but ${fmt(found.shape)} in the weights`,
+      };
+    }
+    if (found.data.length !== sizeOf(param.shape)) {
+      return {
+        error: `weights are damaged: ${param.name} has ${found.data.length} values for ${fmt(param.shape)}`,
+      };
+    }
+    out.set(tfjsName, {
+      shape: tfjsShape,
+      data: torchToTfjsLayout(found.data, param.shape, layout),
+    });
+  }
+  const known = new Set(expected.map((p) => p.param.name));
+  for (const name of weights.keys()) {
+    if (!known.has(name)) {
+      return { error: `weights do not fit spec: ${name} is not a parameter of the spec` };
+    }
+  }
+  return { weights: out };
+}

@@ -1,0 +1,130 @@
+// `mnistc compile`: the command line, and the weight mapping end to end: a tfjs checkpoint of the
+// emitted model, compiled to ONNX with --weights, gives the same log-probabilities in onnxruntime
+// (NCHW, PyTorch layouts) as in tfjs (NHWC): conv, dense and batch-norm weights and the flatten order
+// all map right.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { pathToFileURL } from "node:url";
+import type * as tfNs from "@tensorflow/tfjs";
+import * as ort from "onnxruntime-node";
+import { compile } from "../src/cli/compile.js";
+import { packagePath } from "../src/paths.js";
+import { captureModel } from "../src/runtime/checkpoint.js";
+import { initEngine } from "../src/runtime/engine.js";
+
+const cli = packagePath("dist", "src", "cli.js");
+const work = mkdtempSync(join(tmpdir(), "mnistc-compile-"));
+let tf: typeof tfNs;
+
+before(async () => {
+  tf = (await initEngine()).tf;
+});
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function mnistc(...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", cwd: work });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("compile --target tfjs writes model.mjs and train.mjs, runnable from outside the package", () => {
+  const out = join(work, "deep", "step1");
+  const r = mnistc("compile", packagePath("specs", "step1.yaml"), "--target", "tfjs", "-o", out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(join(out, "model.mjs")) && existsSync(join(out, "train.mjs")));
+  assert.match(
+    readFileSync(join(out, "train.mjs"), "utf8"),
+    /from "(\.\.\/)+.*dist\/src\/runtime\/index\.js"/,
+  );
+  const help = spawnSync(process.execPath, [join(out, "train.mjs"), "--help"], {
+    encoding: "utf8",
+  });
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /--train-limit/);
+});
+
+test("compile: user mistakes are one line and exit 1", () => {
+  const spec = packagePath("specs", "step1.yaml");
+  const cases: [args: string[], message: RegExp][] = [
+    [
+      ["--target", "keras", "-o", "x"],
+      /^mnistc: error: unknown target "keras" \(known targets: tfjs, onnx\)\n$/,
+    ],
+    [
+      ["--target", "tfjs", "-o", "x", "--weights", "ckpt"],
+      /^mnistc: error: --weights is not supported for --target tfjs/,
+    ],
+    [
+      ["--target", "onnx", "-o", "m.onnx", "--weights", "nowhere"],
+      /^mnistc: error: nowhere: no such checkpoint directory\n$/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = mnistc("compile", spec, ...args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.match(r.stderr, message);
+  }
+});
+
+/** Writes the model as a checkpoint directory (model.json + weights.bin), as training does. */
+async function saveCheckpoint(model: tfNs.LayersModel, dir: string): Promise<void> {
+  const artifacts = await captureModel(tf, model);
+  mkdirSync(dir, { recursive: true });
+  const manifest = [{ paths: ["weights.bin"], weights: artifacts.weightSpecs }];
+  writeFileSync(
+    join(dir, "model.json"),
+    JSON.stringify({ modelTopology: artifacts.modelTopology, weightsManifest: manifest }),
+  );
+  writeFileSync(join(dir, "weights.bin"), artifacts.weightData);
+}
+
+for (const name of ["step1", "step4"]) {
+  test(`${name}: a tfjs checkpoint compiled to ONNX predicts the same`, async () => {
+    const dir = join(work, `${name}-program`);
+    const spec = packagePath("specs", `${name}.yaml`);
+    assert.equal(await compile(spec, { target: "tfjs", out: dir }), 0);
+    const mod = (await import(pathToFileURL(join(dir, "model.mjs")).href)) as {
+      buildModel(tf: typeof tfNs, o: { seed: number }): tfNs.LayersModel;
+    };
+    const model = mod.buildModel(tf, { seed: 1 });
+    // Not the initial weights: batch-norm statistics of 0 and 1 would hide a mix-up.
+    tf.tidy(() => {
+      model.weights.forEach((w, i) => {
+        const random = tf.randomUniform(w.shape as number[], 0.5, 1.5, "float32", i);
+        w.write(
+          w.originalName.endsWith("running_mean")
+            ? random.sub(1)
+            : random.mul(w.read()).add(random.sub(1).mul(0.1)),
+        );
+      });
+    });
+    const checkpoint = join(work, `${name}-checkpoint`);
+    await saveCheckpoint(model, checkpoint);
+    const onnxFile = join(work, `${name}.onnx`);
+    assert.equal(await compile(spec, { target: "onnx", out: onnxFile, weights: checkpoint }), 0);
+
+    const batch = 3;
+    const nhwc = tf.tidy(() => tf.randomNormal([batch, 28, 28, 1], 0, 1, "float32", 5));
+    const expected = tf.tidy(() => (model.predict(nhwc) as tfNs.Tensor).dataSync());
+    const nchw = tf.tidy(() => nhwc.transpose([0, 3, 1, 2]).dataSync() as Float32Array);
+    const session = await ort.InferenceSession.create(onnxFile);
+    try {
+      const feeds = {
+        [session.inputNames[0] as string]: new ort.Tensor("float32", nchw, [batch, 1, 28, 28]),
+      };
+      const result = await session.run(feeds);
+      const actual = result[session.outputNames[0] as string]?.data as Float32Array;
+      assert.equal(actual.length, expected.length);
+      const worst = actual.reduce(
+        (m, v, i) => Math.max(m, Math.abs(v - (expected[i] ?? Number.NaN))),
+        0,
+      );
+      assert.ok(worst < 1e-3, `largest difference ${worst}`);
+    } finally {
+      await session.release();
+    }
+  });
+}
