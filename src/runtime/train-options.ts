@@ -1,5 +1,8 @@
-// PLACEHOLDER: the training options shared by `mnistc train` and the emitted `train.mjs`.
-import type { Command } from "commander";
+// The options of `mnistc train`, declared once: `src/cli.ts` adds them to its `train` command and
+// the emitted `train.mjs` (through `trainMain`) to its own, so both accept exactly the same flags.
+// No defaults here: an option left out is `undefined`, so a resumed run can tell "not given" (use
+// the checkpoint's value) from "given" (override it); the spec supplies the rest.
+import { type Command, InvalidArgumentError } from "commander";
 
 export interface OptionParsers {
   positiveInt(value: string): number;
@@ -7,6 +10,54 @@ export interface OptionParsers {
   positiveNumber(value: string): number;
 }
 
-export function addTrainOptions(cmd: Command, _parsers: OptionParsers): Command {
-  return cmd;
+export interface TrainOptions {
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  trainLimit?: number;
+  testLimit?: number;
+  out?: string;
+  resume?: boolean;
+  quiet?: boolean;
+  data?: string;
+  json?: boolean;
 }
+
+export function addTrainOptions(cmd: Command, parsers: OptionParsers): Command {
+  return cmd
+    .option("--epochs <n>", "number of epochs (default: the spec's)", parsers.positiveInt)
+    .option("--batch-size <n>", "training batch size (default: the spec's)", parsers.positiveInt)
+    .option(
+      "--lr <rate>",
+      "learning rate: the optimizer's, or OneCycle's max_lr (default: the spec's)",
+      parsers.positiveNumber,
+    )
+    .option(
+      "--seed <n>",
+      "seed of initialization, shuffling and augmentation",
+      parsers.nonNegativeInt,
+    )
+    .option("--train-limit <n>", "train on the first N training images", parsers.positiveInt)
+    .option("--test-limit <n>", "evaluate on the first N test images", parsers.positiveInt)
+    .option("--out <dir>", "output folder (default: runs/<spec name>)")
+    .option("--resume", "continue from the checkpoint in the output folder")
+    .option("--quiet", "print nothing but errors")
+    .option("--data <dir>", "folder with the four MNIST IDX files, plain or .gz")
+    .option("--json", "print the final metrics as JSON on stdout");
+}
+
+function parser(test: (n: number) => boolean, expected: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === "" || !test(n)) throw new InvalidArgumentError(`expected ${expected}`);
+    return n;
+  };
+}
+
+/** The parsers `trainMain` uses (the same rules as `src/cli.ts`'s). */
+export const trainOptionParsers: OptionParsers = {
+  positiveInt: parser((n) => Number.isInteger(n) && n > 0, "a positive integer"),
+  nonNegativeInt: parser((n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
+  positiveNumber: parser((n) => Number.isFinite(n) && n > 0, "a positive number"),
+};

