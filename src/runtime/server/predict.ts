@@ -1,0 +1,138 @@
+// POST /api/predict: turns a request body into the 28x28 image the model sees, runs the model and
+// shapes the answer. Two body kinds:
+// - `image/png` (or `image/x-portable-graymap`): any size, either polarity; decoded and prepared by
+//   exactly the code `mnistc predict` uses (src/runtime/image.ts, src/runtime/preprocess.ts:
+//   polarity, crop, fit 20x20, centre of mass in 28x28). The page sends its canvas this way.
+// - `application/json` `{"pixels": [784 integers 0-255]}`: already an MNIST input (row-major 28x28,
+//   white digit on black, centred), so it is fed as is, exactly like MNIST's own test set (running
+//   the crop-and-centre again would resample an already prepared digit). With `"preprocess": true`
+//   the pixels are instead treated as a raw 28x28 drawing and prepared like a PNG.
+import { UserError } from "../../errors.js";
+import { decodeImage } from "../image.js";
+import { MNIST_SIDE, preprocessImage } from "../preprocess.js";
+import { HttpError } from "./http-error.js";
+
+export const PIXELS = MNIST_SIDE * MNIST_SIDE;
+
+/**
+ * Largest image accepted, in pixels (2048x2048). A 1 MB PNG can declare a far larger image (zeros
+ * compress well); decoding it would take gigabytes, so the size is checked before decoding.
+ */
+export const MAX_IMAGE_PIXELS = 2048 * 2048;
+
+export interface Prediction {
+  digit: number;
+  /** One probability per class, summing to 1. */
+  probabilities: number[];
+  /** Server-side time from the body read to the answer (decode, preprocess, batch, model), ms. */
+  ms: number;
+  /** The 784 pixel values (0-255, white on black) the model saw, row-major. */
+  input28: number[];
+}
+
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+}
+
+/** Preprocessing's own user errors (a blank image, a broken file) become 400s with its message. */
+function prepare(make: () => Uint8Array): Uint8Array {
+  try {
+    return make();
+  } catch (err) {
+    if (err instanceof UserError) throw new HttpError(400, err.message);
+    throw err;
+  }
+}
+
+function parseJsonPixels(body: Buffer): Uint8Array {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new HttpError(400, `malformed JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, 'expected a JSON object {"pixels": [784 integers 0-255]}');
+  }
+  const { pixels, preprocess } = value as { pixels?: unknown; preprocess?: unknown };
+  if (!Array.isArray(pixels)) {
+    throw new HttpError(400, '"pixels" must be an array of 784 integers 0-255');
+  }
+  if (pixels.length !== PIXELS) {
+    throw new HttpError(
+      400,
+      `"pixels" has ${pixels.length} values; expected ${PIXELS} (28x28, row-major)`,
+    );
+  }
+  const bad = pixels.findIndex((p) => !Number.isInteger(p) || p < 0 || p > 255);
+  if (bad >= 0) {
+    throw new HttpError(
+      400,
+      `"pixels"[${bad}] is ${JSON.stringify(pixels[bad])}; expected an integer 0-255`,
+    );
+  }
+  if (preprocess !== undefined && typeof preprocess !== "boolean") {
+    throw new HttpError(400, '"preprocess" must be true or false');
+  }
+  const raw = Uint8Array.from(pixels as number[]);
+  if (!preprocess) return raw;
+  return prepare(() => preprocessImage(raw, MNIST_SIDE, MNIST_SIDE, "the pixels"));
+}
+
+/** Width and height an image declares in its header, read without decoding it. */
+function declaredSize(body: Buffer, kind: "PNG" | "PGM"): [number, number] | undefined {
+  if (kind === "PNG") {
+    // The IHDR chunk always comes first: width and height at bytes 16 and 20, big-endian.
+    return body.length >= 24 ? [body.readUInt32BE(16), body.readUInt32BE(20)] : undefined;
+  }
+  const header = body.subarray(0, 512).toString("latin1");
+  const match = /^P[25](?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)/.exec(header);
+  return match ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+function parseImage(body: Buffer, kind: "PNG" | "PGM"): Uint8Array {
+  const signature = kind === "PNG" ? body[0] === 0x89 : body[0] === 0x50;
+  if (!signature) throw new HttpError(400, `the body is not a ${kind} image`);
+  const size = declaredSize(body, kind);
+  if (size && size[0] * size[1] > MAX_IMAGE_PIXELS) {
+    throw new HttpError(
+      400,
+      `the ${kind} image is ${size[0]}x${size[1]}; at most ${MAX_IMAGE_PIXELS} pixels (2048x2048) are accepted`,
+    );
+  }
+  return prepare(() => {
+    const image = decodeImage(body, `the ${kind} body`);
+    return preprocessImage(image.data, image.width, image.height, `the ${kind} body`);
+  });
+}
+
+/** The 784 pixels (0-255, white on black, row-major) the model is to classify for a request. */
+export function parsePredictBody(contentType: string | undefined, body: Buffer): Uint8Array {
+  if (body.length === 0) throw new HttpError(400, "empty body: send a PNG image or JSON pixels");
+  const type = mediaType(contentType);
+  if (type === "image/png") return parseImage(body, "PNG");
+  if (type === "image/x-portable-graymap") return parseImage(body, "PGM");
+  if (type === "application/json") return parseJsonPixels(body);
+  throw new HttpError(
+    415,
+    `unsupported Content-Type ${JSON.stringify(type || "(none)")}: send image/png or application/json`,
+    { Accept: "image/png, image/x-portable-graymap, application/json" },
+  );
+}
+
+/** Probabilities from one row of log-probabilities, renormalized so they sum to exactly 1. */
+export function toProbabilities(logProbs: Float32Array): number[] {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of logProbs) max = Math.max(max, v);
+  const exps = Array.from(logProbs, (v) => Math.exp(v - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+export function argmax(values: readonly number[]): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) {
+    if ((values[i] ?? 0) > (values[best] ?? 0)) best = i;
+  }
+  return best;
+}

@@ -1,0 +1,215 @@
+// `mnistc serve`'s HTTP service on node:http: the draw-a-digit page, POST /api/predict and
+// GET /healthz for one ONNX model whose single ORT session is shared by every request.
+//
+// Every request is answered and logged (one line on `log`: method, path, status, ms); a handler's
+// HttpError becomes `{"error"}` with its status, anything else a logged 500 — a bad request never
+// takes the server down. `close()` stops accepting, lets in-flight requests finish, then resolves.
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
+import { UserError } from "../../errors.js";
+import type { DigitModel } from "../onnx-model.js";
+import { MNIST_SIDE } from "../preprocess.js";
+import { type Asset, loadAssets } from "./assets.js";
+import { PredictionBatcher } from "./batcher.js";
+import { MAX_BODY_BYTES, readBody } from "./body.js";
+import { HttpError } from "./http-error.js";
+import { argmax, type Prediction, parsePredictBody, toProbabilities } from "./predict.js";
+
+export interface ServerOptions {
+  model: DigitModel;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** One line per request; default: stderr. `false`: silent. */
+  log?: ((line: string) => void) | false;
+}
+
+export interface RunningServer {
+  /** e.g. `http://127.0.0.1:43125/` (the real port when 0 was asked). */
+  url: string;
+  /** Stop accepting connections, finish in-flight requests, then resolve. */
+  close(): Promise<void>;
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+type Handler = (req: IncomingMessage) => Promise<Reply>;
+
+/** Page and API are same-origin only; this is what "works offline" means to the browser. */
+const PAGE_SECURITY = {
+  "Content-Security-Policy":
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+};
+
+/** How long `close()` waits for in-flight requests before cutting their connections. */
+const CLOSE_GRACE_MS = 10_000;
+
+function json(status: number, value: unknown, headers: Record<string, string> = {}): Reply {
+  return {
+    status,
+    headers: {
+      "Content-Type": "application/json; charset=utf-8",
+      "Cache-Control": "no-store",
+      ...headers,
+    },
+    body: `${JSON.stringify(value)}\n`,
+  };
+}
+
+function assetHandler(asset: Asset): Handler {
+  return async () => ({
+    status: 200,
+    headers: { "Content-Type": asset.contentType, "Cache-Control": "no-cache", ...PAGE_SECURITY },
+    body: asset.body,
+  });
+}
+
+/** A user's mistake in --host/--port as one clear line; anything else stays a bug. */
+function listenError(err: NodeJS.ErrnoException, where: string): Error {
+  const reasons: Record<string, string> = {
+    EADDRINUSE: "the address is already in use",
+    EADDRNOTAVAIL: "no such local address",
+    ENOTFOUND: "no such host",
+    EACCES: "permission denied (ports below 1024 need privileges)",
+  };
+  const reason = reasons[err.code ?? ""];
+  return reason ? new UserError(`cannot listen on ${where}: ${reason}`) : err;
+}
+
+function hostForUrl(address: AddressInfo): string {
+  return address.family === "IPv6" ? `[${address.address}]` : address.address;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { model } = options;
+  const [channels, height, width] = model.info.inputShape;
+  if (channels !== 1 || height !== MNIST_SIDE || width !== MNIST_SIDE) {
+    throw new UserError(
+      `${model.info.file}: serve needs a model that reads 1x${MNIST_SIDE}x${MNIST_SIDE} images; this one reads ${model.info.inputShape.join("x")}`,
+    );
+  }
+  const log =
+    options.log === false
+      ? () => {}
+      : (options.log ?? ((line: string) => process.stderr.write(`${line}\n`)));
+  const batcher = new PredictionBatcher(model);
+
+  const predict: Handler = async (req) => {
+    const body = await readBody(req);
+    const start = performance.now();
+    const pixels = parsePredictBody(req.headers["content-type"], body);
+    const probabilities = toProbabilities(await batcher.predict(pixels));
+    const prediction: Prediction = {
+      digit: argmax(probabilities),
+      probabilities,
+      ms: Math.round((performance.now() - start) * 1000) / 1000,
+      input28: Array.from(pixels),
+    };
+    return json(200, prediction);
+  };
+
+  const healthz: Handler = async () =>
+    json(200, {
+      status: "ok",
+      model: model.info.name,
+      file: model.info.file,
+      params: model.info.params ?? null,
+      inputShape: model.info.inputShape,
+      classes: model.info.classes,
+      weights: model.info.weights ?? null,
+    });
+
+  // path → method → handler; HEAD is answered wherever GET is (node sends no body for HEAD).
+  const routes = new Map<string, Record<string, Handler>>();
+  for (const [path, asset] of loadAssets()) routes.set(path, { GET: assetHandler(asset) });
+  routes.set("/healthz", { GET: healthz });
+  routes.set("/api/predict", { POST: predict });
+
+  async function route(req: IncomingMessage, path: string): Promise<Reply> {
+    const methods = routes.get(path);
+    if (!methods) throw new HttpError(404, `no such path: ${path}`);
+    const method = req.method === "HEAD" && methods.GET ? "GET" : (req.method ?? "");
+    const handler = methods[method];
+    if (!handler) {
+      const allow = Object.keys(methods).flatMap((m) => (m === "GET" ? ["GET", "HEAD"] : [m]));
+      throw new HttpError(405, `${req.method} is not allowed on ${path}`, {
+        Allow: allow.join(", "),
+      });
+    }
+    return handler(req);
+  }
+
+  let closing = false;
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const start = performance.now();
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    res.on("close", () => {
+      const ms = (performance.now() - start).toFixed(1);
+      const status = res.writableFinished ? String(res.statusCode) : "aborted";
+      log(`${req.method} ${path} ${status} ${ms}ms`);
+    });
+    let reply: Reply;
+    try {
+      reply = await route(req, path);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        reply = json(err.status, { error: err.message }, err.headers);
+      } else {
+        log(`internal error on ${req.method} ${path}: ${(err as Error).stack ?? err}`);
+        reply = json(500, { error: "internal server error" });
+      }
+    }
+    // A body left unread (413, or an error before reading) must not be parsed as the next
+    // request: close the connection rather than read it all. So does a server that is closing.
+    if (!req.complete || closing) reply.headers.Connection = "close";
+    if (res.destroyed) return; // the client hung up; the close listener logs it
+    res.writeHead(reply.status, reply.headers);
+    res.end(reply.body);
+  }
+
+  const server = createServer((req, res) => void handle(req, res));
+  // `Expect: 100-continue`: a body declared too large is refused before the client sends it.
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    if (!(Number(req.headers["content-length"]) > MAX_BODY_BYTES)) res.writeContinue();
+    void handle(req, res);
+  });
+  server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port ?? 0;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err) => reject(listenError(err, `${host}:${port}`)));
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${hostForUrl(address)}:${address.port}/`;
+
+  let closed: Promise<void> | undefined;
+  function close(): Promise<void> {
+    closed ??= new Promise<void>((resolve) => {
+      closing = true;
+      server.close(() => resolve());
+      // Idle keep-alive connections would hold the server open; in-flight ones end after their
+      // response (which says Connection: close). A request that never ends is cut after a grace.
+      server.closeIdleConnections();
+      const idle = setInterval(() => server.closeIdleConnections(), 100).unref();
+      const grace = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
+      server.once("close", () => {
+        clearInterval(idle);
+        clearTimeout(grace);
+      });
+    });
+    return closed;
+  }
+  return { url, close };
+}
