@@ -3,10 +3,17 @@
 // file under test/golden/check/.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import type { Backend } from "../src/backends/backend.js";
+import { onnxBackend } from "../src/backends/onnx/index.js";
+import { tfjsBackend } from "../src/backends/tfjs/index.js";
 import { checkFile } from "../src/cli/check.js";
-import { CODES, formatDiagnostic } from "../src/compiler/index.js";
-import { packageRoot } from "../src/paths.js";
+import { BACKEND_CODES } from "../src/compiler/codes.js";
+import { CODES, compileSpec, formatDiagnostic } from "../src/compiler/index.js";
+import { torchInitWeights } from "../src/compiler/init.js";
+import type { WeightMap } from "../src/compiler/ir.js";
+import { packagePath, packageRoot } from "../src/paths.js";
 import { expectGolden } from "./helpers/golden.js";
 
 const bad = (name: string) => `test/fixtures/specs/bad/${name}.yaml`;
@@ -56,6 +63,31 @@ test("every compiler code has a fixture (E0000 is the CLI's unreadable file)", (
   const tested = new Set(CASES.flatMap(([, codes]) => codes));
   const untested = Object.keys(CODES).filter((c) => c !== "E0000" && !tested.has(c));
   assert.deepEqual(untested, []);
+});
+
+test("every backend code is what its backend emits, and no code is listed twice", () => {
+  const path = packagePath("specs", "step1.yaml");
+  const { ir } = compileSpec(readFileSync(path, "utf8"), path);
+  assert.ok(ir);
+  const missing = torchInitWeights(ir);
+  missing.delete("fc.1.bias");
+  const wrong = torchInitWeights(ir);
+  wrong.set("fc.1.bias", { shape: [3], data: new Float32Array(3) });
+  const codes = (backend: Backend, weights: WeightMap) =>
+    backend.emit(ir, { weights }).diagnostics.map((d) => d.code);
+  assert.deepEqual(
+    [
+      ...codes(onnxBackend, missing),
+      ...codes(onnxBackend, wrong),
+      ...codes(tfjsBackend, torchInitWeights(ir)),
+    ],
+    Object.keys(BACKEND_CODES),
+  );
+  const compilerCodes = new Set(Object.keys(CODES));
+  assert.deepEqual(
+    Object.keys(BACKEND_CODES).filter((c) => compilerCodes.has(c)),
+    [],
+  );
 });
 
 test("notes point where the cause sits", async () => {

@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
 import { describeModel, formatDescription } from "../src/backends/onnx/dump.js";
-import { seededInit } from "../src/backends/onnx/init.js";
 import { decodeModel } from "../src/backends/onnx/proto.js";
 import { compileSpec } from "../src/compiler/index.js";
+import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import { defaultModelFile } from "../src/runtime/onnx-model.js";
@@ -27,7 +27,7 @@ function compile(name: string): ModelIR {
 
 const step1 = compile("step1");
 const checkpoint1 = join(dir, "ckpt-step1");
-writeTfjsCheckpoint(checkpoint1, step1, seededInit(step1, 5));
+writeTfjsCheckpoint(checkpoint1, step1, torchInitWeights(step1, 5));
 const exported = join(dir, "out", "step1.onnx");
 const notOnnx = join(dir, "notes.onnx");
 writeFileSync(notOnnx, "these are my notes, not a model\n");
@@ -40,7 +40,7 @@ describe("mnistc export", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /wrote .*step1\.onnx/);
     const model = decodeModel(readFileSync(exported), exported);
-    const expected = seededInit(step1, 5);
+    const expected = torchInitWeights(step1, 5);
     for (const t of model.graph?.initializer ?? []) {
       const values = new Float32Array(Uint8Array.from(t.rawData ?? []).buffer);
       assert.deepEqual(values, expected.get(t.name ?? "")?.data, t.name ?? "");

@@ -1,21 +1,34 @@
-// The ONNX backend's seeded init repeats the training runtime's (which needs TensorFlow.js): the
-// same seed must give the same initial network in both backends.
+// An ONNX model emitted without weights starts where `train` starts: PyTorch's default init drawn
+// from the spec's `train.seed`, under the parameter names, in PyTorch layout. (That the tfjs model
+// starts at the same `torchInitWeights` is checked in test/tfjs-backend-run.test.ts.)
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { seededInit } from "../src/backends/onnx/init.js";
+import { onnxBackend } from "../src/backends/onnx/index.js";
+import { readMetadata } from "../src/backends/onnx/metadata.js";
+import { decodeModel } from "../src/backends/onnx/proto.js";
 import { compileSpec } from "../src/compiler/index.js";
+import { torchInitWeights } from "../src/compiler/init.js";
 import { packagePath } from "../src/paths.js";
-import { torchInitWeights } from "../src/runtime/init.js";
 
-test("seededInit equals the runtime's torchInitWeights for every parameter of step4", () => {
+test("step4 emitted without weights: its initializers are torchInitWeights at the spec's seed", () => {
   const path = packagePath("specs", "step4.yaml");
   const { ir } = compileSpec(readFileSync(path, "utf8"), path);
   assert.ok(ir);
-  for (const seed of [ir.train.seed, 12345]) {
-    const ours = seededInit(ir, seed);
-    const theirs = torchInitWeights(ir, seed);
-    assert.deepEqual([...ours.keys()], [...theirs.keys()]);
-    for (const [name, w] of ours) assert.deepEqual(w, theirs.get(name), `${name} (seed ${seed})`);
-  }
+  const { files, diagnostics } = onnxBackend.emit(ir, {});
+  assert.deepEqual(diagnostics, []);
+  const bytes = files[0]?.contents;
+  assert.ok(bytes instanceof Uint8Array);
+  const model = decodeModel(bytes, "step4.onnx");
+  assert.equal(readMetadata(model).weights, `seeded-init seed=${ir.train.seed}`);
+  const emitted = new Map(
+    (model.graph?.initializer ?? []).map((t) => [
+      t.name ?? "",
+      {
+        shape: (t.dims ?? []).map(Number),
+        data: new Float32Array(Uint8Array.from(t.rawData ?? []).buffer),
+      },
+    ]),
+  );
+  assert.deepEqual(emitted, torchInitWeights(ir, ir.train.seed));
 });

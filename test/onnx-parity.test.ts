@@ -10,11 +10,11 @@ import { pathToFileURL } from "node:url";
 import type * as tfNs from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { onnxBackend } from "../src/backends/onnx/index.js";
-import { seededInit } from "../src/backends/onnx/init.js";
 import { tfjsBackend } from "../src/backends/tfjs/index.js";
 import { runtimeImportFor } from "../src/backends/tfjs/runtime-import.js";
 import { tfjsWeightsFromTorch } from "../src/backends/tfjs/weights.js";
 import { compileSpec } from "../src/compiler/index.js";
+import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import { loadWeightsInto } from "../src/runtime/checkpoint.js";
@@ -45,7 +45,7 @@ function compile(file: string): ModelIR {
  * parameters moved off 0/1 so BN really acts.
  */
 function testWeights(ir: ModelIR): WeightMap {
-  const weights = seededInit(ir, 2024);
+  const weights = torchInitWeights(ir, 2024);
   const rng = new Rng(77);
   for (const node of ir.nodes) {
     for (const p of node.params) {

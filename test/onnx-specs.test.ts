@@ -6,9 +6,9 @@ import { describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
 import { describeModel, formatDescription } from "../src/backends/onnx/dump.js";
 import { onnxBackend } from "../src/backends/onnx/index.js";
-import { seededInit } from "../src/backends/onnx/init.js";
 import { decodeModel } from "../src/backends/onnx/proto.js";
 import { compileSpec } from "../src/compiler/index.js";
+import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import { Rng } from "../src/util/rng.js";
@@ -53,7 +53,7 @@ for (const file of specs) {
     });
 
     test("trained weights are embedded as given", () => {
-      const weights = seededInit(ir, 99);
+      const weights = torchInitWeights(ir, 99);
       const result = onnxBackend.emit(ir, { weights });
       const model = decodeModel(result.files[0]?.contents as Uint8Array, file);
       for (const t of model.graph?.initializer ?? []) {

@@ -3,9 +3,9 @@ import { describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
 import { describeModel, formatDescription } from "../src/backends/onnx/dump.js";
 import { onnxBackend } from "../src/backends/onnx/index.js";
-import { seededInit } from "../src/backends/onnx/init.js";
 import { readMetadata } from "../src/backends/onnx/metadata.js";
 import { decodeModel, type ModelProto } from "../src/backends/onnx/proto.js";
+import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { Rng } from "../src/util/rng.js";
 import { expectGolden } from "./helpers/golden.js";
@@ -68,7 +68,7 @@ describe("onnx backend: numbers", () => {
   });
 
   test("ORT equals a plain JS forward pass for random weights and 64 random images", async () => {
-    const weights = seededInit(tinyIR(), 123);
+    const weights = torchInitWeights(tinyIR(), 123);
     // Non-trivial BN statistics, so BN is really exercised.
     weights.set("conv1.1.running_mean", { shape: [2], data: Float32Array.from([0.1, -0.2]) });
     weights.set("conv1.1.running_var", { shape: [2], data: Float32Array.from([0.5, 2]) });
@@ -185,7 +185,7 @@ describe("onnx backend: determinism and weights", () => {
   });
 
   test("without weights: seeded PyTorch init (bounds 1/√fan_in, BN 1 0 0 1), seed changes it", () => {
-    const w = seededInit(tinyIR(3));
+    const w = torchInitWeights(tinyIR(3));
     const bound = (fanIn: number) => 1 / Math.sqrt(fanIn);
     const within = (name: string, b: number) => {
       const data = w.get(name)?.data ?? new Float32Array();

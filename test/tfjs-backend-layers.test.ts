@@ -3,13 +3,9 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import type * as tfNs from "@tensorflow/tfjs";
+import { paramSeed, torchInitBound, torchUniformValues } from "../src/compiler/init.js";
 import { initEngine } from "../src/runtime/engine.js";
-import {
-  paramSeed,
-  TorchUniform,
-  torchInitBound,
-  torchUniformValues,
-} from "../src/runtime/init.js";
+import { TorchUniform } from "../src/runtime/init.js";
 import { Dropout, Dropout2d } from "../src/runtime/layers/dropout.js";
 import { LogSoftmax } from "../src/runtime/layers/log-softmax.js";
 

@@ -18,10 +18,10 @@ import {
   torchWeightsFromTfjs,
 } from "../src/backends/tfjs/weights.js";
 import { compileSpec } from "../src/compiler/index.js";
+import { torchInitBound, torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import { initEngine } from "../src/runtime/engine.js";
-import { torchInitBound, torchInitWeights } from "../src/runtime/init.js";
 
 type Tf = typeof tfNs;
 interface EmittedModule {

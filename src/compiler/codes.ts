@@ -1,5 +1,7 @@
-// Every diagnostic code the compiler (and `check`) can report, in one place: tests, the README and
-// users key on these, so a code never changes meaning once shipped.
+// Every diagnostic code mnistc can report, in one place: tests, the README and users key on these,
+// so a code never changes meaning once shipped. `CODES` are the compiler's (what `check` reports,
+// each with a fixture in test/check.test.ts); `BACKEND_CODES` come from a backend at emit time,
+// when the spec compiled but what it was asked to emit cannot be.
 import type { Diagnostic, Note } from "./diagnostics.js";
 import type { Span } from "./ir.js";
 
@@ -24,6 +26,12 @@ export const CODES = {
   E0205: "output is not [classes]",
   E0206: "last layer is not log_softmax",
   E0301: "over the parameter budget",
+} as const;
+
+export const BACKEND_CODES = {
+  E0801: "onnx: a weight of the spec is missing from the given weights",
+  E0802: "onnx: a given weight has another shape than the spec's",
+  E0901: "tfjs: weights given (its program initializes and trains its own)",
 } as const;
 
 export type Code = keyof typeof CODES;

@@ -166,6 +166,9 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
   const v = get(value, path);
   const make = (code: Code, message: string, at = here) => error(code, message, at);
   const inLayers = path[0] === "layers";
+  // Only sizes use anyOf (an int or an [h, w] pair): whichever branch failed, say what a size is.
+  const notASize = () =>
+    make("E0104", `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`);
 
   switch (e.keyword) {
     case "if":
@@ -246,11 +249,7 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       );
     }
     case "anyOf":
-      // Only sizes use anyOf: an int or an [h, w] pair.
-      return make(
-        "E0104",
-        `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`,
-      );
+      return notASize();
     case "minimum":
     case "exclusiveMinimum":
     case "maximum":
@@ -297,23 +296,13 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
         return make("E0106", `block \`${String(path[2])}\` has no layers`);
       if (path.length === 1 && path[0] === "layers")
         return make("E0106", "layers: the list is empty");
-      if (e.schemaPath.includes("/anyOf/")) {
-        return make(
-          "E0104",
-          `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`,
-        );
-      }
+      if (e.schemaPath.includes("/anyOf/")) return notASize();
       return make(
         "E0104",
         `${about(value, path)} must have at least ${String(e.params.limit)} item(s)`,
       );
     case "maxItems":
-      if (e.schemaPath.includes("/anyOf/")) {
-        return make(
-          "E0104",
-          `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`,
-        );
-      }
+      if (e.schemaPath.includes("/anyOf/")) return notASize();
       return make(
         "E0104",
         `${about(value, path)} must have at most ${String(e.params.limit)} items, got ${show(v)}`,

@@ -87,19 +87,44 @@ class Slots {
   }
 }
 
-/** torch.optim.SGD: d = g + wd·p; buf = μ·buf + d; d = nesterov ? d + μ·buf : buf; p -= lr·d. */
-class Sgd implements Optimizer {
-  readonly type = "sgd" as const;
-  private steps = 0;
-  private readonly slots: Slots;
-  readonly baseMomentum: number;
+/** What SGD and Adam share: a step count and slots, saved to and restored from checkpoints. */
+abstract class SlotOptimizer {
+  protected steps = 0;
+  protected readonly slots: Slots;
 
   constructor(
-    private readonly tf: Tf,
-    private readonly cfg: Extract<OptimizerIR, { type: "sgd" }>,
+    protected readonly tf: Tf,
+    /** The momentum that applies when no scheduler overrides it (SGD momentum, Adam beta1). */
+    readonly baseMomentum: number,
   ) {
     this.slots = new Slots(tf);
-    this.baseMomentum = cfg.momentum;
+  }
+
+  abstract readonly type: OptimizerIR["type"];
+
+  async state(): Promise<OptimizerState> {
+    return { type: this.type, step: this.steps, slots: await this.slots.arrays() };
+  }
+
+  load(state: OptimizerState): void {
+    this.steps = state.step;
+    this.slots.load(state.slots);
+  }
+
+  dispose(): void {
+    this.slots.dispose();
+  }
+}
+
+/** torch.optim.SGD: d = g + wd·p; buf = μ·buf + d; d = nesterov ? d + μ·buf : buf; p -= lr·d. */
+class Sgd extends SlotOptimizer implements Optimizer {
+  readonly type = "sgd" as const;
+
+  constructor(
+    tf: Tf,
+    private readonly cfg: Extract<OptimizerIR, { type: "sgd" }>,
+  ) {
+    super(tf, cfg.momentum);
   }
 
   step(params: NamedParam[], grads: Tensor[], hyper: StepHyper): void {
@@ -120,37 +145,20 @@ class Sgd implements Optimizer {
     });
     this.steps++;
   }
-
-  async state(): Promise<OptimizerState> {
-    return { type: this.type, step: this.steps, slots: await this.slots.arrays() };
-  }
-
-  load(state: OptimizerState): void {
-    this.steps = state.step;
-    this.slots.load(state.slots);
-  }
-
-  dispose(): void {
-    this.slots.dispose();
-  }
 }
 
 /**
  * torch.optim.Adam (L2 weight decay, not AdamW): g += wd·p; m = β1·m + (1-β1)·g;
  * v = β2·v + (1-β2)·g²; p -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + eps).
  */
-class Adam implements Optimizer {
+class Adam extends SlotOptimizer implements Optimizer {
   readonly type = "adam" as const;
-  private steps = 0;
-  private readonly slots: Slots;
-  readonly baseMomentum: number;
 
   constructor(
-    private readonly tf: Tf,
+    tf: Tf,
     private readonly cfg: Extract<OptimizerIR, { type: "adam" }>,
   ) {
-    this.slots = new Slots(tf);
-    this.baseMomentum = cfg.betas[0];
+    super(tf, cfg.betas[0]);
   }
 
   step(params: NamedParam[], grads: Tensor[], hyper: StepHyper): void {
@@ -174,19 +182,6 @@ class Adam implements Optimizer {
         p.assign(p.sub(m.div(denom).mul(stepSize)));
       });
     });
-  }
-
-  async state(): Promise<OptimizerState> {
-    return { type: this.type, step: this.steps, slots: await this.slots.arrays() };
-  }
-
-  load(state: OptimizerState): void {
-    this.steps = state.step;
-    this.slots.load(state.slots);
-  }
-
-  dispose(): void {
-    this.slots.dispose();
   }
 }
 

@@ -10,9 +10,9 @@
 // are the IR node names and each intermediate tensor is `<node>.out`. Emission is pure and
 // deterministic: the same IR and weights give the same bytes.
 import type { Diagnostic } from "../../compiler/diagnostics.js";
+import { torchInitWeights } from "../../compiler/init.js";
 import type { AnyNodeIR, ModelIR, WeightMap } from "../../compiler/ir.js";
 import type { Backend, EmitResult } from "../backend.js";
-import { seededInit } from "./init.js";
 import { metadataFor } from "./metadata.js";
 import { type OnnxOpContext, onnxOps } from "./ops.js";
 import {
@@ -137,7 +137,7 @@ export const onnxBackend: Backend = {
       const diagnostics = checkWeights(ir, options.weights);
       if (diagnostics.length > 0) return { files: [], diagnostics };
     }
-    const weights = options.weights ?? seededInit(ir);
+    const weights = options.weights ?? torchInitWeights(ir);
     const model = buildOnnxModel(ir, weights, options.weights !== undefined);
     return { files: [{ path: "", contents: encodeModel(model) }], diagnostics: [] };
   },

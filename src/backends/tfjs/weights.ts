@@ -49,7 +49,8 @@ function toTfjsShape(shape: number[], layout: Layout): number[] {
   return [...shape];
 }
 
-function toTorchShape(tfjsShape: number[], layout: Layout): number[] {
+/** A tfjs weight shape back in PyTorch layout (a shape of another rank is kept as it is). */
+export function toTorchShape(tfjsShape: number[], layout: Layout): number[] {
   const [a = 0, b = 0, c = 0, d = 0] = tfjsShape;
   if (layout === "oihw" && tfjsShape.length === 4) return [d, c, a, b];
   if (layout === "oi" && tfjsShape.length === 2) return [b, a];
@@ -58,48 +59,37 @@ function toTorchShape(tfjsShape: number[], layout: Layout): number[] {
 
 /** OIHW -> HWIO, [out, in] -> [in, out]; vectors are copied. */
 export function torchToTfjsLayout(data: Float32Array, torchShape: number[], layout: Layout) {
-  if (layout === "oihw") {
-    const [o = 0, i = 0, h = 0, w = 0] = torchShape;
-    const out = new Float32Array(data.length);
-    for (let oo = 0; oo < o; oo++)
-      for (let ii = 0; ii < i; ii++)
-        for (let hh = 0; hh < h; hh++)
-          for (let ww = 0; ww < w; ww++)
-            out[((hh * w + ww) * i + ii) * o + oo] = data[((oo * i + ii) * h + hh) * w + ww] ?? 0;
-    return out;
-  }
-  if (layout === "oi") {
-    const [o = 0, i = 0] = torchShape;
-    return transpose2d(data, o, i);
-  }
-  return new Float32Array(data);
+  const tfjsAt = tfjsIndex(torchShape, layout);
+  const out = new Float32Array(data.length);
+  for (let k = 0; k < data.length; k++) out[tfjsAt(k)] = data[k] ?? 0;
+  return out;
 }
 
 /** HWIO -> OIHW, [in, out] -> [out, in]; vectors are copied. */
 export function tfjsToTorchLayout(data: Float32Array, torchShape: number[], layout: Layout) {
+  const tfjsAt = tfjsIndex(torchShape, layout);
+  const out = new Float32Array(data.length);
+  for (let k = 0; k < data.length; k++) out[k] = data[tfjsAt(k)] ?? 0;
+  return out;
+}
+
+/** Where the value at row-major index `k` of the PyTorch layout sits in tfjs's layout. */
+function tfjsIndex(torchShape: number[], layout: Layout): (k: number) => number {
   if (layout === "oihw") {
     const [o = 0, i = 0, h = 0, w = 0] = torchShape;
-    const out = new Float32Array(data.length);
-    for (let oo = 0; oo < o; oo++)
-      for (let ii = 0; ii < i; ii++)
-        for (let hh = 0; hh < h; hh++)
-          for (let ww = 0; ww < w; ww++)
-            out[((oo * i + ii) * h + hh) * w + ww] = data[((hh * w + ww) * i + ii) * o + oo] ?? 0;
-    return out;
+    return (k) => {
+      const ww = k % w;
+      const hh = Math.floor(k / w) % h;
+      const ii = Math.floor(k / (w * h)) % i;
+      const oo = Math.floor(k / (w * h * i));
+      return ((hh * w + ww) * i + ii) * o + oo;
+    };
   }
   if (layout === "oi") {
     const [o = 0, i = 0] = torchShape;
-    return transpose2d(data, i, o);
+    return (k) => (k % i) * o + Math.floor(k / i);
   }
-  return new Float32Array(data);
-}
-
-/** A rows x cols row-major matrix transposed to cols x rows. */
-function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c] ?? 0;
-  return out;
+  return (k) => k;
 }
 
 const sameShape = (a: number[], b: number[]) =>
