@@ -48,9 +48,20 @@ test("mnistc train runs the emitted program and writes the run's outputs", () =>
     "plot.png",
     "checkpoint/model.json",
     "checkpoint/weights.bin",
+    "model.onnx",
   ]) {
     assert.ok(existsSync(join(out, file)), `missing ${file}`);
   }
+
+  // The ONNX model left beside the checkpoint computes what training last evaluated.
+  const evaluated = mnistc("eval", join(out, "model.onnx"), "--test-limit", "64", "--json");
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  const onnx = JSON.parse(evaluated.stdout) as { accuracy: number; loss: number; count: number };
+  const last = metrics.epochs.at(-1);
+  assert.ok(last);
+  assert.equal(onnx.count, 64);
+  assert.equal(onnx.accuracy, last.testAccuracy);
+  assert.ok(Math.abs(onnx.loss - last.testLoss) < 1e-4, `${onnx.loss} vs ${last.testLoss}`);
 });
 
 test("user mistakes are one line and exit 1", () => {
