@@ -36,6 +36,12 @@ async function run(action: () => Promise<number>): Promise<void> {
   }
 }
 
+// `mnistc params --json | head` closes our stdout early: stop quietly, as Unix tools do.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+  process.exit(0);
+});
+
 const program = new Command("mnistc")
   .description("Declarative model-spec compiler for small vision models")
   .showHelpAfterError()
