@@ -249,10 +249,10 @@ describe("bad requests", () => {
       error: /no digit found/,
     },
     {
-      name: "an unsupported Content-Type → 415",
+      name: "a body that is neither an image nor JSON → 400",
       send: () => call("/api/predict", { body: "7", type: "text/plain" }),
-      status: 415,
-      error: /unsupported Content-Type "text\/plain"/,
+      status: 400,
+      error: /Content-Type "text\/plain"\) is neither a PNG or PGM image nor JSON/,
     },
     {
       name: "a body over 1 MB (Content-Length) → 413",
@@ -351,6 +351,20 @@ describe("predictions", () => {
     });
     assert.equal(viaPgm.status, 200);
     assert.deepEqual(assertPrediction(viaPgm.body).input28, assertPrediction(viaPng.body).input28);
+  });
+
+  test("bodies labelled loosely (curl --data-binary) are recognized by their first bytes", async () => {
+    const pixels = digitPixels(test10, 4);
+    const png = encodeGrayPng(pixels, 28, 28);
+    const labelled = await call("/api/predict", { body: png, type: "image/png" });
+    const form = "application/x-www-form-urlencoded";
+    const loose = await call("/api/predict", { body: png, type: form });
+    assert.equal(loose.status, 200);
+    assert.deepEqual(assertPrediction(loose.body).input28, assertPrediction(labelled.body).input28);
+    const json = JSON.stringify({ pixels: Array.from(pixels) });
+    const looseJson = await call("/api/predict", { body: json, type: form });
+    assert.equal(looseJson.status, 200);
+    assert.deepEqual(assertPrediction(looseJson.body).input28, Array.from(pixels));
   });
 
   test('JSON with "preprocess": true is prepared exactly like the same image as PNG', async () => {

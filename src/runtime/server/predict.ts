@@ -106,17 +106,35 @@ function parseImage(body: Buffer, kind: "PNG" | "PGM"): Uint8Array {
   });
 }
 
+/**
+ * What a body holds, by its first bytes. Clients label raw uploads loosely (curl's `--data-binary`
+ * says application/x-www-form-urlencoded), so an unlabelled or mislabelled body is recognized by
+ * its content rather than refused.
+ */
+function sniff(body: Buffer): "PNG" | "PGM" | "JSON" | undefined {
+  if (body.subarray(0, 8).equals(PNG_SIGNATURE)) return "PNG";
+  if (/^P[25]\s/.test(body.subarray(0, 3).toString("latin1"))) return "PGM";
+  if (/^\s*\{/.test(body.subarray(0, 64).toString("utf8"))) return "JSON";
+  return undefined;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
 /** The 784 pixels (0-255, white on black, row-major) the model is to classify for a request. */
 export function parsePredictBody(contentType: string | undefined, body: Buffer): Uint8Array {
   if (body.length === 0) throw new HttpError(400, "empty body: send a PNG image or JSON pixels");
   const type = mediaType(contentType);
+  // A declared type is taken at its word, so a broken PNG is reported as a broken PNG.
   if (type === "image/png") return parseImage(body, "PNG");
   if (type === "image/x-portable-graymap") return parseImage(body, "PGM");
   if (type === "application/json") return parseJsonPixels(body);
+  const kind = sniff(body);
+  if (kind === "JSON") return parseJsonPixels(body);
+  if (kind) return parseImage(body, kind);
   throw new HttpError(
-    415,
-    `unsupported Content-Type ${JSON.stringify(type || "(none)")}: send image/png or application/json`,
-    { Accept: "image/png, image/x-portable-graymap, application/json" },
+    400,
+    `the body (Content-Type ${JSON.stringify(type || "(none)")}) is neither a PNG or PGM image ` +
+      'nor JSON {"pixels": [784 numbers]}',
   );
 }
 
