@@ -66,6 +66,21 @@ describe("mnistc predict", () => {
     test(`error: ${name}`, () => assertUserError(runCli(["predict", ...args]), pattern));
   }
 
+  test("a bad image among good ones: each reported, the others still answered, exit 1", () => {
+    const good = image("seven-p2.pgm");
+    const r = runCli(["predict", model, image("blank.png"), good, join(dir, "gone.png"), "--json"]);
+    assert.equal(r.status, 1);
+    const out = JSON.parse(r.stdout) as { file: string }[];
+    assert.deepEqual(
+      out.map((p) => p.file),
+      [good],
+    );
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0] ?? "", /^mnistc: error: .*blank\.png: no digit found/);
+    assert.match(lines[1] ?? "", /^mnistc: error: .*gone\.png: no such file/);
+  });
+
   test("error: a model file with text in it, and a model that does not read images", () => {
     const fake = join(dir, "fake.onnx");
     writeFileSync(fake, "not a model");

@@ -51,23 +51,33 @@ export async function predict(args: string[], opts: PredictOptions): Promise<num
     );
   }
 
+  // A bad image is reported and skipped, so one stray file does not hide the others' answers.
   const plane = MNIST_SIDE * MNIST_SIDE;
+  const readable: string[] = [];
   const pixels = new Uint8Array(files.length * plane);
-  for (const [i, file] of files.entries()) {
-    const image = await readImage(file);
-    pixels.set(preprocessImage(image.data, image.width, image.height, file), i * plane);
+  for (const file of files) {
+    try {
+      const image = await readImage(file);
+      const input = preprocessImage(image.data, image.width, image.height, file);
+      pixels.set(input, readable.length * plane);
+      readable.push(file);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      process.stderr.write(`mnistc: error: ${err.message}\n`);
+    }
   }
 
   const predictions: ImagePrediction[] = [];
-  for (let start = 0; start < files.length; start += BATCH) {
-    const n = Math.min(BATCH, files.length - start);
+  for (let start = 0; start < readable.length; start += BATCH) {
+    const n = Math.min(BATCH, readable.length - start);
     const batch = model.normalize(pixels.subarray(start * plane, (start + n) * plane), n);
     const logProbs = await model.predictBatch(batch, n);
-    predictions.push(...toPredictions(logProbs, files.slice(start, start + n), model.info.classes));
+    const names = readable.slice(start, start + n);
+    predictions.push(...toPredictions(logProbs, names, model.info.classes));
   }
   await model.release();
 
   if (opts.json) process.stdout.write(`${JSON.stringify(predictions, null, 2)}\n`);
   else process.stdout.write(predictions.map(formatPrediction).join(""));
-  return 0;
+  return readable.length === files.length ? 0 : 1;
 }
