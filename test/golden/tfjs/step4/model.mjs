@@ -27,9 +27,12 @@ export const spec = {
       "nesterov": false
     },
     "scheduler": {
-      "type": "step",
-      "stepSize": 6,
-      "gamma": 0.1
+      "type": "onecycle",
+      "maxLr": 0.05,
+      "pctStart": 0.3,
+      "anneal": "cos",
+      "divFactor": 25,
+      "finalDivFactor": 10000
     },
     "augment": {
       "rotate": 7
