@@ -1,6 +1,7 @@
 // The tfjs code for each op kind: one readable `model.add(...)` statement per layer (two where tfjs
 // needs a helper layer, named `<node>.pad` / `<node>.nchw`). Tensors are NHWC; the IR's shapes are
 // PyTorch's [C, H, W]. Keyed by `OpKind` through `OpTable`, so a new op kind fails `tsc` here.
+import { fanInOf } from "../../compiler/init.js";
 import type { NodeIR, Pair } from "../../compiler/ir.js";
 import type { OpTable } from "../backend.js";
 
@@ -59,8 +60,12 @@ function convPadding(node: NodeIR<"conv">): { pad?: string; padding: "valid" | "
   return { pad, padding: "valid" };
 }
 
-/** kernelInitializer / biasInitializer: PyTorch's default init, from the model seed. */
-function initializers(node: NodeIR<"conv"> | NodeIR<"linear">, fanIn: number): Option[][] {
+/**
+ * kernelInitializer / biasInitializer: PyTorch's default init, from the model seed, with the same
+ * fan-in rule as the ONNX backend's seeded weights (compiler/init.ts).
+ */
+function initializers(node: NodeIR<"conv"> | NodeIR<"linear">): Option[][] {
+  const fanIn = fanInOf(node);
   return node.params.map((p) => [
     [
       p.role === "weight" ? "kernelInitializer" : "biasInitializer",
@@ -86,7 +91,6 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
   conv(node) {
     const { out, kernel, stride, bias } = node.attrs;
     const { pad, padding } = convPadding(node);
-    const fanIn = (node.inShape[0] ?? 0) * kernel[0] * kernel[1];
     const conv = add(
       "tf.layers.conv2d",
       [
@@ -97,7 +101,7 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
         ["padding", js(padding)],
         ...(bias ? [] : [["useBias", "false"] as Option]),
       ],
-      ...initializers(node, fanIn),
+      ...initializers(node),
     );
     return layer(pad ? [pad, conv] : [conv], ["torchUniform"]);
   },
@@ -172,7 +176,6 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
 
   linear(node) {
     const { out, bias } = node.attrs;
-    const fanIn = node.inShape[0] ?? 0;
     return layer(
       [
         add(
@@ -182,7 +185,7 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
             ["units", js(out)],
             ...(bias ? [] : [["useBias", "false"] as Option]),
           ],
-          ...initializers(node, fanIn),
+          ...initializers(node),
         ),
       ],
       ["torchUniform"],
