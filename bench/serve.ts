@@ -13,7 +13,7 @@ import { findBackend } from "../src/backends/index.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
-import { defaultModelFile } from "../src/runtime/onnx-model.js";
+import { defaultModelFile } from "../src/runtime/inference/onnx-model.js";
 
 /** The part of autocannon's API used here (the package ships no types). */
 interface AutocannonResult {

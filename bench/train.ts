@@ -21,9 +21,9 @@ import { runtimeImportFor } from "../src/backends/tfjs/runtime-import.js";
 import { compileSpec, formatDiagnostic } from "../src/compiler/index.js";
 import type { ModelIR } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
-import { initEngine, type Tfjs } from "../src/runtime/engine.js";
-import { createOptimizer } from "../src/runtime/optim.js";
-import type { BuildModel } from "../src/runtime/train.js";
+import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
+import type { BuildModel } from "../src/runtime/train/loop.js";
+import { createOptimizer } from "../src/runtime/train/optim.js";
 import { Rng } from "../src/util/rng.js";
 import { type KernelTime, mean, median, topKernels } from "./stats.js";
 

@@ -85,7 +85,7 @@ const train = program
   .description("train a spec on MNIST with TensorFlow.js")
   .argument("<spec>", "spec file");
 // The emitted program `train.mjs` accepts the same options; they are declared once in the runtime.
-const { addTrainOptions } = await import("./runtime/train-options.js");
+const { addTrainOptions } = await import("./runtime/train/options.js");
 addTrainOptions(train, { positiveInt, nonNegativeInt, positiveNumber });
 train.action((spec: string, opts) =>
   run(async () => (await import("./cli/train.js")).train(spec, opts)),

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
-import { initEngine } from "../src/runtime/engine.js";
-import { BatchNorm2d } from "../src/runtime/layers/batchnorm2d.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { BatchNorm2d } from "../src/runtime/tfjs/layers/batchnorm2d.js";
 import { Rng } from "../src/util/rng.js";
 
 process.env.MNISTC_ENGINE = "wasm";

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { packagePath } from "../src/paths.js";
-import { DigitModel } from "../src/runtime/onnx-model.js";
-import { type RunningServer, startServer } from "../src/runtime/server/server.js";
+import { DigitModel } from "../src/runtime/inference/onnx-model.js";
+import { type RunningServer, startServer } from "../src/runtime/serve/server.js";
 import { needsTrainedModel, servedModelFile } from "./serve-helpers.js";
 
 const CHROMIUM = "/usr/bin/chromium";

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { UserError } from "../src/errors.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
 import {
   type CheckpointContents,
   captureModel,
@@ -13,8 +14,7 @@ import {
   resolveCheckpointDir,
   writeCheckpoint,
   writeDirAtomic,
-} from "../src/runtime/checkpoint.js";
-import { initEngine } from "../src/runtime/engine.js";
+} from "../src/runtime/train/checkpoint.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-ckpt-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -7,11 +7,11 @@ import { createRequire } from "node:module";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
-import { initEngine } from "../src/runtime/engine.js";
-import { BatchNorm2d } from "../src/runtime/layers/batchnorm2d.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { BatchNorm2d } from "../src/runtime/tfjs/layers/batchnorm2d.js";
 import { Rng } from "../src/util/rng.js";
 
-const engineModule = fileURLToPath(new URL("../src/runtime/engine.js", import.meta.url));
+const engineModule = fileURLToPath(new URL("../src/runtime/tfjs/engine.js", import.meta.url));
 
 /** Start a fresh process (initEngine is once per process) and report the engine it picks. */
 function engineIn(env: Record<string, string | undefined>) {

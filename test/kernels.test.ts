@@ -2,16 +2,16 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
-import { initEngine } from "../src/runtime/engine.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
 import {
   conv2DBackpropFilterWasm,
   FORMULATIONS,
-} from "../src/runtime/kernels/conv2d-backprop-filter.js";
+} from "../src/runtime/tfjs/kernels/conv2d-backprop-filter.js";
 import {
   conv2DBackpropInputWasm,
   INPUT_FORMULATIONS,
-} from "../src/runtime/kernels/conv2d-backprop-input.js";
-import { registerWasmKernels } from "../src/runtime/kernels/index.js";
+} from "../src/runtime/tfjs/kernels/conv2d-backprop-input.js";
+import { registerWasmKernels } from "../src/runtime/tfjs/kernels/index.js";
 import { Rng } from "../src/util/rng.js";
 
 process.env.MNISTC_ENGINE = "wasm";

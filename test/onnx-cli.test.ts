@@ -6,12 +6,12 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
 import { describeModel, formatDescription } from "../src/backends/onnx/dump.js";
-import { decodeModel } from "../src/backends/onnx/proto.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR } from "../src/compiler/ir.js";
+import { decodeModel } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
-import { defaultModelFile } from "../src/runtime/onnx-model.js";
+import { defaultModelFile } from "../src/runtime/inference/onnx-model.js";
 import { expectGolden } from "./helpers/golden.js";
 import { assertUserError, foreignModel, runCli, writeTfjsCheckpoint } from "./onnx-helpers.js";
 

@@ -4,9 +4,9 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { encodeModel, onnx } from "../src/backends/onnx/proto.js";
 import { tfjsWeightsFromTorch } from "../src/backends/tfjs/weights.js";
 import type { AnyNodeIR, ModelIR, ParamIR, Shape, WeightMap } from "../src/compiler/ir.js";
+import { encodeModel, onnx } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 
 const span = { file: "tiny.yaml", line: 1, col: 1, endLine: 1, endCol: 1 };

@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { onnxBackend } from "../src/backends/onnx/index.js";
-import { readMetadata } from "../src/backends/onnx/metadata.js";
-import { decodeModel } from "../src/backends/onnx/proto.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
+import { readMetadata } from "../src/formats/onnx-metadata.js";
+import { decodeModel } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 
 test("step4 emitted without weights: its initializers are torchInitWeights at the spec's seed", () => {

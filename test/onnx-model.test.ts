@@ -6,7 +6,7 @@ import { after, describe, test } from "node:test";
 import { onnxBackend } from "../src/backends/onnx/index.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { UserError } from "../src/errors.js";
-import { DigitModel } from "../src/runtime/onnx-model.js";
+import { DigitModel } from "../src/runtime/inference/onnx-model.js";
 import { foreignModel, linearIR, tinyForward, tinyIR, tinyWeights } from "./onnx-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mnistc-onnx-model-"));

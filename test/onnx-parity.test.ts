@@ -17,9 +17,9 @@ import { compileSpec } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
-import { loadWeightsInto } from "../src/runtime/checkpoint.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
-import { initEngine } from "../src/runtime/engine.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { loadWeightsInto } from "../src/runtime/train/checkpoint.js";
 import { Rng } from "../src/util/rng.js";
 
 const TOLERANCE = 1e-4;

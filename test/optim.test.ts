@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { OptimizerIR } from "../src/compiler/ir.js";
-import { initEngine } from "../src/runtime/engine.js";
-import { createOptimizer, type NamedParam } from "../src/runtime/optim.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { createOptimizer, type NamedParam } from "../src/runtime/train/optim.js";
 
 const { tf } = await initEngine();
 

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PNG } from "pngjs";
-import type { EpochMetrics } from "../src/runtime/metrics.js";
-import { PLOT_HEIGHT, PLOT_WIDTH, renderPlotPng, renderPlotSvg } from "../src/runtime/plot.js";
+import type { EpochMetrics } from "../src/runtime/train/metrics.js";
+import {
+  PLOT_HEIGHT,
+  PLOT_WIDTH,
+  renderPlotPng,
+  renderPlotSvg,
+} from "../src/runtime/train/plot.js";
 
 function epochs(n: number, scale = 1): EpochMetrics[] {
   return Array.from({ length: n }, (_, i) => ({

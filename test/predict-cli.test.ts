@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { onnxBackend } from "../src/backends/onnx/index.js";
 import { packagePath } from "../src/paths.js";
-import { defaultModelFile } from "../src/runtime/onnx-model.js";
+import { defaultModelFile } from "../src/runtime/inference/onnx-model.js";
 import { assertUserError, foreignModel, linearIR, runCli } from "./onnx-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mnistc-predict-"));

@@ -5,8 +5,13 @@ import { describe, test } from "node:test";
 import { UserError } from "../src/errors.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
-import { decodeImage, readImage } from "../src/runtime/image.js";
-import { DIGIT_BOX, MNIST_SIDE, preprocessImage, resize } from "../src/runtime/preprocess.js";
+import { decodeImage, readImage } from "../src/runtime/inference/image.js";
+import {
+  DIGIT_BOX,
+  MNIST_SIDE,
+  preprocessImage,
+  resize,
+} from "../src/runtime/inference/preprocess.js";
 import {
   encodePgmP2,
   encodePgmP5,

@@ -24,5 +24,5 @@ test("mnistc/runtime (what train.mjs imports) does not load onnxruntime-node", (
 });
 
 test("mnistc/inference does", () => {
-  assert.ok(loadedBy("inference.js").some((m) => m.includes("onnxruntime-node")));
+  assert.ok(loadedBy("inference/index.js").some((m) => m.includes("onnxruntime-node")));
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { SchedulerIR } from "../src/compiler/ir.js";
-import { oneCycle, scheduleAt, stepLr } from "../src/runtime/schedule.js";
+import { oneCycle, scheduleAt, stepLr } from "../src/runtime/train/schedule.js";
 
 const close = (actual: number, expected: number, what: string) =>
   assert.ok(

@@ -10,7 +10,7 @@ import { findBackend } from "../src/backends/index.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist, type MnistSplit } from "../src/runtime/data/mnist.js";
-import { defaultModelFile } from "../src/runtime/onnx-model.js";
+import { defaultModelFile } from "../src/runtime/inference/onnx-model.js";
 
 export const TRAINED_MODEL = process.env.MNISTC_TRAINED_MODEL || defaultModelFile();
 

@@ -4,11 +4,11 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { decodeImage } from "../src/runtime/image.js";
-import { DigitModel } from "../src/runtime/onnx-model.js";
-import { preprocessImage } from "../src/runtime/preprocess.js";
-import { MAX_BODY_BYTES } from "../src/runtime/server/body.js";
-import { type RunningServer, startServer } from "../src/runtime/server/server.js";
+import { decodeImage } from "../src/runtime/inference/image.js";
+import { DigitModel } from "../src/runtime/inference/onnx-model.js";
+import { preprocessImage } from "../src/runtime/inference/preprocess.js";
+import { MAX_BODY_BYTES } from "../src/runtime/serve/body.js";
+import { type RunningServer, startServer } from "../src/runtime/serve/server.js";
 import {
   digitOnPaperPng,
   digitPixels,

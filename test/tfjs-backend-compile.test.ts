@@ -13,8 +13,8 @@ import type * as tfNs from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { compile } from "../src/cli/compile.js";
 import { packagePath } from "../src/paths.js";
-import { captureModel } from "../src/runtime/checkpoint.js";
-import { initEngine } from "../src/runtime/engine.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { captureModel } from "../src/runtime/train/checkpoint.js";
 
 const cli = packagePath("dist", "src", "cli.js");
 const work = mkdtempSync(join(tmpdir(), "mnistc-compile-"));

@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import type * as tfNs from "@tensorflow/tfjs";
 import { paramSeed, torchInitBound, torchUniformValues } from "../src/compiler/init.js";
-import { initEngine } from "../src/runtime/engine.js";
-import { TorchUniform } from "../src/runtime/init.js";
-import { Dropout, Dropout2d } from "../src/runtime/layers/dropout.js";
-import { LogSoftmax } from "../src/runtime/layers/log-softmax.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { TorchUniform } from "../src/runtime/tfjs/init.js";
+import { Dropout, Dropout2d } from "../src/runtime/tfjs/layers/dropout.js";
+import { LogSoftmax } from "../src/runtime/tfjs/layers/log-softmax.js";
 
 let tf: typeof tfNs;
 before(async () => {

@@ -21,7 +21,7 @@ import { compileSpec } from "../src/compiler/index.js";
 import { torchInitBound, torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
-import { initEngine } from "../src/runtime/engine.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
 
 type Tf = typeof tfNs;
 interface EmittedModule {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { packagePath } from "../src/paths.js";
-import type { RunMetrics } from "../src/runtime/metrics.js";
+import type { RunMetrics } from "../src/runtime/train/metrics.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-train-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

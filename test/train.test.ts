@@ -6,14 +6,19 @@ import { after, describe, test } from "node:test";
 import { Command } from "commander";
 import { PNG } from "pngjs";
 import { UserError } from "../src/errors.js";
-import { loadWeightsInto, readCheckpoint } from "../src/runtime/checkpoint.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
-import { initEngine } from "../src/runtime/engine.js";
-import { LogSoftmax } from "../src/runtime/layers/log-softmax.js";
-import type { RunMetrics } from "../src/runtime/metrics.js";
-import { PLOT_HEIGHT, PLOT_WIDTH } from "../src/runtime/plot.js";
-import { type BuildModel, evaluate, runTraining, type TrainSpec } from "../src/runtime/train.js";
-import { addTrainOptions, trainOptionParsers } from "../src/runtime/train-options.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { LogSoftmax } from "../src/runtime/tfjs/layers/log-softmax.js";
+import { loadWeightsInto, readCheckpoint } from "../src/runtime/train/checkpoint.js";
+import {
+  type BuildModel,
+  evaluate,
+  runTraining,
+  type TrainSpec,
+} from "../src/runtime/train/loop.js";
+import type { RunMetrics } from "../src/runtime/train/metrics.js";
+import { addTrainOptions, trainOptionParsers } from "../src/runtime/train/options.js";
+import { PLOT_HEIGHT, PLOT_WIDTH } from "../src/runtime/train/plot.js";
 
 const { tf, name: engine } = await initEngine();
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-train-"));

@@ -8,7 +8,7 @@ import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
 import { formatDiagnostic } from "../compiler/index.js";
 import type { WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
-import { readCheckpoint } from "../runtime/checkpoint.js";
+import { readCheckpoint } from "../runtime/train/checkpoint.js";
 import { loadSpec } from "./spec.js";
 
 export interface CompileOptions {

@@ -2,7 +2,7 @@
 // with onnxruntime-node: accuracy, mean NLL loss, per-class accuracy, confusion matrix, speed.
 import { UserError } from "../errors.js";
 import { loadMnist } from "../runtime/data/mnist.js";
-import { DigitModel, resolveModelFile } from "../runtime/onnx-model.js";
+import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 
 export interface EvalOptions {
   data?: string;

@@ -1,5 +1,5 @@
 // `mnistc export SPEC --weights CHECKPOINT -o FILE`: a trained checkpoint as an ONNX model.
-import { exportCheckpointToOnnx } from "../runtime/onnx-export.js";
+import { exportCheckpointToOnnx } from "../runtime/inference/export.js";
 import { loadSpec } from "./spec.js";
 
 export interface ExportOptions {

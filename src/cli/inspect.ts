@@ -1,8 +1,8 @@
 // `mnistc inspect MODEL.onnx [--json]`: what is inside an ONNX file (any, not only mnistc's).
 import { readFile } from "node:fs/promises";
 import { describeModel, formatDescription } from "../backends/onnx/dump.js";
-import { decodeModel } from "../backends/onnx/proto.js";
 import { UserError } from "../errors.js";
+import { decodeModel } from "../formats/onnx-proto.js";
 
 export interface InspectOptions {
   json?: boolean;

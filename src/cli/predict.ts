@@ -1,9 +1,9 @@
 // `mnistc predict [MODEL.onnx] IMAGE... [--json]`: the digit in each image (PNG or PGM, any size,
 // either polarity), preprocessed the MNIST way (src/runtime/preprocess.ts).
 import { UserError } from "../errors.js";
-import { readImage } from "../runtime/image.js";
-import { DigitModel, resolveModelFile } from "../runtime/onnx-model.js";
-import { MNIST_SIDE, preprocessImage } from "../runtime/preprocess.js";
+import { readImage } from "../runtime/inference/image.js";
+import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
+import { MNIST_SIDE, preprocessImage } from "../runtime/inference/preprocess.js";
 
 export interface PredictOptions {
   json?: boolean;

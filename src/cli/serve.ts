@@ -1,8 +1,8 @@
 // `mnistc serve [MODEL.onnx] [--port 8080] [--host 127.0.0.1]`: the HTTP service and draw-a-digit
 // page (src/runtime/server/). Prints the URL on stdout, one line per request on stderr, and on
 // SIGINT/SIGTERM stops accepting, finishes the requests in flight and exits 0.
-import { DigitModel, resolveModelFile } from "../runtime/onnx-model.js";
-import { startServer } from "../runtime/server/server.js";
+import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
+import { startServer } from "../runtime/serve/server.js";
 
 export interface ServeOptions {
   port: number;

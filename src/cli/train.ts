@@ -8,8 +8,8 @@ import { findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
 import { formatDiagnostic } from "../compiler/index.js";
 import { UserError } from "../errors.js";
-import type { BuildModel, TrainSpec } from "../runtime/train.js";
-import type { TrainOptions } from "../runtime/train-options.js";
+import type { BuildModel, TrainSpec } from "../runtime/train/loop.js";
+import type { TrainOptions } from "../runtime/train/options.js";
 import { loadSpec } from "./spec.js";
 
 interface EmittedProgram {
@@ -45,8 +45,8 @@ export async function train(specPath: string, opts: TrainOptions): Promise<numbe
   const program = (await import(
     pathToFileURL(join(programDir, "model.mjs")).href
   )) as EmittedProgram;
-  const { initEngine } = await import("../runtime/engine.js");
-  const { runTraining } = await import("../runtime/train.js");
+  const { initEngine } = await import("../runtime/tfjs/engine.js");
+  const { runTraining } = await import("../runtime/train/loop.js");
   const { tf, name } = await initEngine();
   if (!opts.quiet) process.stderr.write(`mnistc: ${ir.name} -> ${programDir}\n`);
   await runTraining({
@@ -57,7 +57,7 @@ export async function train(specPath: string, opts: TrainOptions): Promise<numbe
     options: { ...opts, out },
   });
   // The deployable form of what was just trained, beside its checkpoint (issue: ONNX export).
-  const { exportCheckpointToOnnx } = await import("../runtime/onnx-export.js");
+  const { exportCheckpointToOnnx } = await import("../runtime/inference/export.js");
   const onnx = exportCheckpointToOnnx(ir, join(out, "checkpoint"), join(out, "model.onnx"));
   if (!opts.quiet) process.stderr.write(`mnistc: wrote ${onnx.file} (${onnx.bytes} bytes)\n`);
   return 0;

@@ -8,7 +8,7 @@
 // PIXELS.u8 holds N raw 8-bit images (N·C·H·W bytes, as in the IDX file); normalization is
 // mnistc's, so the metadata's mean/std are checked too. Prints {"info": ..., "logProbs": [[...]]}.
 import { readFileSync } from "node:fs";
-import { DigitModel } from "../../dist/src/runtime/inference.js";
+import { DigitModel } from "../../dist/src/runtime/inference/index.js";
 
 const [file, pixelsFile, count] = process.argv.slice(2);
 const n = Number(count);

@@ -7,7 +7,7 @@ import {
   onnx,
   toNumber,
   type ValueInfoProto,
-} from "./proto.js";
+} from "../../formats/onnx-proto.js";
 
 export type Dim = number | string;
 

@@ -12,9 +12,7 @@
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import { torchInitWeights } from "../../compiler/init.js";
 import type { AnyNodeIR, ModelIR, WeightMap } from "../../compiler/ir.js";
-import type { Backend, EmitResult } from "../backend.js";
-import { metadataFor } from "./metadata.js";
-import { type OnnxOpContext, onnxOps } from "./ops.js";
+import { metadataFor } from "../../formats/onnx-metadata.js";
 import {
   batchedFloatValue,
   encodeModel,
@@ -26,7 +24,9 @@ import {
   onnx,
   type TensorProto,
   type ValueInfoProto,
-} from "./proto.js";
+} from "../../formats/onnx-proto.js";
+import type { Backend, EmitResult } from "../backend.js";
+import { type OnnxOpContext, onnxOps } from "./ops.js";
 
 export const ONNX_INPUT_NAME = "input";
 export const ONNX_OUTPUT_NAME = "log_probs";

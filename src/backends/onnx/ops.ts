@@ -2,8 +2,8 @@
 // ops that are the identity at inference (dropout). Parameters are referenced by their IR names,
 // which are also the initializer names, so weights need no renaming between PyTorch and ONNX.
 import type { NodeIR, Pair, ParamIR } from "../../compiler/ir.js";
+import { floatAttr, intAttr, intsAttr, type NodeProto } from "../../formats/onnx-proto.js";
 import type { OpTable } from "../backend.js";
-import { floatAttr, intAttr, intsAttr, type NodeProto } from "./proto.js";
 
 export interface OnnxOpContext {
   /** The tensor this node reads. */

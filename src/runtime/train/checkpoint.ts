@@ -17,8 +17,8 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
-import { UserError } from "../errors.js";
-import type { RngState } from "../util/rng.js";
+import { UserError } from "../../errors.js";
+import type { RngState } from "../../util/rng.js";
 import type { RunMetrics, RunOptions } from "./metrics.js";
 import type { OptimizerState } from "./optim.js";
 

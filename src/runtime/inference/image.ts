@@ -2,7 +2,7 @@
 // binary, maxval up to 65535). The result is one luminance value per pixel, 0..255, row-major.
 import { readFile } from "node:fs/promises";
 import { PNG } from "pngjs";
-import { UserError } from "../errors.js";
+import { UserError } from "../../errors.js";
 
 export interface GrayImage {
   width: number;

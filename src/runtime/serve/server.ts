@@ -8,8 +8,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { UserError } from "../../errors.js";
-import type { DigitModel } from "../onnx-model.js";
-import { MNIST_SIDE } from "../preprocess.js";
+import type { DigitModel } from "../inference/onnx-model.js";
+import { MNIST_SIDE } from "../inference/preprocess.js";
 import { type Asset, loadAssets } from "./assets.js";
 import { PredictionBatcher } from "./batcher.js";
 import { MAX_BODY_BYTES, readBody } from "./body.js";

@@ -8,8 +8,8 @@
 //   the crop-and-centre again would resample an already prepared digit). With `"preprocess": true`
 //   the pixels are instead treated as a raw 28x28 drawing and prepared like a PNG.
 import { UserError } from "../../errors.js";
-import { decodeImage } from "../image.js";
-import { MNIST_SIDE, preprocessImage } from "../preprocess.js";
+import { decodeImage } from "../inference/image.js";
+import { MNIST_SIDE, preprocessImage } from "../inference/preprocess.js";
 import { HttpError } from "./http-error.js";
 
 export const PIXELS = MNIST_SIDE * MNIST_SIDE;

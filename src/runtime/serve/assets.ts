@@ -8,7 +8,7 @@ export interface Asset {
   body: Buffer;
 }
 
-const PAGE_DIR = packagePath("src", "runtime", "server", "page");
+const PAGE_DIR = packagePath("src", "runtime", "serve", "page");
 
 /** URL path → file in the page folder. */
 const FILES: Record<string, [file: string, contentType: string]> = {

@@ -1,6 +1,6 @@
 // Learning-rate schedules as PyTorch computes them, as pure functions of the position in the run
 // (epoch, batch), so a resumed run picks up the exact values without replaying the scheduler.
-import type { SchedulerIR } from "../compiler/ir.js";
+import type { SchedulerIR } from "../../compiler/ir.js";
 
 export interface ScheduleInput {
   scheduler: SchedulerIR;

@@ -1,7 +1,8 @@
 // ONNX inference, image decoding and MNIST-style preprocessing: `mnistc/inference`.
+
+export { exportCheckpointToOnnx } from "./export.js";
 export type { GrayImage } from "./image.js";
 export { decodeImage, readImage } from "./image.js";
-export { exportCheckpointToOnnx } from "./onnx-export.js";
 export type { DigitModelInfo } from "./onnx-model.js";
 export { DigitModel, defaultModelFile, resolveModelFile } from "./onnx-model.js";
 export { preprocessImage } from "./preprocess.js";

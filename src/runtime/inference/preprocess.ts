@@ -10,7 +10,7 @@
 // 4. Resize so the longer side is 20: area averaging when shrinking, bilinear when enlarging.
 // 5. Shift by whole pixels so the center of mass lands where MNIST's do, (14, 14), clamped so that
 //    the digit stays inside.
-import { UserError } from "../errors.js";
+import { UserError } from "../../errors.js";
 
 export const MNIST_SIDE = 28;
 export const DIGIT_BOX = 20;

@@ -8,10 +8,10 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
-import { readMetadata } from "../backends/onnx/metadata.js";
-import { decodeModel } from "../backends/onnx/proto.js";
-import { UserError } from "../errors.js";
-import { packagePath } from "../paths.js";
+import { UserError } from "../../errors.js";
+import { readMetadata } from "../../formats/onnx-metadata.js";
+import { decodeModel } from "../../formats/onnx-proto.js";
+import { packagePath } from "../../paths.js";
 
 /** The shipped model used when a command names none: the seed's net (specs/step4.yaml), trained. */
 export function defaultModelFile(): string {

@@ -6,11 +6,11 @@
 // tfjs's varianceScaling(1/3, fanIn, uniform) gives the same weight bound, but not the bias bound
 // (it takes fan_in from the bias's own shape), and its seeded draws are tied to tfjs's RNG.
 import * as tf from "@tensorflow/tfjs";
-import { type Layout, torchToTfjsLayout, toTorchShape } from "../backends/tfjs/weights.js";
-import { torchUniformValues } from "../compiler/init.js";
+import { torchUniformValues } from "../../compiler/init.js";
+import { type Layout, torchToTfjsLayout, toTorchShape } from "../../formats/tfjs-layout.js";
 
 // Re-exported for the runtime's own users (seeded dropout, `mnistc/runtime`).
-export { paramSeed, torchInitWeights } from "../compiler/init.js";
+export { paramSeed, torchInitWeights } from "../../compiler/init.js";
 
 // tfjs does not export its `Initializer` base class, and `getInitializer` only accepts instances of
 // it (anything else is read as a serialized config): reach it through a built-in initializer.

@@ -1,8 +1,8 @@
 // The `metadata_props` contract of mnistc's ONNX files: written by the backend, read back by the
 // runtime (normalization for `predict`/`serve`/`eval`) and shown by `inspect`. Values are strings:
 // numbers in decimal, arrays as JSON.
-import type { ModelIR } from "../../compiler/ir.js";
-import type { ModelProto } from "./proto.js";
+import type { ModelIR } from "../compiler/ir.js";
+import type { ModelProto } from "./onnx-proto.js";
 
 export const META = {
   /** The spec's name. */

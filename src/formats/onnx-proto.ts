@@ -3,7 +3,7 @@
 // `UserError` naming the file.
 import type { onnx as O } from "onnx-proto";
 import onnxProto from "onnx-proto";
-import { UserError } from "../../errors.js";
+import { UserError } from "../errors.js";
 
 export const { onnx } = onnxProto;
 

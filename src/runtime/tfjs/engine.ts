@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import { UserError } from "../errors.js";
+import { UserError } from "../../errors.js";
 import { registerWasmKernels } from "./kernels/index.js";
 
 export type EngineName = "tensorflow" | "wasm" | "cpu";

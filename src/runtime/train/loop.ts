@@ -6,9 +6,11 @@ import { mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
 import { Command } from "commander";
-import type { DataIR, InputIR, TrainIR } from "../compiler/ir.js";
-import { UserError } from "../errors.js";
-import { Rng, type RngState } from "../util/rng.js";
+import type { DataIR, InputIR, TrainIR } from "../../compiler/ir.js";
+import { UserError } from "../../errors.js";
+import { Rng, type RngState } from "../../util/rng.js";
+import { type Batch, BatchAssembler, batchCount, epochOrder } from "../data/batches.js";
+import { loadMnist, type MnistData, type MnistSplit } from "../data/mnist.js";
 import {
   captureModel,
   loadWeightsInto,
@@ -19,8 +21,6 @@ import {
   writeCheckpoint,
   writeFileAtomic,
 } from "./checkpoint.js";
-import { type Batch, BatchAssembler, batchCount, epochOrder } from "./data/batches.js";
-import { loadMnist, type MnistData, type MnistSplit } from "./data/mnist.js";
 import {
   type EpochMetrics,
   formatEpochSummary,
@@ -29,9 +29,9 @@ import {
   type RunOptions,
 } from "./metrics.js";
 import { createOptimizer, type NamedParam, type Optimizer, type StepHyper } from "./optim.js";
+import { addTrainOptions, type TrainOptions, trainOptionParsers } from "./options.js";
 import { Progress } from "./progress.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
-import { addTrainOptions, type TrainOptions, trainOptionParsers } from "./train-options.js";
 
 type Tf = typeof tfNs;
 type Tensor = tfNs.Tensor;
@@ -425,7 +425,7 @@ export async function trainMain({ spec, buildModel, argv }: TrainMainArgs): Prom
   const options = program.opts<TrainOptions>();
   let code = 0;
   try {
-    const { initEngine } = await import("./engine.js");
+    const { initEngine } = await import("../tfjs/engine.js");
     const { tf, name } = await initEngine();
     await runTraining({ tf, engine: name, spec, buildModel, options });
   } catch (err) {

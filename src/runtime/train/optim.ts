@@ -2,7 +2,7 @@
 // learning rate at construction (no per-batch schedule) and have no PyTorch-style weight decay.
 // The learning rate and momentum (Adam: beta1) come in with every step, from the scheduler.
 import type * as tfNs from "@tensorflow/tfjs";
-import type { OptimizerIR } from "../compiler/ir.js";
+import type { OptimizerIR } from "../../compiler/ir.js";
 
 type Tf = typeof tfNs;
 type Tensor = tfNs.Tensor;

@@ -2,7 +2,7 @@
 // arriving images queue, and the next run takes all of them (up to `maxBatch`). A lone request runs
 // at once (no added latency); under concurrent load one ORT run serves many requests, which costs
 // far less than one run each.
-import type { DigitModel } from "../onnx-model.js";
+import type { DigitModel } from "../inference/onnx-model.js";
 
 interface Pending {
   pixels: Uint8Array;

@@ -5,7 +5,7 @@
 //   Dropout:   PyTorch nn.Dropout: every element.
 // Kept values are scaled by 1/(1-p); in inference both are the identity.
 import * as tf from "@tensorflow/tfjs";
-import { Rng, type RngState } from "../../util/rng.js";
+import { Rng, type RngState } from "../../../util/rng.js";
 import { paramSeed } from "../init.js";
 
 export interface DropoutConfig {
