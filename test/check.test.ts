@@ -34,6 +34,8 @@ const CASES: [string, string[], string][] = [
   ["block-name", ["E0109", "E0109"], "4:5"],
   ["bad-value", ["E0110", "E0110"], "9:22"],
   ["dataset", ["E0111", "E0111", "E0111", "E0111"], "1:8"],
+  ["add-unknown-block", ["E0112", "E0112", "E0112"], "7:12"],
+  ["residual-form", ["E0102", "E0103", "E0110", "E0104", "E0101"], "6:11"],
   ["kernel-too-large", ["E0201"], "7:5"],
   ["size-collapses", ["E0201"], "6:5"],
   ["linear-without-flatten", ["E0203"], "5:5"],
@@ -41,6 +43,10 @@ const CASES: [string, string[], string][] = [
   ["head-shape", ["E0205"], "6:5"],
   ["head-classes", ["E0205"], "6:5"],
   ["no-log-softmax", ["E0206"], "6:5"],
+  ["add-shape-mismatch", ["E0207"], "7:12"],
+  ["groups-divide", ["E0208"], "7:9"],
+  ["same-stride", ["E0209"], "4:5"],
+  ["pool-padding", ["E0210"], "5:5"],
   ["over-budget", ["E0301"], "6:5"],
 ];
 

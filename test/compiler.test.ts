@@ -11,7 +11,7 @@ import { editDistance, nearest } from "../src/compiler/suggest.js";
 import { packagePath } from "../src/paths.js";
 import { Rng } from "../src/util/rng.js";
 
-const SHIPPED = ["step1", "step2", "step3", "step4"];
+const SHIPPED = ["sepres", "step1", "step2", "step3", "step4"];
 
 function compileFile(...parts: string[]): ModelIR {
   const file = packagePath(...parts);
@@ -184,12 +184,15 @@ test("attribute defaults are PyTorch's; int or [h, w] sizes", () => {
     out: 4,
     kernel: [3, 5],
     stride: [1, 1],
-    padding: [0, 0],
+    padding: [0, 0, 0, 0],
+    same: false,
+    dilation: [1, 1],
+    groups: 1,
     bias: true,
   });
   assert.deepEqual(attrs.batchnorm, { eps: 1e-5, momentum: 0.1 });
-  assert.deepEqual(attrs.maxpool, { kernel: [2, 2], stride: [2, 2] });
-  assert.deepEqual(attrs.avgpool, { kernel: [3, 3], stride: [1, 1] });
+  assert.deepEqual(attrs.maxpool, { kernel: [2, 2], stride: [2, 2], padding: [0, 0] });
+  assert.deepEqual(attrs.avgpool, { kernel: [3, 3], stride: [1, 1], padding: [0, 0] });
   assert.deepEqual(attrs.dropout, { p: 0.5 });
   assert.deepEqual(attrs.linear, { out: 10, bias: true });
   // 28x28 → conv [3,5] → 26x24 → maxpool 2 → 13x12 → avgpool 3 s1 → 11x10; flatten 4·11·10 = 440.
@@ -255,7 +258,10 @@ test("every option spelled out (test/fixtures/specs/good/options.yaml)", () => {
     out: 4,
     kernel: [3, 5],
     stride: [2, 1],
-    padding: [1, 2],
+    padding: [1, 2, 1, 2],
+    same: false,
+    dilation: [1, 1],
+    groups: 1,
     bias: false,
   });
   // H: ⌊(28 + 2 − 3)/2⌋ + 1 = 14; W: ⌊(28 + 4 − 5)/1⌋ + 1 = 28.

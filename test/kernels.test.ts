@@ -11,6 +11,8 @@ import {
   conv2DBackpropInputWasm,
   INPUT_FORMULATIONS,
 } from "../src/runtime/tfjs/kernels/conv2d-backprop-input.js";
+import { depthwiseConv2DBackpropFilterWasm } from "../src/runtime/tfjs/kernels/depthwise-backprop-filter.js";
+import { depthwiseConv2DBackpropInputWasm } from "../src/runtime/tfjs/kernels/depthwise-backprop-input.js";
 import { registerWasmKernels } from "../src/runtime/tfjs/kernels/index.js";
 import { Rng } from "../src/util/rng.js";
 
@@ -122,7 +124,12 @@ async function runOn(
   });
 }
 
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+function assertClose(
+  actual: Float32Array,
+  expected: Float32Array,
+  what: string,
+  tolerance = 1e-4,
+): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   let worst = 0;
   for (let i = 0; i < actual.length; i++) {
@@ -130,7 +137,7 @@ function assertClose(actual: Float32Array, expected: Float32Array, what: string)
     const err = Math.abs((actual[i] as number) - e) / Math.max(1, Math.abs(e));
     worst = Math.max(worst, err);
   }
-  assert.ok(worst <= 1e-4, `${what}: worst relative error ${worst}`);
+  assert.ok(worst <= tolerance, `${what}: worst relative error ${worst}`);
 }
 
 before(async () => {
@@ -336,4 +343,259 @@ test("registering the kernels twice keeps one registration", () => {
   const first = tf.getKernel("Conv2DBackpropFilter", "wasm").kernelFunc;
   registerWasmKernels();
   assert.equal(tf.getKernel("Conv2DBackpropFilter", "wasm").kernelFunc, first);
+});
+
+// Depthwise convolution gradients. Filter [kh, kw, C, M]; output channel c·M + m.
+type DepthwisePad = "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+
+interface DepthwiseCase {
+  name: string;
+  x: Shape4; // NHWC input
+  kernel: [number, number];
+  multiplier: number;
+  strides: [number, number];
+  pad: DepthwisePad;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+}
+
+/** A case: name, x [N, H, W, C], kernel [kh, kw], multiplier, strides, pad, rounding. */
+function dw(
+  name: string,
+  x: Shape4,
+  kernel: [number, number],
+  multiplier: number,
+  strides: [number, number],
+  pad: DepthwisePad,
+  dimRoundingMode?: "floor" | "round" | "ceil",
+): DepthwiseCase {
+  return { name, x, kernel, multiplier, strides, pad, dimRoundingMode };
+}
+
+// Explicit pads [[0, 0], [top, bottom], [left, right], [0, 0]].
+const ASYMMETRIC: tf.backend_util.ExplicitPadding = [
+  [0, 0],
+  [2, 0],
+  [0, 1],
+  [0, 0],
+];
+
+// Channel counts C·M of 3, 6, 8, 10, 16 and 4 exercise both the kernels' blocks of four output
+// channels and their remainder, and blocks whose four channels share an input channel (M ≥ 2).
+const depthwiseCases: DepthwiseCase[] = [
+  dw("3x3 valid", [2, 8, 8, 3], [3, 3], 1, [1, 1], "valid"),
+  dw("3x3 same, M 2", [2, 7, 7, 3], [3, 3], 2, [1, 1], "same"),
+  dw("3x3 valid, M 2, odd", [3, 9, 7, 5], [3, 3], 2, [1, 1], "valid"),
+  dw("3x3 same, M 2, 4 channels", [2, 6, 6, 4], [3, 3], 2, [1, 1], "same"),
+  dw("stride 2 valid, odd", [2, 9, 9, 4], [3, 3], 1, [2, 2], "valid"),
+  dw("stride 2 valid, even, M 2", [2, 8, 8, 3], [3, 3], 2, [2, 2], "valid"),
+  dw("stride 2 same", [2, 8, 7, 3], [3, 3], 1, [2, 2], "same"),
+  dw("stride 2 same, M 2, odd", [2, 9, 11, 2], [3, 3], 2, [2, 2], "same"),
+  dw("3x1 same", [2, 6, 5, 5], [3, 1], 1, [1, 1], "same"),
+  dw("1x3 valid, M 2", [3, 5, 7, 2], [1, 3], 2, [1, 1], "valid"),
+  dw("3x1 stride (2, 1) same, M 2", [2, 9, 6, 3], [3, 1], 2, [2, 1], "same"),
+  dw("1x3 stride (1, 2) valid", [1, 5, 10, 4], [1, 3], 1, [1, 2], "valid"),
+  dw("explicit pad 1", [2, 7, 9, 3], [3, 3], 1, [1, 1], 1),
+  dw("explicit pad 2, M 2", [1, 6, 6, 2], [3, 3], 2, [1, 1], 2),
+  dw("explicit pad 1, stride 2, floor", [2, 8, 9, 3], [3, 3], 2, [2, 2], 1, "floor"),
+  dw("explicit pads, asymmetric, 3x1", [2, 6, 7, 3], [3, 1], 1, [1, 2], ASYMMETRIC),
+  dw("batch one, 5x5 same, M 3", [1, 7, 8, 2], [5, 5], 3, [1, 1], "same"),
+  dw("1x1, M 2", [2, 4, 5, 3], [1, 1], 2, [1, 1], "valid"),
+  dw("16 channels (step4-like)", [3, 12, 12, 16], [3, 3], 1, [1, 1], "valid"),
+  dw("1 channel, M 4", [2, 7, 7, 1], [3, 3], 4, [1, 1], "same"),
+];
+
+function depthwiseFilterShape(c: DepthwiseCase): Shape4 {
+  return [c.kernel[0], c.kernel[1], c.x[3], c.multiplier];
+}
+
+function depthwiseOutShape(c: DepthwiseCase): Shape4 {
+  const info = tf.backend_util.computeConv2DInfo(
+    c.x,
+    depthwiseFilterShape(c),
+    c.strides,
+    1,
+    c.pad,
+    c.dimRoundingMode,
+    true,
+  );
+  return info.outShape;
+}
+
+function depthwiseAttrs(c: DepthwiseCase): Record<string, unknown> {
+  return { strides: c.strides, pad: c.pad, dilations: [1, 1], dimRoundingMode: c.dimRoundingMode };
+}
+
+// Both our kernels and cpu's sum in float64 and round once: they agree to float32 rounding.
+const DEPTHWISE_TOLERANCE = 1e-6;
+
+for (const c of depthwiseCases) {
+  test(`DepthwiseConv2dNativeBackpropFilter matches cpu: ${c.name}`, async () => {
+    const x = { shape: c.x, values: random(c.x, 21) };
+    const dyShape = depthwiseOutShape(c);
+    const dy = { shape: dyShape, values: random(dyShape, 22) };
+    const attrs = { ...depthwiseAttrs(c), filterShape: depthwiseFilterShape(c) };
+    const kernel = "DepthwiseConv2dNativeBackpropFilter";
+    const expected = await runOn("cpu", kernel, { x, dy }, attrs);
+    const actual = await runOn("wasm", kernel, { x, dy }, attrs);
+    assert.deepEqual(actual.shape, depthwiseFilterShape(c));
+    assertClose(actual.values, expected.values, c.name, DEPTHWISE_TOLERANCE);
+  });
+
+  test(`DepthwiseConv2dNativeBackpropInput matches cpu: ${c.name}`, async () => {
+    const filterShape = depthwiseFilterShape(c);
+    const filter = { shape: filterShape, values: random(filterShape, 23) };
+    const dyShape = depthwiseOutShape(c);
+    const dy = { shape: dyShape, values: random(dyShape, 24) };
+    const attrs = { ...depthwiseAttrs(c), inputShape: c.x };
+    const kernel = "DepthwiseConv2dNativeBackpropInput";
+    const expected = await runOn("cpu", kernel, { dy, filter }, attrs);
+    const actual = await runOn("wasm", kernel, { dy, filter }, attrs);
+    assert.deepEqual(actual.shape, c.x);
+    assertClose(actual.values, expected.values, c.name, DEPTHWISE_TOLERANCE);
+  });
+}
+
+test("depthwise gradients by hand: 1x1 with multiplier 2, and a 3x3 on a 1x1 image", async () => {
+  // x [1, 1, 2, 1] = [1, 2]; dy [1, 1, 2, 2] = [[1, 10], [100, 1000]]; W [1, 1, 1, 2] = [3, 5].
+  // dW[m] = Σ_p x[p]·dy[p, m] = [1 + 200, 10 + 2000]; dx[p] = 3·dy[p, 0] + 5·dy[p, 1].
+  const x = { shape: [1, 1, 2, 1], values: Float32Array.from([1, 2]) };
+  const dy = { shape: [1, 1, 2, 2], values: Float32Array.from([1, 10, 100, 1000]) };
+  const filter = { shape: [1, 1, 1, 2], values: Float32Array.from([3, 5]) };
+  const attrs = { strides: [1, 1], pad: "valid", dilations: [1, 1] };
+  const dW = await runOn(
+    "wasm",
+    "DepthwiseConv2dNativeBackpropFilter",
+    { x, dy },
+    { ...attrs, filterShape: [1, 1, 1, 2] },
+  );
+  assert.deepEqual(dW.shape, [1, 1, 1, 2]);
+  assert.deepEqual(Array.from(dW.values), [201, 2010]);
+  const dx = await runOn(
+    "wasm",
+    "DepthwiseConv2dNativeBackpropInput",
+    { dy, filter },
+    { ...attrs, inputShape: [1, 1, 2, 1] },
+  );
+  assert.deepEqual(dx.shape, [1, 1, 2, 1]);
+  assert.deepEqual(Array.from(dx.values), [53, 5300]);
+
+  // 3x3 "same" on a one-pixel image: only the centre tap sees x, so dW is 2·3 there and 0
+  // elsewhere, and dx is dy times the centre weight.
+  const one = { shape: [1, 1, 1, 1], values: Float32Array.from([2]) };
+  const dyOne = { shape: [1, 1, 1, 1], values: Float32Array.from([3]) };
+  const same = { strides: [1, 1], pad: "same", dilations: [1, 1] };
+  const dWSame = await runOn(
+    "wasm",
+    "DepthwiseConv2dNativeBackpropFilter",
+    { x: one, dy: dyOne },
+    { ...same, filterShape: [3, 3, 1, 1] },
+  );
+  assert.deepEqual(Array.from(dWSame.values), [0, 0, 0, 0, 6, 0, 0, 0, 0]);
+  const weights = { shape: [3, 3, 1, 1], values: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]) };
+  const dxSame = await runOn(
+    "wasm",
+    "DepthwiseConv2dNativeBackpropInput",
+    { dy: dyOne, filter: weights },
+    { ...same, inputShape: [1, 1, 1, 1] },
+  );
+  assert.deepEqual(Array.from(dxSame.values), [15]);
+});
+
+test("the depthwise kernels refuse dilations other than 1, with a clear message", async () => {
+  const c = depthwiseCases[0] as DepthwiseCase;
+  const x = { shape: c.x, values: random(c.x, 25) };
+  const filterShape = depthwiseFilterShape(c);
+  const filter = { shape: filterShape, values: random(filterShape, 26) };
+  const dy = { shape: depthwiseOutShape(c), values: random(depthwiseOutShape(c), 27) };
+  const attrs = { ...depthwiseAttrs(c), dilations: [2, 2] };
+  await assert.rejects(
+    runOurs(depthwiseConv2DBackpropFilterWasm, { x, dy }, { ...attrs, filterShape }),
+    /DepthwiseConv2dNativeBackpropFilter on wasm supports dilation 1 only, got dilations \[2,2\]/,
+  );
+  await assert.rejects(
+    runOurs(depthwiseConv2DBackpropInputWasm, { dy, filter }, { ...attrs, inputShape: c.x }),
+    /DepthwiseConv2dNativeBackpropInput on wasm supports dilation 1 only/,
+  );
+});
+
+test("a tiny depthwise model trains on wasm with cpu's gradients", async () => {
+  // x → depthwise 3x3 same (M 2) + bias → relu → depthwise 3x1 stride 2 valid (M 1) → mean over
+  // pixels → a fixed linear read-out → squared error; three SGD steps on each backend.
+  const xShape: Shape4 = [3, 9, 8, 3];
+  const xv = random(xShape, 31);
+  const f1v = random([3, 3, 3, 2], 32);
+  const b1v = random([6], 33);
+  const f2v = random([3, 1, 6, 1], 34);
+  const readout = random([6, 2], 35);
+  const target = random([3, 2], 36);
+  const train = async (backend: string) => {
+    await tf.setBackend(backend);
+    const f1 = tf.variable(tf.tensor4d(f1v, [3, 3, 3, 2]));
+    const b1 = tf.variable(tf.tensor1d(b1v));
+    const f2 = tf.variable(tf.tensor4d(f2v, [3, 1, 6, 1]));
+    const vars = [f1, b1, f2];
+    const x = tf.tensor4d(xv, xShape);
+    const w = tf.tensor2d(readout, [6, 2]);
+    const y = tf.tensor2d(target, [3, 2]);
+    const forward = (input: tf.Tensor4D) => {
+      const h = tf.relu(tf.add(tf.depthwiseConv2d(input, f1, 1, "same"), b1)) as tf.Tensor4D;
+      const z = tf.depthwiseConv2d(h, f2, [2, 1], "valid");
+      const pooled = tf.mean(z, [1, 2]) as tf.Tensor2D;
+      return tf.sum(tf.square(tf.sub(tf.matMul(pooled, w), y))) as tf.Scalar;
+    };
+    const steps: Float32Array[][] = [];
+    for (let step = 0; step < 3; step++) {
+      const grads = tf.tidy(() => {
+        const { grads: g } = tf.variableGrads(() => forward(x), vars);
+        const dx = tf.grad((input: tf.Tensor) => forward(input as tf.Tensor4D))(x);
+        const values = [dx, ...vars.map((v) => g[v.name] as tf.Tensor)].map(
+          (t) => t.dataSync() as Float32Array,
+        );
+        for (const v of vars) v.assign(tf.sub(v, tf.mul(g[v.name] as tf.Tensor, 0.1)));
+        return values;
+      });
+      steps.push(grads);
+    }
+    const weights = vars.map((v) => v.dataSync() as Float32Array);
+    tf.dispose([...vars, x, w, y]);
+    return { steps, weights };
+  };
+  const cpu = await train("cpu");
+  const wasm = await train("wasm");
+  const names = ["dx", "d filter1", "d bias1", "d filter2"];
+  cpu.steps.forEach((expected, step) => {
+    expected.forEach((e, k) => {
+      assertClose(wasm.steps[step]?.[k] as Float32Array, e, `step ${step}: ${names[k]}`);
+    });
+  });
+  cpu.weights.forEach((e, k) => {
+    assertClose(wasm.weights[k] as Float32Array, e, `trained weights ${k}`);
+  });
+});
+
+test("the depthwise kernels leak no wasm memory", async () => {
+  await tf.setBackend("wasm");
+  const c = depthwiseCases[7] as DepthwiseCase; // stride 2 same, M 2, odd
+  const filterShape = depthwiseFilterShape(c);
+  const x = tf.tensor(random(c.x, 41), c.x);
+  const f = tf.tensor(random(filterShape, 42), filterShape);
+  const dy = tf.tensor(random(depthwiseOutShape(c), 43), depthwiseOutShape(c));
+  const before = tf.engine().backend.numDataIds();
+  const attrs = depthwiseAttrs(c) as tf.NamedAttrMap;
+  tf.dispose(
+    tf
+      .engine()
+      .runKernel("DepthwiseConv2dNativeBackpropFilter", { x, dy }, { ...attrs, filterShape }),
+  );
+  tf.dispose(
+    tf
+      .engine()
+      .runKernel(
+        "DepthwiseConv2dNativeBackpropInput",
+        { dy, filter: f },
+        { ...attrs, inputShape: c.x },
+      ),
+  );
+  assert.equal(tf.engine().backend.numDataIds(), before);
+  tf.dispose([x, f, dy]);
 });

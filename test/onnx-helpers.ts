@@ -25,6 +25,8 @@ function node(
     attrs,
     block: name.includes(".") ? name.split(".")[0] : undefined,
     span,
+    inputs: [],
+    inShapes: [inShape],
     inShape,
     outShape,
     params,
@@ -33,8 +35,23 @@ function node(
   } as AnyNodeIR;
 }
 
-function param(name: string, role: ParamIR["role"], shape: number[]): ParamIR {
-  return { name, role, shape, trainable: role === "weight" || role === "bias" };
+/** A parameter with PyTorch's init: fan-in for conv/linear, batch norm's fills otherwise. */
+/** A chain: each node reads the one before it (the first, the model input). */
+function chain(nodes: AnyNodeIR[]): void {
+  nodes.forEach((n, i) => {
+    n.inputs = [nodes[i - 1]?.name ?? "input"];
+  });
+}
+
+function param(name: string, role: ParamIR["role"], shape: number[], fanIn?: number): ParamIR {
+  const fill = role === "weight" || role === "running_var" ? 1 : 0;
+  return {
+    name,
+    role,
+    shape,
+    trainable: role === "weight" || role === "bias",
+    init: fanIn === undefined ? { type: "fill", value: fill } : { type: "uniform", fanIn },
+  };
 }
 
 export function tinyIR(seed = 1): ModelIR {
@@ -42,10 +59,19 @@ export function tinyIR(seed = 1): ModelIR {
     node(
       "conv1.0",
       "conv",
-      { out: 2, kernel: [2, 2], stride: [1, 1], padding: [0, 0], bias: true },
+      {
+        out: 2,
+        kernel: [2, 2],
+        stride: [1, 1],
+        padding: [0, 0, 0, 0],
+        same: false,
+        dilation: [1, 1],
+        groups: 1,
+        bias: true,
+      },
       [1, 3, 3],
       [2, 2, 2],
-      [param("conv1.0.weight", "weight", [2, 1, 2, 2]), param("conv1.0.bias", "bias", [2])],
+      [param("conv1.0.weight", "weight", [2, 1, 2, 2], 4), param("conv1.0.bias", "bias", [2], 4)],
     ),
     node(
       "conv1.1",
@@ -69,10 +95,11 @@ export function tinyIR(seed = 1): ModelIR {
       { out: 3, bias: true },
       [8],
       [3],
-      [param("3.weight", "weight", [3, 8]), param("3.bias", "bias", [3])],
+      [param("3.weight", "weight", [3, 8], 8), param("3.bias", "bias", [3], 8)],
     ),
     node("4", "log_softmax", {}, [3], [3]),
   ];
+  chain(nodes);
   return {
     name: "tiny",
     file: "tiny.yaml",
@@ -123,10 +150,11 @@ export function linearIR(seed = 7): ModelIR {
       { out: 10, bias: true },
       [784],
       [10],
-      [param("1.weight", "weight", [10, 784]), param("1.bias", "bias", [10])],
+      [param("1.weight", "weight", [10, 784], 784), param("1.bias", "bias", [10], 784)],
     ),
     node("2", "log_softmax", {}, [10], [10]),
   ];
+  chain(nodes);
   const ir = tinyIR(seed);
   return {
     ...ir,

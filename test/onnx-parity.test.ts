@@ -1,10 +1,10 @@
-// Parity: for every shipped spec, the tfjs program the tfjs backend emits and the ONNX graph this
+// Parity: for every shipped spec and a spec that uses every op, the tfjs program the tfjs backend emits and the ONNX graph this
 // backend emits, given the same weights, give the same log-probabilities (within 1e-4) and the same
 // digit on real MNIST images, at batches of 1, 2 and 64.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import type * as tfNs from "@tensorflow/tfjs";
@@ -24,17 +24,20 @@ import { Rng } from "../src/util/rng.js";
 
 const TOLERANCE = 1e-4;
 const specDir = packagePath("specs");
-const specs = readdirSync(specDir)
-  .filter((f) => f.endsWith(".yaml"))
-  .sort();
+const specs = [
+  ...readdirSync(specDir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => join(specDir, f)),
+  packagePath("test", "fixtures", "specs", "good", "every-op.yaml"),
+];
 const outDir = mkdtempSync(join(tmpdir(), "mnistc-parity-"));
 after(() => rmSync(outDir, { recursive: true, force: true }));
 const images = loadMnist({ trainLimit: 0, testLimit: 64 }).test;
 
-function compile(file: string): ModelIR {
-  const path = join(specDir, file);
+function compile(path: string): ModelIR {
   const { ir } = compileSpec(readFileSync(path, "utf8"), path);
-  assert.ok(ir, file);
+  assert.ok(ir, path);
   return ir;
 }
 
@@ -51,8 +54,8 @@ function testWeights(ir: ModelIR): WeightMap {
     for (const p of node.params) {
       const w = weights.get(p.name);
       if (!w) continue;
-      if (node.kind === "batchnorm") {
-        const positive = p.role === "running_var" || p.role === "weight";
+      if (p.init.type === "fill") {
+        const positive = p.init.value > 0;
         w.data = Float32Array.from(w.data, () =>
           positive ? rng.uniform(0.5, 2) : rng.uniform(-0.5, 0.5),
         );
@@ -102,7 +105,7 @@ function argmax(row: ArrayLike<number>): number {
 }
 
 for (const file of specs) {
-  describe(`parity tfjs vs ONNX: ${file}`, () => {
+  describe(`parity tfjs vs ONNX: ${basename(file)}`, () => {
     test("same log-probabilities (1e-4) and digits at batches 1, 2, 64", async () => {
       const { tf, name: engine } = await initEngine();
       const ir = compile(file);

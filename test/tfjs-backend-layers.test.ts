@@ -118,7 +118,9 @@ test("TorchUniform lays PyTorch-order draws out as tfjs kernels (OIHW -> HWIO)",
   // A [kh=1, kw=2, in=1, out=2] kernel: PyTorch order is [o][i][h][w] = (o0w0, o0w1, o1w0, o1w1).
   const torchOrder = torchUniformValues(5, "k", 4, 2);
   const kernel = tf.tidy(() =>
-    new TorchUniform({ seed: 5, param: "k", fanIn: 2 }).apply([1, 2, 1, 2]).dataSync(),
+    new TorchUniform({ seed: 5, param: "k", fanIn: 2, layout: "oihw" })
+      .apply([1, 2, 1, 2])
+      .dataSync(),
   );
   const at = (i: number) => torchOrder[i] ?? Number.NaN;
   assert.deepEqual([...kernel], [at(0), at(2), at(1), at(3)]);

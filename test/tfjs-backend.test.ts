@@ -51,8 +51,14 @@ function modelText(ir: ModelIR): string {
   return String(file.contents);
 }
 
-test("the shipped specs are step1..step4", () => {
-  assert.deepEqual(shippedSpecs, ["step1.yaml", "step2.yaml", "step3.yaml", "step4.yaml"]);
+test("the shipped specs are sepres and step1..step4", () => {
+  assert.deepEqual(shippedSpecs, [
+    "sepres.yaml",
+    "step1.yaml",
+    "step2.yaml",
+    "step3.yaml",
+    "step4.yaml",
+  ]);
 });
 
 for (const spec of shippedSpecs) {
@@ -123,7 +129,7 @@ test("bias: false gives useBias: false and no bias initializer", () => {
   const text = modelText(tinySpec(["conv: { out: 2, kernel: 3, bias: false }"]));
   assert.match(text, /name: "body.0", .*useBias: false/);
   assert.doesNotMatch(text, /"body.0.bias"/);
-  assert.match(text, /kernelInitializer: torchUniform\(seed, "body.0.weight", 9\)/);
+  assert.match(text, /kernelInitializer: torchUniform\(seed, "body.0.weight", 9, "oihw"\)/);
 });
 
 test("spec literal: the settings and every parameter name", () => {

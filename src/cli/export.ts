@@ -1,5 +1,5 @@
 // `mnistc export SPEC --weights CHECKPOINT -o FILE`: a trained checkpoint as an ONNX model.
-import { exportCheckpointToOnnx } from "../runtime/inference/export.js";
+import { exportCheckpointToOnnx } from "./export-onnx.js";
 import { loadSpec } from "./spec.js";
 
 export interface ExportOptions {

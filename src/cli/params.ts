@@ -52,7 +52,7 @@ interface Row {
 function row(node: AnyNodeIR): Row {
   return {
     layer: node.name,
-    type: opDef(node.kind).describe(node.attrs, node.inShape),
+    type: opDef(node.kind).describe(node.attrs, node.inShapes),
     shape: batchShape(node.outShape),
     params: n(paramCount(node, true)),
     macs: n(node.macs),

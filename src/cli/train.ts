@@ -57,7 +57,7 @@ export async function train(specPath: string, opts: TrainOptions): Promise<numbe
     options: { ...opts, out },
   });
   // The deployable form of what was just trained, beside its checkpoint (issue: ONNX export).
-  const { exportCheckpointToOnnx } = await import("../runtime/inference/export.js");
+  const { exportCheckpointToOnnx } = await import("./export-onnx.js");
   const onnx = exportCheckpointToOnnx(ir, join(out, "checkpoint"), join(out, "model.onnx"));
   if (!opts.quiet) process.stderr.write(`mnistc: wrote ${onnx.file} (${onnx.bytes} bytes)\n`);
   return 0;

@@ -20,11 +20,16 @@ export const CODES = {
   E0109: "invalid block name",
   E0110: "unknown value",
   E0111: "spec does not fit its dataset",
+  E0112: "add: names no earlier block",
   E0201: "kernel or pool window larger than its input (the spatial size would collapse)",
   E0203: "linear on an image without flatten",
   E0204: "layer needs an image input",
   E0205: "output is not [classes]",
   E0206: "last layer is not log_softmax",
+  E0207: "add of two different shapes",
+  E0208: "conv groups do not divide the channels",
+  E0209: "padding: same with a stride other than 1",
+  E0210: "pool padding more than half its window",
   E0301: "over the parameter budget",
 } as const;
 

@@ -5,6 +5,7 @@ import { error } from "./codes.js";
 import type { Diagnostic, Note } from "./diagnostics.js";
 import type { AnyNodeIR } from "./ir.js";
 import type { Lowered } from "./lower.js";
+import { opDef } from "./ops.js";
 import type { SourceMap } from "./parse.js";
 import { describeNode, showShape } from "./shapes.js";
 
@@ -13,7 +14,7 @@ export function checkHead(model: Lowered, shapesKnown: boolean, source: SourceMa
   if (!last) return [];
   const diagnostics: Diagnostic[] = [];
   const classesAt = source.key([], "classes") ?? source.top();
-  if (last.kind !== "log_softmax") {
+  if (!opDef(last.kind).logProbabilities) {
     diagnostics.push(
       error(
         "E0206",

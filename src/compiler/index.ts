@@ -38,6 +38,7 @@ function compile(text: string, file: string, max: number | undefined, withBudget
   if (hasError(structural)) return { diagnostics: structural };
 
   const model = lower(value as Record<string, unknown>, source, basename(file, extname(file)));
+  if (hasError(model.diagnostics)) return { diagnostics: model.diagnostics };
   const shapeErrors = inferShapes(model.nodes, model.input, source);
   const found = [
     ...shapeErrors,
@@ -48,7 +49,8 @@ function compile(text: string, file: string, max: number | undefined, withBudget
 
   const totals = countParams(model.nodes);
   receptiveFields(model.nodes, model.input);
-  const ir: ModelIR = { ...model, file, totals };
+  const { diagnostics: _resolved, ...lowered } = model;
+  const ir: ModelIR = { ...lowered, file, totals };
   const over = withBudget ? budgetDiagnostic(ir, source.key([], "budget"), max) : undefined;
   return { ir, diagnostics: over ? [over] : [] };
 }

@@ -1,8 +1,8 @@
 // PyTorch's default initialization, seeded by the project's RNG: what an untrained model starts at
-// in every backend. nn.Conv2d and nn.Linear draw their weight from kaiming_uniform_(a=√5), whose
-// bound gain·√(3/fan_in) with gain = √(2/(1+5)) is exactly 1/√fan_in, and their bias from
-// U(−1/√fan_in, 1/√fan_in) with the weight's fan_in (Cin·kh·kw, or in_features). BatchNorm2d
-// starts at weight 1, bias 0, mean 0, var 1.
+// in every backend. Which rule a parameter follows is the op table's (`ParamIR.init`): nn.Conv2d
+// and nn.Linear draw their weight from kaiming_uniform_(a=√5), whose bound gain·√(3/fan_in) with
+// gain = √(2/(1+5)) is exactly 1/√fan_in, and their bias from U(−1/√fan_in, 1/√fan_in) with the
+// weight's fan_in ((Cin/groups)·kh·kw, or in_features); BatchNorm2d fills 1, 0, 0, 1.
 //
 // Values are drawn in PyTorch layout from a seed derived from (model seed, parameter name), so the
 // same seed gives the same initial network whatever the layer order or a backend's layout. Pure
@@ -10,7 +10,8 @@
 // initializer transposes its draws into tfjs's layout.
 
 import { Rng } from "../util/rng.js";
-import type { AnyNodeIR, ModelIR, WeightMap } from "./ir.js";
+import type { ModelIR, WeightMap } from "./ir.js";
+import { sizeOf } from "./params.js";
 
 /** PyTorch's bound for both weight and bias: 1/√fan_in (0 when fan_in is 0, as PyTorch). */
 export function torchInitBound(fanIn: number): number {
@@ -40,33 +41,20 @@ export function torchUniformValues(
   return values;
 }
 
-/** fan_in of a conv (in_channels·kh·kw) or linear (in_features) node; 0 for the others. */
-export function fanInOf(node: AnyNodeIR): number {
-  if (node.kind === "conv") {
-    const [kh, kw] = node.attrs.kernel;
-    return (node.inShape[0] ?? 0) * kh * kw;
-  }
-  if (node.kind === "linear") return node.inShape[0] ?? 0;
-  return 0;
-}
-
 /**
  * The whole model's initial weights in PyTorch layout, by default from the spec's `train.seed`
- * (the seed `train` starts from): what `buildModel(tf, { seed })` starts at.
+ * (the seed `train` starts from): what `buildModel(tf, { seed })` starts at. Each parameter's rule
+ * comes from the op table (`ParamIR.init`).
  */
 export function torchInitWeights(ir: ModelIR, seed = ir.train.seed): WeightMap {
   const weights: WeightMap = new Map();
   for (const node of ir.nodes) {
-    const fanIn = fanInOf(node);
     for (const param of node.params) {
-      const size = param.shape.reduce((a, b) => a * b, 1);
-      let data: Float32Array;
-      if (node.kind === "batchnorm") {
-        const one = param.role === "weight" || param.role === "running_var";
-        data = new Float32Array(size).fill(one ? 1 : 0);
-      } else {
-        data = torchUniformValues(seed, param.name, size, fanIn);
-      }
+      const size = sizeOf(param.shape);
+      const data =
+        param.init.type === "fill"
+          ? new Float32Array(size).fill(param.init.value)
+          : torchUniformValues(seed, param.name, size, param.init.fanIn);
       weights.set(param.name, { shape: [...param.shape], data });
     }
   }

@@ -13,25 +13,42 @@ export const OP_KINDS = [
   "flatten",
   "linear",
   "log_softmax",
+  "add",
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
 export type Pair = [number, number];
 
+/** Zero padding per side in ONNX's order: [top, left, bottom, right]. */
+export type Pads = [number, number, number, number];
+
 /** Attributes after defaults are applied, per op kind (PyTorch semantics, see shared/design.md). */
 export interface OpAttrs {
-  conv: { out: number; kernel: Pair; stride: Pair; padding: Pair; bias: boolean };
+  conv: {
+    out: number;
+    kernel: Pair;
+    stride: Pair;
+    /** Resolved per side; `padding: same` is PyTorch's split (the odd pixel at bottom/right). */
+    padding: Pads;
+    /** Written as `padding: same` (PyTorch's `padding="same"`), kept for emitters and tables. */
+    same: boolean;
+    dilation: Pair;
+    groups: number;
+    bias: boolean;
+  };
   relu: Record<string, never>;
   batchnorm: { eps: number; momentum: number };
-  /** No padding: pools are floor-mode and unpadded, as in the seed. */
-  maxpool: { kernel: Pair; stride: Pair };
-  avgpool: { kernel: Pair; stride: Pair };
+  /** Floor mode; padding is -inf for max (PyTorch), zeros counted in the average (count_include_pad). */
+  maxpool: { kernel: Pair; stride: Pair; padding: Pair };
+  avgpool: { kernel: Pair; stride: Pair; padding: Pair };
   /** AdaptiveAvgPool2d(1): output [C, 1, 1], so a `flatten` follows before `linear`/the head. */
   gap: Record<string, never>;
   dropout: { p: number };
   flatten: Record<string, never>;
   linear: { out: number; bias: boolean };
   log_softmax: Record<string, never>;
+  /** `x + y`: the block's output plus the output of the earlier block `from` (a residual). */
+  add: { from: string };
 }
 
 /** A shape without the batch axis: [C, H, W] for images, [F] for vectors (PyTorch order). */
@@ -46,6 +63,11 @@ export interface Span {
   endCol: number;
 }
 
+/** PyTorch's default initialization of one parameter (see init.ts). */
+export type InitIR =
+  /** U(−1/√fan_in, 1/√fan_in): kaiming_uniform_(a=√5) for weights, the same bound for biases. */
+  { type: "uniform"; fanIn: number } | { type: "fill"; value: number };
+
 export interface ParamIR {
   /** Full PyTorch state_dict name, e.g. `conv1.0.weight`, `conv1.2.running_mean`. */
   name: string;
@@ -55,6 +77,7 @@ export interface ParamIR {
   shape: number[];
   /** Trainable parameters and buffers are counted apart (PyTorch counts only the former). */
   trainable: boolean;
+  init: InitIR;
 }
 
 export interface ReceptiveField {
@@ -64,6 +87,9 @@ export interface ReceptiveField {
   jump: number;
 }
 
+/** The graph input's name, as a node input. */
+export const GRAPH_INPUT = "input";
+
 export interface NodeIR<K extends OpKind = OpKind> {
   /** PyTorch module name: `conv1.0` inside block `conv1`, or the top-level index (`7`). */
   name: string;
@@ -72,6 +98,11 @@ export interface NodeIR<K extends OpKind = OpKind> {
   /** The named block this layer sits in, if any. */
   block: string | undefined;
   span: Span;
+  /** Names of the nodes this one reads (`GRAPH_INPUT` for the model input), in operand order. */
+  inputs: string[];
+  /** Shapes of `inputs`, in the same order. */
+  inShapes: Shape[];
+  /** The first input's shape: what single-input ops read. */
   inShape: Shape;
   outShape: Shape;
   params: ParamIR[];
@@ -146,6 +177,10 @@ export interface ModelIR {
   input: InputIR;
   classes: number;
   budget: number | undefined;
+  /**
+   * The graph: a DAG in topological order (every input names an earlier node or GRAPH_INPUT), with
+   * one input and one output, the last node.
+   */
   nodes: AnyNodeIR[];
   totals: TotalsIR;
   train: TrainIR;

@@ -1,21 +1,23 @@
-// Lowering: a schema-valid spec value to IR nodes with PyTorch module names and source spans, and
-// the training and data sections with every default applied. Shapes, parameters, MACs and receptive
-// fields are left for the passes.
+// Lowering: a schema-valid spec value to the graph IR — nodes with PyTorch module names, source
+// spans and the names of the nodes they read — and the training and data sections with every
+// default applied. Shapes, parameters, MACs and receptive fields are left for the passes.
 import { error } from "./codes.js";
 import type { Diagnostic } from "./diagnostics.js";
-import type {
-  AnyNodeIR,
-  AugmentIR,
-  DataIR,
-  InputIR,
-  OpKind,
-  OptimizerIR,
-  SchedulerIR,
-  Span,
-  TrainIR,
+import {
+  type AnyNodeIR,
+  type AugmentIR,
+  type DataIR,
+  GRAPH_INPUT,
+  type InputIR,
+  type OpKind,
+  type OptimizerIR,
+  type SchedulerIR,
+  type Span,
+  type TrainIR,
 } from "./ir.js";
-import { opDef } from "./ops.js";
+import { OPS, opDef } from "./ops.js";
 import type { SourceMap } from "./parse.js";
+import { didYouMean } from "./suggest.js";
 
 type Raw = Record<string, unknown>;
 
@@ -27,6 +29,8 @@ export interface Lowered {
   nodes: AnyNodeIR[];
   train: TrainIR;
   data: DataIR;
+  /** References `add:` could not resolve (E0112). */
+  diagnostics: Diagnostic[];
 }
 
 /** The seed's recipe, used where PyTorch has no default (epochs, batch size, optimizer, seed). */
@@ -44,21 +48,66 @@ const obj = (v: unknown): Raw =>
 const num = (v: unknown, fallback: number): number => (typeof v === "number" ? v : fallback);
 
 /** One layer item (`relu` or `conv: {...}`) as a node without analysis results. */
-function node(item: unknown, name: string, block: string | undefined, span: Span): AnyNodeIR {
+function node(
+  item: unknown,
+  name: string,
+  block: string | undefined,
+  span: Span,
+  inputs: string[],
+): AnyNodeIR {
   const kind = (typeof item === "string" ? item : Object.keys(obj(item))[0]) as OpKind;
   const raw = typeof item === "string" ? {} : obj(obj(item)[kind]);
+  return analysisless(name, kind, opDef(kind).normalize(raw), block, span, inputs);
+}
+
+function analysisless(
+  name: string,
+  kind: OpKind,
+  attrs: unknown,
+  block: string | undefined,
+  span: Span,
+  inputs: string[],
+): AnyNodeIR {
   return {
     name,
     kind,
-    attrs: opDef(kind).normalize(raw),
+    attrs,
     block,
     span,
+    inputs,
+    inShapes: [],
     inShape: [],
     outShape: [],
     params: [],
     macs: 0,
     rf: { size: 1, jump: 1 },
   } as AnyNodeIR;
+}
+
+/** A top-level item that is a named block: `conv1: [...]` or `res1: { add: conv1, layers: [...] }`. */
+interface BlockItem {
+  name: string;
+  layers: unknown[];
+  /** Path of the layer list in the spec (for spans). */
+  path: (string | number)[];
+  /** The block whose output is added to this one's (`add:`), if any. */
+  add?: { from: string; path: (string | number)[] };
+}
+
+function blockItem(item: unknown, i: number): BlockItem | undefined {
+  const [name, inner] = Object.entries(obj(item))[0] ?? [];
+  if (name === undefined) return undefined;
+  if (Array.isArray(inner)) return { name, layers: inner, path: ["layers", i, name] };
+  const form = obj(inner);
+  if (typeof inner !== "object" || inner === null || !Array.isArray(form.layers)) return undefined;
+  return {
+    name,
+    layers: form.layers,
+    path: ["layers", i, name, "layers"],
+    ...(typeof form.add === "string"
+      ? { add: { from: form.add, path: ["layers", i, name, "add"] } }
+      : {}),
+  };
 }
 
 /**
@@ -71,41 +120,73 @@ export function duplicateBlocks(value: unknown, source: SourceMap): Diagnostic[]
   const layers = obj(value).layers;
   if (!Array.isArray(layers)) return diagnostics;
   layers.forEach((item, i) => {
-    for (const [key, inner] of Object.entries(obj(item))) {
-      if (!Array.isArray(inner)) continue;
-      const at = source.key(["layers", i], key) ?? source.at(["layers", i]);
-      const earlier = first.get(key);
-      if (earlier) {
-        diagnostics.push(
-          error(
-            "E0107",
-            `duplicate block name \`${key}\`: its parameters would clash (${key}.0.weight, ...)`,
-            at,
-            [{ message: `block \`${key}\` is first defined here`, span: earlier }],
-          ),
-        );
-      } else {
-        first.set(key, at);
-      }
+    const block = blockItem(item, i);
+    if (!block) return;
+    const at = source.key(["layers", i], block.name) ?? source.at(["layers", i]);
+    const earlier = first.get(block.name);
+    if (earlier) {
+      diagnostics.push(
+        error(
+          "E0107",
+          `duplicate block name \`${block.name}\`: its parameters would clash (${block.name}.0.weight, ...)`,
+          at,
+          [{ message: `block \`${block.name}\` is first defined here`, span: earlier }],
+        ),
+      );
+    } else {
+      first.set(block.name, at);
     }
   });
   return diagnostics;
 }
 
-/** Lower a schema-valid spec (`validate` returned no errors; anything else is a compiler bug). */
+/**
+ * Lower a schema-valid spec (`validate` returned no errors; anything else is a compiler bug) into
+ * the graph: each layer reads the one before it, and a block with `add:` ends in an `add` node
+ * that also reads the named earlier block's output. A name that is no earlier block is reported.
+ */
 export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowered {
   const nodes: AnyNodeIR[] = [];
+  const diagnostics: Diagnostic[] = [];
+  /** Each finished block's output node, and where the block is written. */
+  const blockOutputs = new Map<string, AnyNodeIR>();
+  const blockSpans = new Map<string, Span>();
+  let previous: string = GRAPH_INPUT;
+  const push = (n: AnyNodeIR) => {
+    nodes.push(n);
+    previous = n.name;
+  };
   const layers = Array.isArray(value.layers) ? value.layers : [];
   layers.forEach((item, i) => {
-    const key = typeof item === "string" ? item : (Object.keys(obj(item))[0] ?? "");
-    const inner = obj(item)[key];
-    if (typeof item !== "string" && Array.isArray(inner)) {
-      inner.forEach((layer, j) => {
-        nodes.push(node(layer, `${key}.${j}`, key, source.at(["layers", i, key, j])));
-      });
-    } else {
-      nodes.push(node(item, String(i), undefined, source.at(["layers", i])));
+    const block = blockItem(item, i);
+    if (block)
+      blockSpans.set(block.name, source.key(["layers", i], block.name) ?? source.at(["layers", i]));
+  });
+  layers.forEach((item, i) => {
+    const block = blockItem(item, i);
+    if (!block) {
+      push(node(item, String(i), undefined, source.at(["layers", i]), [previous]));
+      return;
     }
+    block.layers.forEach((layer, j) => {
+      push(
+        node(layer, `${block.name}.${j}`, block.name, source.at([...block.path, j]), [previous]),
+      );
+    });
+    if (block.add) {
+      const span = source.at(block.add.path);
+      const from = blockOutputs.get(block.add.from);
+      if (!from) {
+        diagnostics.push(unknownBlock(block.add.from, block.name, span, blockSpans, blockOutputs));
+      } else {
+        const attrs = OPS.add.normalize({ add: block.add.from });
+        push(
+          analysisless(`${block.name}.add`, "add", attrs, block.name, span, [previous, from.name]),
+        );
+      }
+    }
+    const last = nodes.at(-1);
+    if (last) blockOutputs.set(block.name, last);
   });
 
   const input = obj(value.input);
@@ -121,7 +202,34 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowe
     nodes,
     train: lowerTrain(obj(value.train)),
     data: lowerData(value.data),
+    diagnostics,
   };
+}
+
+/** E0112: `add:` names the block itself, a later block, or no block at all. */
+function unknownBlock(
+  name: string,
+  block: string,
+  span: Span,
+  spans: Map<string, Span>,
+  outputs: Map<string, AnyNodeIR>,
+): Diagnostic {
+  const at = spans.get(name);
+  const earlier = [...outputs.keys()];
+  if (name === block) {
+    return error("E0112", `block \`${block}\` adds its own output: name an earlier block`, span);
+  }
+  if (at) {
+    return error("E0112", `block \`${block}\` adds block \`${name}\`, which comes later`, span, [
+      { message: `block \`${name}\` is defined here, after \`${block}\``, span: at },
+    ]);
+  }
+  const known = earlier.length > 0 ? ` (earlier blocks: ${earlier.join(", ")})` : "";
+  return error(
+    "E0112",
+    `block \`${block}\` adds \`${name}\`, which is no block${didYouMean(name, earlier)}${known}`,
+    span,
+  );
 }
 
 function lowerOptimizer(raw: Raw | undefined): OptimizerIR {

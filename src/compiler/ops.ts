@@ -1,8 +1,11 @@
-// The one op table: everything the compiler knows about a layer kind lives in its entry here —
-// attributes and their PyTorch defaults (as a JSON-schema fragment the spec schema is built from),
-// the shape rule, the parameter rule, MACs and the receptive-field rule. Keyed by `OpKind` through
-// a mapped type, so adding a kind to `OP_KINDS` without an entry here fails `tsc`.
-import type { OpAttrs, OpKind, Pair, ParamIR, Shape } from "./ir.js";
+// The one op table: everything the compiler knows about an op lives in its entry here — attributes
+// and their PyTorch defaults (as a JSON-schema fragment the spec schema is built from), the shape
+// rule over the op's input shapes, the checks a shape cannot express, each parameter with its
+// shape, trainability and PyTorch initialization, MACs and the receptive-field rule. Keyed by
+// `OpKind` through a mapped type, so adding a kind to `OP_KINDS` without an entry here fails `tsc`.
+// No other compiler file branches on an op's kind.
+import type { Code } from "./codes.js";
+import type { OpAttrs, OpKind, Pads, Pair, ParamIR, Shape } from "./ir.js";
 
 /** A JSON Schema object (draft-07), kept loose: it is data for ajv and for editors. */
 export type JsonSchema = { [key: string]: unknown };
@@ -10,11 +13,14 @@ export type JsonSchema = { [key: string]: unknown };
 /** What a layer needs as input: an image [C, H, W], a vector [F], or any tensor. */
 export type InputRank = "image" | "vector" | "any";
 
-/** A sliding window over H and W (conv, pools): what the kernel-size check and the RF rule read. */
+/** A sliding window over H and W (conv, pools): what the window-size check and tables read. */
 export interface Window {
+  /** What the window is called in messages. */
+  what: "kernel" | "pool window";
+  /** The extent the window covers: (k − 1)·dilation + 1. */
   kernel: Pair;
   stride: Pair;
-  padding: Pair;
+  padding: Pads;
 }
 
 /** Receptive field per spatial axis [h, w], plus the size of the feature map it describes. */
@@ -27,30 +33,58 @@ export interface RfState {
 
 export type ParamRule = Omit<ParamIR, "name">;
 
+/** A mistake the shape rule cannot express; the shapes pass locates it and names the layer. */
+export interface OpProblem {
+  code: Code;
+  /** Says what is wrong, without the layer's name (the pass prefixes it). */
+  message: string;
+  /** Add a note at the layer that produced each input (a mismatch between inputs). */
+  noteInputs?: boolean;
+}
+
 export interface OpDef<K extends OpKind> {
   /** One line for the schema (editors show it on hover). */
   description: string;
+  /**
+   * How a spec writes it: as a layer item (`- conv: {...}`), or as a block's `add:` key
+   * (`- res1: { add: conv2, layers: [...] }`), which lowers to a node after the block's layers.
+   */
+  spelling: "layer" | "block";
   /** Attribute schemas, snake_case as written in YAML, each with its PyTorch default if any. */
   attributes: Record<string, JsonSchema>;
   required: readonly string[];
   /** The raw (schema-valid) YAML attributes with defaults applied, as IR attributes. */
   normalize(raw: Record<string, unknown>): OpAttrs[K];
   /** Short text for the `params` table's Type column, e.g. `conv 3x3 s2`. */
-  describe(attrs: OpAttrs[K], input: Shape): string;
+  describe(attrs: OpAttrs[K], inputs: Shape[]): string;
+  /** How many tensors it reads. */
+  arity: number;
+  /** What every input must be. */
   rank: InputRank;
   /** The window this layer slides over H and W, if any (checked against the input's size). */
   window?(attrs: OpAttrs[K]): Window;
-  /** Output shape; only called when the rank fits and any window fits the (padded) input. */
-  shape(attrs: OpAttrs[K], input: Shape): Shape;
-  params(attrs: OpAttrs[K], input: Shape): ParamRule[];
+  /** A mistake in attributes or inputs that a shape cannot show; runs before `shape`. */
+  check?(attrs: OpAttrs[K], inputs: Shape[]): OpProblem | undefined;
+  /** Output shape; only called when ranks, window and `check` are fine. */
+  shape(attrs: OpAttrs[K], inputs: Shape[]): Shape;
+  params(attrs: OpAttrs[K], inputs: Shape[]): ParamRule[];
   /** Multiply-accumulates per sample (conv and linear; everything else counts 0, as torchinfo). */
-  macs(attrs: OpAttrs[K], input: Shape, output: Shape): number;
-  receptiveField(rf: RfState, attrs: OpAttrs[K], input: Shape, output: Shape): RfState;
+  macs(attrs: OpAttrs[K], inputs: Shape[], output: Shape): number;
+  /** The receptive field after this op, from its inputs' (in input order). */
+  receptiveField(rfs: RfState[], attrs: OpAttrs[K], inputs: Shape[], output: Shape): RfState;
+  /** It outputs log-probabilities: the head training's NLL loss needs last. */
+  logProbabilities?: true;
 }
 
 export type OpTableDef = { [K in OpKind]: OpDef<K> };
 
 // --- attribute schemas -----------------------------------------------------------------------
+
+/**
+ * Block names become PyTorch module names (`conv1.0`): identifiers, as in `self.conv1 = ...`, and
+ * not dunder names (`__proto__` is a hazard in every JavaScript object keyed by name).
+ */
+export const BLOCK_NAME = "^(?!__)[A-Za-z_][A-Za-z0-9_]*$";
 
 const positiveInt = (description: string): JsonSchema => ({
   type: "integer",
@@ -79,31 +113,49 @@ const num = (value: unknown, fallback: number): number =>
 const bool = (value: unknown, fallback: boolean): boolean =>
   typeof value === "boolean" ? value : fallback;
 
-const hw = (p: Pair): string => (p[0] === p[1] ? `${p[0]}` : `${p[0]}x${p[1]}`);
+const hw = (p: readonly number[]): string => (p[0] === p[1] ? `${p[0]}` : `${p[0]}x${p[1]}`);
 const square = (p: Pair): string => `${p[0]}x${p[1]}`;
+const symmetric = (p: Pair): Pads => [p[0], p[1], p[0], p[1]];
+const isOne = (p: Pair) => p[0] === 1 && p[1] === 1;
+const size = (shape: Shape) => shape.reduce((a, b) => a * b, 1);
+const first = (inputs: Shape[]): Shape => inputs[0] ?? [];
+const channelsOf = (inputs: Shape[]): number => first(inputs)[0] ?? 0;
+
+/** The window a dilated kernel covers: (k − 1)·d + 1 per axis. */
+export function dilatedExtent(kernel: Pair, dilation: Pair): Pair {
+  return [(kernel[0] - 1) * dilation[0] + 1, (kernel[1] - 1) * dilation[1] + 1];
+}
+
+/** PyTorch's `padding="same"`: d·(k − 1) in all, the odd pixel at the bottom/right. */
+export function samePads(kernel: Pair, dilation: Pair): Pads {
+  const total = dilatedExtent(kernel, dilation).map((e) => e - 1);
+  const [th = 0, tw = 0] = total;
+  return [Math.floor(th / 2), Math.floor(tw / 2), th - Math.floor(th / 2), tw - Math.floor(tw / 2)];
+}
 
 // --- shared rules ----------------------------------------------------------------------------
 
 const none = (): ParamRule[] => [];
 const zero = (): number => 0;
-const same = (_attrs: unknown, input: Shape): Shape => [...input];
-const unchanged = (rf: RfState): RfState => rf;
+const same = (_attrs: unknown, inputs: Shape[]): Shape => [...first(inputs)];
+const unchanged = (rfs: RfState[]): RfState => rfs[0] as RfState;
 
-/** PyTorch's output size for a sliding window, floor mode: ⌊(n + 2p − k) / s⌋ + 1. */
-export function windowOutput(n: number, k: number, s: number, p: number): number {
-  return Math.floor((n + 2 * p - k) / s) + 1;
+/** PyTorch's output size for a sliding window, floor mode: ⌊(n + p₀ + p₁ − k) / s⌋ + 1. */
+export function windowOutput(n: number, k: number, s: number, before: number, after = before) {
+  return Math.floor((n + before + after - k) / s) + 1;
 }
 
 function slideShape(channels: number, input: Shape, w: Window): Shape {
   const [, h = 0, wd = 0] = input;
+  const [top, left, bottom, right] = w.padding;
   return [
     channels,
-    windowOutput(h, w.kernel[0], w.stride[0], w.padding[0]),
-    windowOutput(wd, w.kernel[1], w.stride[1], w.padding[1]),
+    windowOutput(h, w.kernel[0], w.stride[0], top, bottom),
+    windowOutput(wd, w.kernel[1], w.stride[1], left, right),
   ];
 }
 
-/** r_out = r_in + (k − 1)·j_in, j_out = j_in·s, per axis. */
+/** r_out = r_in + (k − 1)·j_in, j_out = j_in·s, per axis (k: the window's extent). */
 function slide(rf: RfState, kernel: Pair, stride: Pair, output: Shape): RfState {
   return {
     size: [rf.size[0] + (kernel[0] - 1) * rf.jump[0], rf.size[1] + (kernel[1] - 1) * rf.jump[1]],
@@ -117,28 +169,71 @@ function whole(rf: RfState): RfState {
   return slide(rf, rf.extent, rf.extent, [0, 1, 1]);
 }
 
+/** PyTorch's default init of a conv or linear layer: weight and bias share the weight's fan-in. */
+function weightAndBias(weight: number[], fanIn: number, bias: boolean, out: number): ParamRule[] {
+  const init = { type: "uniform", fanIn } as const;
+  return [
+    { role: "weight", shape: weight, trainable: true, init },
+    ...(bias ? [{ role: "bias" as const, shape: [out], trainable: true, init }] : []),
+  ];
+}
+
+const convWindow = (a: OpAttrs["conv"]): Window => ({
+  what: "kernel",
+  kernel: dilatedExtent(a.kernel, a.dilation),
+  stride: a.stride,
+  padding: a.padding,
+});
+
+const poolWindow = (a: OpAttrs["maxpool"]): Window => ({
+  what: "pool window",
+  kernel: a.kernel,
+  stride: a.stride,
+  padding: symmetric(a.padding),
+});
+
 /** maxpool and avgpool have the same attributes (`OpAttrs`) and rules but for the reduction. */
 function pool<K extends "maxpool" | "avgpool">(name: K, description: string): OpDef<K> {
   const def: OpDef<"maxpool"> = {
     description,
+    spelling: "layer",
     attributes: {
       kernel: sizeOrPair(1, "window size (int or [h, w])"),
       stride: sizeOrPair(1, "step (int or [h, w]); default: the kernel size"),
+      padding: sizeOrPair(
+        0,
+        name === "maxpool"
+          ? "padding on each side (int or [h, w]), never the maximum; default 0"
+          : "zero padding on each side (int or [h, w]), counted in the average; default 0",
+      ),
     },
     required: ["kernel"],
     normalize: (raw) => {
       const kernel = pair(raw.kernel, [1, 1]);
-      return { kernel, stride: pair(raw.stride, kernel) };
+      return { kernel, stride: pair(raw.stride, kernel), padding: pair(raw.padding, [0, 0]) };
     },
     describe: (a) =>
-      `${name} ${hw(a.kernel)}${a.stride.join() === a.kernel.join() ? "" : ` s${hw(a.stride)}`}`,
+      [
+        `${name} ${hw(a.kernel)}`,
+        a.stride.join() === a.kernel.join() ? "" : ` s${hw(a.stride)}`,
+        a.padding.join() === "0,0" ? "" : ` p${hw(a.padding)}`,
+      ].join(""),
+    arity: 1,
     rank: "image",
-    window: (a) => ({ kernel: a.kernel, stride: a.stride, padding: [0, 0] }),
-    shape: (a, input) =>
-      slideShape(input[0] ?? 0, input, { kernel: a.kernel, stride: a.stride, padding: [0, 0] }),
+    window: poolWindow,
+    // PyTorch refuses padding over half the window (a window of padding only).
+    check: (a) =>
+      a.padding.some((p, i) => 2 * p > (a.kernel[i] ?? 0))
+        ? {
+            code: "E0210",
+            message: `padding ${hw(a.padding)} is more than half the ${square(a.kernel)} window (PyTorch allows at most half)`,
+          }
+        : undefined,
+    shape: (a, inputs) => slideShape(channelsOf(inputs), first(inputs), poolWindow(a)),
     params: none,
     macs: zero,
-    receptiveField: (rf, a, _input, output) => slide(rf, a.kernel, a.stride, output),
+    receptiveField: (rfs, a, _inputs, output) =>
+      slide(rfs[0] as RfState, a.kernel, a.stride, output),
   };
   // Sound: OpAttrs["maxpool"] and OpAttrs["avgpool"] are the same type.
   return def as unknown as OpDef<K>;
@@ -148,52 +243,102 @@ function pool<K extends "maxpool" | "avgpool">(name: K, description: string): Op
 
 export const OPS: OpTableDef = {
   conv: {
-    description: "nn.Conv2d: zero-padded 2-D convolution; input channels are inferred",
+    description:
+      "nn.Conv2d: zero-padded 2-D convolution, optionally grouped or dilated; input channels are inferred",
+    spelling: "layer",
     attributes: {
       out: positiveInt("output channels"),
-      kernel: sizeOrPair(1, "kernel size (int or [h, w])"),
+      kernel: sizeOrPair(1, "kernel size (int or [h, w], e.g. [3, 1])"),
       stride: sizeOrPair(1, "stride (int or [h, w]); default 1"),
-      padding: sizeOrPair(0, "zero padding on each side (int or [h, w]); default 0"),
+      padding: {
+        anyOf: [
+          { type: "integer", minimum: 0 },
+          { type: "array", items: { type: "integer", minimum: 0 }, minItems: 2, maxItems: 2 },
+          { const: "same" },
+        ],
+        description:
+          "zero padding on each side (int or [h, w]), or `same` (stride 1: output size = input size); default 0",
+      },
+      dilation: sizeOrPair(1, "spacing between kernel taps (int or [h, w]); default 1"),
+      groups: positiveInt(
+        "channel groups; input and output channels must divide by it (groups = input channels: depthwise); default 1",
+      ),
       bias: { type: "boolean", description: "learn a bias; default true" },
     },
     required: ["out", "kernel"],
-    normalize: (raw) => ({
-      out: num(raw.out, 1),
-      kernel: pair(raw.kernel, [1, 1]),
-      stride: pair(raw.stride, [1, 1]),
-      padding: pair(raw.padding, [0, 0]),
-      bias: bool(raw.bias, true),
-    }),
-    describe: (a) =>
-      [
+    normalize: (raw) => {
+      const kernel = pair(raw.kernel, [1, 1]);
+      const dilation = pair(raw.dilation, [1, 1]);
+      const isSame = raw.padding === "same";
+      return {
+        out: num(raw.out, 1),
+        kernel,
+        stride: pair(raw.stride, [1, 1]),
+        padding: isSame ? samePads(kernel, dilation) : symmetric(pair(raw.padding, [0, 0])),
+        same: isSame,
+        dilation,
+        groups: num(raw.groups, 1),
+        bias: bool(raw.bias, true),
+      };
+    },
+    describe: (a, inputs) => {
+      const [top, left, bottom, right] = a.padding;
+      const pads = a.same
+        ? " same"
+        : top === 0 && left === 0
+          ? ""
+          : ` p${top === bottom && left === right ? hw([top, left]) : a.padding.join(",")}`;
+      const groups =
+        a.groups === 1 ? "" : a.groups === channelsOf(inputs) ? " dw" : ` g${a.groups}`;
+      return [
         `conv ${square(a.kernel)}`,
-        a.stride.join() === "1,1" ? "" : ` s${hw(a.stride)}`,
-        a.padding.join() === "0,0" ? "" : ` p${hw(a.padding)}`,
+        isOne(a.stride) ? "" : ` s${hw(a.stride)}`,
+        pads,
+        isOne(a.dilation) ? "" : ` d${hw(a.dilation)}`,
+        groups,
         a.bias ? "" : " nobias",
-      ].join(""),
+      ].join("");
+    },
+    arity: 1,
     rank: "image",
-    window: (a) => ({ kernel: a.kernel, stride: a.stride, padding: a.padding }),
-    shape: (a, input) => slideShape(a.out, input, a),
-    params: (a, input) => [
-      { role: "weight", shape: [a.out, input[0] ?? 0, ...a.kernel], trainable: true },
-      ...(a.bias ? [{ role: "bias" as const, shape: [a.out], trainable: true }] : []),
-    ],
-    macs: (a, input, output) =>
-      (output[0] ?? 0) *
-      (output[1] ?? 0) *
-      (output[2] ?? 0) *
-      (input[0] ?? 0) *
-      a.kernel[0] *
-      a.kernel[1],
-    receptiveField: (rf, a, _input, output) => slide(rf, a.kernel, a.stride, output),
+    window: convWindow,
+    check: (a, inputs) => {
+      const channels = channelsOf(inputs);
+      if (a.same && !isOne(a.stride)) {
+        return {
+          code: "E0209",
+          message: `padding: same needs stride 1 (PyTorch's rule), got stride ${hw(a.stride)}`,
+        };
+      }
+      if (channels % a.groups !== 0 || a.out % a.groups !== 0) {
+        return {
+          code: "E0208",
+          message: `groups ${a.groups} must divide both the ${channels} input and the ${a.out} output channels`,
+          noteInputs: channels % a.groups !== 0,
+        };
+      }
+      return undefined;
+    },
+    shape: (a, inputs) => slideShape(a.out, first(inputs), convWindow(a)),
+    params: (a, inputs) => {
+      const perGroup = channelsOf(inputs) / a.groups;
+      const fanIn = perGroup * a.kernel[0] * a.kernel[1];
+      return weightAndBias([a.out, perGroup, ...a.kernel], fanIn, a.bias, a.out);
+    },
+    macs: (a, inputs, output) =>
+      size(output) * (channelsOf(inputs) / a.groups) * a.kernel[0] * a.kernel[1],
+    receptiveField: (rfs, a, _inputs, output) =>
+      slide(rfs[0] as RfState, dilatedExtent(a.kernel, a.dilation), a.stride, output),
   },
 
   relu: {
     description: "nn.ReLU",
+    spelling: "layer",
     attributes: {},
     required: [],
     normalize: () => ({}),
     describe: () => "relu",
+    arity: 1,
     rank: "any",
     shape: same,
     params: none,
@@ -203,6 +348,7 @@ export const OPS: OpTableDef = {
 
   batchnorm: {
     description: "nn.BatchNorm2d: batch statistics in training, running statistics in eval",
+    spelling: "layer",
     attributes: {
       eps: { type: "number", exclusiveMinimum: 0, description: "default 1e-5" },
       momentum: {
@@ -215,45 +361,52 @@ export const OPS: OpTableDef = {
     required: [],
     normalize: (raw) => ({ eps: num(raw.eps, 1e-5), momentum: num(raw.momentum, 0.1) }),
     describe: () => "batchnorm",
+    arity: 1,
     rank: "image",
     shape: same,
-    params: (_a, input) => {
-      const c = [input[0] ?? 0];
+    // nn.BatchNorm2d starts at weight 1, bias 0, running mean 0, running var 1.
+    params: (_a, inputs) => {
+      const c = [channelsOf(inputs)];
+      const fill = (value: number) => ({ type: "fill", value }) as const;
       return [
-        { role: "weight", shape: c, trainable: true },
-        { role: "bias", shape: c, trainable: true },
-        { role: "running_mean", shape: c, trainable: false },
-        { role: "running_var", shape: c, trainable: false },
+        { role: "weight", shape: c, trainable: true, init: fill(1) },
+        { role: "bias", shape: c, trainable: true, init: fill(0) },
+        { role: "running_mean", shape: c, trainable: false, init: fill(0) },
+        { role: "running_var", shape: c, trainable: false, init: fill(1) },
       ];
     },
     macs: zero,
     receptiveField: unchanged,
   },
 
-  maxpool: pool("maxpool", "nn.MaxPool2d: floor mode, no padding"),
-  avgpool: pool("avgpool", "nn.AvgPool2d: floor mode, no padding"),
+  maxpool: pool("maxpool", "nn.MaxPool2d: floor mode"),
+  avgpool: pool("avgpool", "nn.AvgPool2d: floor mode, count_include_pad"),
 
   gap: {
     description: "nn.AdaptiveAvgPool2d(1): global average pool to [C, 1, 1]",
+    spelling: "layer",
     attributes: {},
     required: [],
     normalize: () => ({}),
     describe: () => "gap",
+    arity: 1,
     rank: "image",
-    shape: (_a, input) => [input[0] ?? 0, 1, 1],
+    shape: (_a, inputs) => [channelsOf(inputs), 1, 1],
     params: none,
     macs: zero,
-    receptiveField: (rf) => whole(rf),
+    receptiveField: (rfs) => whole(rfs[0] as RfState),
   },
 
   dropout: {
     description: "nn.Dropout2d on [C, H, W] (whole channels), nn.Dropout on vectors",
+    spelling: "layer",
     attributes: {
       p: { type: "number", minimum: 0, maximum: 1, description: "drop probability; default 0.5" },
     },
     required: [],
     normalize: (raw) => ({ p: num(raw.p, 0.5) }),
     describe: (a) => `dropout ${a.p}`,
+    arity: 1,
     rank: "any",
     shape: same,
     params: none,
@@ -263,12 +416,14 @@ export const OPS: OpTableDef = {
 
   flatten: {
     description: "nn.Flatten: [C, H, W] to [C·H·W], PyTorch (channel-major) order",
+    spelling: "layer",
     attributes: {},
     required: [],
     normalize: () => ({}),
     describe: () => "flatten",
+    arity: 1,
     rank: "any",
-    shape: (_a, input) => [input.reduce((a, b) => a * b, 1)],
+    shape: (_a, inputs) => [size(first(inputs))],
     params: none,
     macs: zero,
     receptiveField: unchanged,
@@ -276,6 +431,7 @@ export const OPS: OpTableDef = {
 
   linear: {
     description: "nn.Linear on a vector (put `flatten` before it)",
+    spelling: "layer",
     attributes: {
       out: positiveInt("output features"),
       bias: { type: "boolean", description: "learn a bias; default true" },
@@ -283,34 +439,80 @@ export const OPS: OpTableDef = {
     required: ["out"],
     normalize: (raw) => ({ out: num(raw.out, 1), bias: bool(raw.bias, true) }),
     describe: (a) => (a.bias ? "linear" : "linear nobias"),
+    arity: 1,
     rank: "vector",
     shape: (a) => [a.out],
-    params: (a, input) => [
-      { role: "weight", shape: [a.out, input[0] ?? 0], trainable: true },
-      ...(a.bias ? [{ role: "bias" as const, shape: [a.out], trainable: true }] : []),
-    ],
-    macs: (a, input) => (input[0] ?? 0) * a.out,
+    params: (a, inputs) => {
+      const features = channelsOf(inputs);
+      return weightAndBias([a.out, features], features, a.bias, a.out);
+    },
+    macs: (a, inputs) => channelsOf(inputs) * a.out,
     // Every output sees every position of the feature map that was flattened: like gap.
-    receptiveField: (rf) => whole(rf),
+    receptiveField: (rfs) => whole(rfs[0] as RfState),
   },
 
   log_softmax: {
     description: "F.log_softmax over classes (dim 1); the last layer, as training uses NLL loss",
+    spelling: "layer",
     attributes: {},
     required: [],
     normalize: () => ({}),
     describe: () => "log_softmax",
+    arity: 1,
     rank: "any",
     shape: same,
     params: none,
     macs: zero,
     receptiveField: unchanged,
+    logProbabilities: true,
+  },
+
+  add: {
+    description:
+      "a residual connection: the block's output plus the output of an earlier block (`x + y`, same shapes)",
+    spelling: "block",
+    attributes: {
+      add: {
+        type: "string",
+        pattern: BLOCK_NAME,
+        description:
+          "an earlier block whose output is added to this block's output (shapes must match)",
+      },
+    },
+    required: [],
+    normalize: (raw) => ({ from: typeof raw.add === "string" ? raw.add : "" }),
+    describe: (a) => `add ${a.from}`,
+    arity: 2,
+    rank: "any",
+    check: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      return x.length === y.length && x.every((d, i) => d === y[i])
+        ? undefined
+        : { code: "E0207", message: "adds tensors of different shapes", noteInputs: true };
+    },
+    shape: same,
+    params: none,
+    macs: zero,
+    // The longer of the two paths decides what an output sees.
+    receptiveField: (rfs, _a, _inputs, output) => {
+      const max = (f: (rf: RfState) => number) => Math.max(...rfs.map(f));
+      return {
+        size: [max((r) => r.size[0]), max((r) => r.size[1])],
+        jump: [max((r) => r.jump[0]), max((r) => r.jump[1])],
+        extent: [output[1] ?? 1, output[2] ?? 1],
+      };
+    },
   },
 };
 
+/** Ops a spec writes as layer items (`- relu`, `- conv: {...}`). */
+export const LAYER_KINDS: readonly OpKind[] = (Object.keys(OPS) as OpKind[]).filter(
+  (kind) => OPS[kind].spelling === "layer",
+);
+
 /** Ops that can be written as a bare name (`- relu`): those without required attributes. */
 export function isBare(kind: OpKind): boolean {
-  return OPS[kind].required.length === 0;
+  return OPS[kind].spelling === "layer" && OPS[kind].required.length === 0;
 }
 
 /** The table entry for a kind, typed loosely for generic passes over any node. */

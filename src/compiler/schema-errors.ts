@@ -4,12 +4,37 @@
 import type { ErrorObject } from "ajv";
 import { type Code, error } from "./codes.js";
 import type { Diagnostic } from "./diagnostics.js";
-import { OP_KINDS, type OpKind } from "./ir.js";
-import { isBare, OPS } from "./ops.js";
+import type { OpKind } from "./ir.js";
+import { isBare, LAYER_KINDS, OPS } from "./ops.js";
 import type { Path, SourceMap } from "./parse.js";
 import { didYouMean, nearest } from "./suggest.js";
 
-const isOp = (name: string): name is OpKind => (OP_KINDS as readonly string[]).includes(name);
+const isOp = (name: string): name is OpKind => (LAYER_KINDS as readonly string[]).includes(name);
+
+/** A residual block's value: `{ add: conv1, layers: [...] }`. */
+const isBlockForm = (v: unknown): v is { layers: unknown[] } =>
+  !!v &&
+  typeof v === "object" &&
+  !Array.isArray(v) &&
+  Array.isArray((v as { layers?: unknown }).layers);
+
+/**
+ * Messages read paths in the list form of a block (`/layers/i/<block>/j`); a residual block keeps
+ * its list under `layers` (`/layers/i/<block>/layers/j`). Between the two, both ways.
+ */
+function listForm(value: unknown, path: Path): Path {
+  if (path[0] === "layers" && path[3] === "layers" && isBlockForm(get(value, path.slice(0, 3)))) {
+    return [...path.slice(0, 3), ...path.slice(4)];
+  }
+  return path;
+}
+function writtenForm(value: unknown, path: Path): Path {
+  if (path[0] === "layers" && path.length >= 4 && /^\d+$/.test(String(path[3]))) {
+    if (isBlockForm(get(value, path.slice(0, 3))))
+      return [...path.slice(0, 3), "layers", ...path.slice(3)];
+  }
+  return path;
+}
 
 export function schemaDiagnostics(
   errors: ErrorObject[],
@@ -50,7 +75,11 @@ function collapseAnyOf(errors: ErrorObject[]): ErrorObject[] {
       branches.set(branch, [...(branches.get(branch) ?? []), e]);
     }
     const fitting = [...branches.values()].filter(
-      (list) => !list.some((e) => e.keyword === "type" && e.instancePath === any.instancePath),
+      (list) =>
+        !list.some(
+          (e) =>
+            (e.keyword === "type" || e.keyword === "const") && e.instancePath === any.instancePath,
+        ),
     );
     const keep = fitting.length === 1 ? (fitting[0] ?? []) : [any];
     result = result.filter((e) => e !== any && !branchErrors.includes(e)).concat(keep);
@@ -66,10 +95,12 @@ function segments(pointer: string): Path {
     .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 
+/** The value at a path; a list-form index into a residual block reads its `layers`. */
 function get(value: unknown, path: Path): unknown {
   let v = value;
   for (const s of path) {
-    if (Array.isArray(v)) v = v[Number(s)];
+    if (isBlockForm(v) && /^\d+$/.test(String(s))) v = v.layers[Number(s)];
+    else if (Array.isArray(v)) v = v[Number(s)];
     else if (v && typeof v === "object") v = (v as Record<string, unknown>)[String(s)];
     else return undefined;
   }
@@ -107,6 +138,7 @@ function subject(value: unknown, path: Path): Subject {
     }
     if (path.length <= 3) return { owner: `block ${key}`, field: undefined };
     const j = String(path[3]);
+    if (!/^\d+$/.test(j)) return { owner: `block ${key}`, field: fieldText(path.slice(3)) };
     const inner = get(value, ["layers", i, key, j]);
     const kind = typeof inner === "string" ? inner : (onlyKey(inner) ?? "?");
     return { owner: `layer ${key}.${j} (${kind})`, field: fieldText(path.slice(5)) };
@@ -127,7 +159,13 @@ function about(value: unknown, path: Path): string {
 function isLayerItem(value: unknown, path: Path): boolean {
   if (path[0] !== "layers") return false;
   if (path.length === 2) return true;
-  return path.length === 4 && !isOp(String(path[2])) && Array.isArray(get(value, path.slice(0, 3)));
+  const block = get(value, path.slice(0, 3));
+  return (
+    path.length === 4 &&
+    /^\d+$/.test(String(path[3])) &&
+    !isOp(String(path[2])) &&
+    (Array.isArray(block) || isBlockForm(block))
+  );
 }
 
 const TYPE_NAMES: Record<string, string> = {
@@ -153,22 +191,47 @@ function expectedTypes(types: unknown): string {
 }
 
 function layerList(): string {
-  return OP_KINDS.join(", ");
+  return LAYER_KINDS.join(", ");
 }
 
 function unknownLayer(name: string): string {
-  return `unknown layer type \`${name}\`${didYouMean(name, OP_KINDS)} (known: ${layerList()})`;
+  if (name in OPS && !isOp(name)) {
+    return `\`${name}\` is not a layer: write it on a block, \`- res1: { ${name}: <earlier block>, layers: [...] }\``;
+  }
+  return `unknown layer type \`${name}\`${didYouMean(name, LAYER_KINDS)} (known: ${layerList()})`;
 }
 
 function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic | undefined {
-  const path = segments(e.instancePath);
-  const here = source.at(path);
-  const v = get(value, path);
+  const written = segments(e.instancePath);
+  const path = listForm(value, written);
+  const here = source.at(written);
+  const v = get(value, written);
   const make = (code: Code, message: string, at = here) => error(code, message, at);
   const inLayers = path[0] === "layers";
   // Only sizes use anyOf (an int or an [h, w] pair): whichever branch failed, say what a size is.
+  const orSame =
+    Array.isArray(e.schema) && e.schema.some((b) => (b as { const?: unknown }).const === "same");
   const notASize = () =>
-    make("E0104", `${about(value, path)} must be an integer or a pair [h, w], got ${show(v)}`);
+    make(
+      "E0104",
+      `${about(value, path)} must be an integer${orSame ? ", a pair [h, w] or `same`" : " or a pair [h, w]"}, got ${show(v)}`,
+    );
+
+  // `cnov: { out: 10 }`: a map under a name that is no op and no residual block (no `add`, no
+  // `layers`) is a misspelt layer, whatever the block form's schema says about it.
+  if (inLayers && path.length >= 3 && !isOp(String(path[2]))) {
+    const name = String(path[2]);
+    const inner = get(value, path.slice(0, 3));
+    if (
+      inner &&
+      typeof inner === "object" &&
+      !Array.isArray(inner) &&
+      !("layers" in inner) &&
+      !("add" in inner)
+    ) {
+      return make("E0101", unknownLayer(name), source.key(path.slice(0, 2), name) ?? here);
+    }
+  }
 
   switch (e.keyword) {
     case "if":
@@ -176,10 +239,13 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       return undefined; // the branch's own errors say what is wrong
     case "pattern":
       if (e.propertyName !== undefined) return undefined; // reported with propertyNames
+      if (path[0] === "layers" && path.at(-1) === "add") {
+        return make("E0110", `${about(value, path)} must name a block (letters, digits and _)`);
+      }
       return make("E0110", `${about(value, path)} may only use letters, digits, _, . and -`);
     case "propertyNames": {
       const name = String(e.params.propertyName);
-      const at = source.key(path, name) ?? here;
+      const at = source.key(writtenForm(value, path), name) ?? here;
       const inner = get(value, [...path, name]);
       if (!Array.isArray(inner)) return make("E0101", unknownLayer(name), at);
       return make(
@@ -197,7 +263,7 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
     }
     case "additionalProperties": {
       const field = String(e.params.additionalProperty);
-      const at = source.key(path, field) ?? here;
+      const at = source.key(writtenForm(value, path), field) ?? here;
       if (inLayers && path.length === 4) {
         // Inside a block: only ops may appear.
         const inner = get(value, [...path, field]);
@@ -231,8 +297,8 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       // A top-level `name: value` item whose key is no op must be a block (a list of layers).
       if (inLayers && path.length === 3 && !isOp(String(path[2]))) {
         const name = String(path[2]);
-        const at = source.key(path.slice(0, -1), name) ?? here;
-        if (nearest(name, OP_KINDS) || (v !== null && v !== undefined)) {
+        const at = source.key(writtenForm(value, path.slice(0, -1)), name) ?? here;
+        if (nearest(name, LAYER_KINDS) || (v !== null && v !== undefined)) {
           return make("E0101", unknownLayer(name), at);
         }
         return make("E0106", `block \`${name}\` has no layers`, at);

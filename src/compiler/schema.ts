@@ -2,14 +2,10 @@
 // plus the model, training and data sections. `schema/mnistc.schema.json` is this object, written
 // out for editors; a test keeps the file up to date.
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { OP_KINDS } from "./ir.js";
-import { isBare, type JsonSchema, OPS } from "./ops.js";
+import type { OpKind } from "./ir.js";
+import { BLOCK_NAME, isBare, type JsonSchema, LAYER_KINDS, OPS } from "./ops.js";
 
-/**
- * Block names become PyTorch module names (`conv1.0`): identifiers, as in `self.conv1 = ...`, and
- * not dunder names (`__proto__` is a hazard in every JavaScript object keyed by name).
- */
-export const BLOCK_NAME = "^(?!__)[A-Za-z_][A-Za-z0-9_]*$";
+export { BLOCK_NAME };
 
 const positiveInt = (description: string): JsonSchema => ({
   type: "integer",
@@ -29,7 +25,7 @@ const fraction = (description: string): JsonSchema => ({
 });
 
 /** The attributes map of one op: `{ out: 16, kernel: 3 }`; null allowed when nothing is required. */
-function attributesSchema(kind: (typeof OP_KINDS)[number]): JsonSchema {
+function attributesSchema(kind: OpKind): JsonSchema {
   const op = OPS[kind];
   return {
     description: op.description,
@@ -42,7 +38,7 @@ function attributesSchema(kind: (typeof OP_KINDS)[number]): JsonSchema {
 
 /** One list item: `relu`, `conv: {...}`, or (top level only) a named block `conv1: [ ... ]`. */
 function layerSchema(topLevel: boolean): JsonSchema {
-  const bare = OP_KINDS.filter(isBare);
+  const bare = LAYER_KINDS.filter(isBare);
   return {
     description: topLevel
       ? "a layer (`relu`, `conv: { out: 16, kernel: 3 }`) or a named block of layers (`conv1: [ ... ]`)"
@@ -56,16 +52,38 @@ function layerSchema(topLevel: boolean): JsonSchema {
       minProperties: 1,
       maxProperties: 1,
       propertyNames: { pattern: BLOCK_NAME },
-      properties: Object.fromEntries(OP_KINDS.map((kind) => [kind, attributesSchema(kind)])),
-      additionalProperties: topLevel
-        ? {
-            description:
-              "a named block (nn.Sequential): its layers are named <block>.0, <block>.1, ...",
-            type: "array",
-            minItems: 1,
-            items: { $ref: "#/definitions/blockLayer" },
-          }
-        : false,
+      properties: Object.fromEntries(LAYER_KINDS.map((kind) => [kind, attributesSchema(kind)])),
+      additionalProperties: topLevel ? blockSchema() : false,
+    },
+  };
+}
+
+/**
+ * A named block: `conv1: [ ... ]`, or with a residual connection `res1: { add: conv1, layers: [...] }`
+ * (the block's output plus block conv1's output). `if`/`else` rather than `anyOf`, so each form's
+ * errors are its own.
+ */
+function blockSchema(): JsonSchema {
+  const layers: JsonSchema = {
+    type: "array",
+    minItems: 1,
+    items: { $ref: "#/definitions/blockLayer" },
+  };
+  return {
+    description:
+      "a named block (nn.Sequential): its layers are named <block>.0, <block>.1, ...; or { add: <earlier block>, layers: [...] } for a residual block",
+    type: ["array", "object"],
+    if: { type: "array" },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a promise
+    then: layers,
+    else: {
+      type: "object",
+      required: ["layers"],
+      additionalProperties: false,
+      properties: {
+        ...OPS.add.attributes,
+        layers: { ...layers, description: "the block's layers" },
+      },
     },
   };
 }

@@ -10,7 +10,8 @@ repository root after `npm run build`:
 Checks (one PASS/FAIL line each; exit 1 on any failure):
   1. The seed's Net (seed_net.py, verbatim) against `mnistc params specs/step4.yaml --json`:
      state_dict names and shapes, 16,478 trainable parameters, 384 running-stat values.
-  2. Every spec in specs/: the PyTorch module the spec means (built here from the YAML, independent
+  2. Every spec in specs/ and test/fixtures/specs/good/every-op.yaml (every op of the spec
+     language): the PyTorch module the spec means (built here from the YAML, independent
      of mnistc's compiler) has exactly the ONNX file's initializers, loads them strictly, and, with
      perturbed weights and batch-norm statistics written into a copy of the ONNX file, gives the
      same log-probabilities in eval mode as mnistc's ONNX inference (DigitModel, onnxruntime-node)
@@ -98,7 +99,9 @@ def make_layer(kind, opts, x):
             opts["out"],
             kernel_size=pair(opts["kernel"]),
             stride=pair(opts.get("stride", 1)),
-            padding=pair(opts.get("padding", 0)),
+            padding=pair(opts.get("padding", 0)),  # an int, a pair or "same", as PyTorch takes
+            dilation=pair(opts.get("dilation", 1)),
+            groups=opts.get("groups", 1),
             bias=opts.get("bias", True),
         )
     if kind == "relu":
@@ -107,10 +110,10 @@ def make_layer(kind, opts, x):
         return nn.BatchNorm2d(
             x.shape[1], eps=opts.get("eps", 1e-5), momentum=opts.get("momentum", 0.1)
         )
-    if kind == "maxpool":
-        return nn.MaxPool2d(pair(opts["kernel"]), stride=pair(opts.get("stride", opts["kernel"])))
-    if kind == "avgpool":
-        return nn.AvgPool2d(pair(opts["kernel"]), stride=pair(opts.get("stride", opts["kernel"])))
+    if kind in ("maxpool", "avgpool"):
+        pool = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
+        return pool(pair(opts["kernel"]), stride=pair(opts.get("stride", opts["kernel"])),
+                    padding=pair(opts.get("padding", 0)))
     if kind == "gap":
         return nn.AdaptiveAvgPool2d(1)
     if kind == "dropout":
@@ -125,30 +128,56 @@ def make_layer(kind, opts, x):
     raise ValueError(f"layer type {kind!r} has no PyTorch equivalent in this checker")
 
 
+class SpecNet(nn.Module):
+    """The spec's top-level items as children (blocks as nn.Sequential, other layers by index);
+    forward runs them in order and adds a residual block's `add:` block output to its own."""
+
+    def __init__(self, items):
+        super().__init__()
+        self.order = []
+        for name, module, add in items:
+            self.add_module(name, module)
+            self.order.append((name, add))
+
+    def forward(self, x):
+        outputs = {}
+        for name, add in self.order:
+            x = getattr(self, name)(x)
+            if add is not None:
+                x = x + outputs[add]
+            outputs[name] = x
+        return x
+
+
 def build_module(spec):
-    """nn.Sequential named like the spec: blocks by name (children 0, 1, ...), others by index."""
+    """The module a spec means, named like it: blocks by name (children 0, 1, ...), others by
+    index; `- res1: { add: conv2, layers: [...] }` is block res1 whose output gets conv2's added."""
     inp = spec["input"]
     x = torch.zeros(1, inp["channels"], inp["height"], inp["width"])
-    top = OrderedDict()
+    items = []
+    outputs = {}
 
-    def add(item, into, name):
+    def make(item):
         nonlocal x
         kind, opts = layer_kind(item)
         layer = make_layer(kind, opts, x).eval()
         with torch.no_grad():
             x = layer(x)
-        into[name] = layer
+        return layer
 
     for i, item in enumerate(spec["layers"]):
-        if isinstance(item, dict) and isinstance(next(iter(item.values())), list):
+        value = next(iter(item.values())) if isinstance(item, dict) else None
+        if isinstance(value, (list, dict)) and (isinstance(value, list) or "layers" in value):
             (block, inner), = item.items()
-            children = OrderedDict()
-            for j, layer in enumerate(inner):
-                add(layer, children, str(j))
-            top[block] = nn.Sequential(children)
+            layers, add = (inner, None) if isinstance(inner, list) else (inner["layers"], inner.get("add"))
+            children = OrderedDict((str(j), make(layer)) for j, layer in enumerate(layers))
+            if add is not None:
+                x = x + outputs[add]
+            items.append((block, nn.Sequential(children), add))
+            outputs[block] = x
         else:
-            add(item, top, str(i))
-    return nn.Sequential(top).train()
+            items.append((str(i), make(item), None))
+    return SpecNet(items).train()
 
 
 def named_shapes(state):
@@ -472,10 +501,13 @@ def main():
     specs_dir = os.path.join(ROOT, "specs")
     with tempfile.TemporaryDirectory(prefix="mnistc-torchref-") as tmp:
         step4 = None
-        specs = sorted(f for f in os.listdir(specs_dir) if f.endswith((".yaml", ".yml")))
-        for i, f in enumerate(specs):
-            result = check_spec(report, os.path.join(specs_dir, f), images, tmp, i)
-            if f.startswith("step4.") and result:
+        specs = [os.path.join(specs_dir, f) for f in sorted(os.listdir(specs_dir))
+                 if f.endswith((".yaml", ".yml"))]
+        # Every op of the spec language, beside the shipped specs.
+        specs.append(os.path.join(ROOT, "test", "fixtures", "specs", "good", "every-op.yaml"))
+        for i, path in enumerate(specs):
+            result = check_spec(report, path, images, tmp, i)
+            if os.path.basename(path).startswith("step4.") and result:
                 step4 = result
         if step4:
             check_seed_net(report, *step4, images)

@@ -11,7 +11,7 @@
 // deterministic: the same IR and weights give the same bytes.
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import { torchInitWeights } from "../../compiler/init.js";
-import type { AnyNodeIR, ModelIR, WeightMap } from "../../compiler/ir.js";
+import { type AnyNodeIR, GRAPH_INPUT, type ModelIR, type WeightMap } from "../../compiler/ir.js";
 import { metadataFor } from "../../formats/onnx-metadata.js";
 import {
   batchedFloatValue,
@@ -70,24 +70,33 @@ function checkWeights(ir: ModelIR, weights: WeightMap): Diagnostic[] {
 export function buildOnnxModel(ir: ModelIR, weights: WeightMap, trained: boolean): ModelProto {
   const nodes: NodeProto[] = [];
   const intermediates: { name: string; shape: number[] }[] = [];
+  // The tensor each IR node's output is; a node the graph omits (dropout) is its input's.
+  const tensors = new Map<string, string>([[GRAPH_INPUT, ONNX_INPUT_NAME]]);
+  const tensorOf = (name: string): string => {
+    const tensor = tensors.get(name);
+    if (!tensor) throw new Error(`onnx backend: ${name} is read before it is written`);
+    return tensor;
+  };
   let current = ONNX_INPUT_NAME;
   for (const node of ir.nodes) {
     const output = `${node.name}.out`;
-    const emitted = emitNode(node, { input: current, output });
+    const inputs = node.inputs.map(tensorOf);
+    const emitted = emitNode(node, { inputs, input: inputs[0] ?? ONNX_INPUT_NAME, output });
+    tensors.set(node.name, emitted ? output : (inputs[0] ?? ONNX_INPUT_NAME));
     if (!emitted) continue;
     nodes.push(emitted);
     intermediates.push({ name: output, shape: node.outShape });
-    current = output;
   }
-  const outShape = ir.nodes.at(-1)?.outShape ?? [
-    ir.input.channels,
-    ir.input.height,
-    ir.input.width,
-  ];
-  const last = nodes.at(-1);
-  if (last) {
-    last.output = [ONNX_OUTPUT_NAME];
-    intermediates.pop();
+  const last = ir.nodes.at(-1);
+  current = last ? tensorOf(last.name) : ONNX_INPUT_NAME;
+  const outShape = last?.outShape ?? [ir.input.channels, ir.input.height, ir.input.width];
+  const producer = nodes.find((n) => n.output?.[0] === current);
+  if (producer) {
+    producer.output = [ONNX_OUTPUT_NAME];
+    const at = intermediates.findIndex((t) => t.name === current);
+    intermediates.splice(at, 1);
+    for (const n of nodes)
+      n.input = (n.input ?? []).map((i) => (i === current ? ONNX_OUTPUT_NAME : i));
   } else {
     nodes.push({
       name: "identity",

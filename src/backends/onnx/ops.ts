@@ -6,7 +6,9 @@ import { floatAttr, intAttr, intsAttr, type NodeProto } from "../../formats/onnx
 import type { OpTable } from "../backend.js";
 
 export interface OnnxOpContext {
-  /** The tensor this node reads. */
+  /** The tensors this node reads, one per IR input. */
+  inputs: string[];
+  /** The first of them: what single-input ops read. */
   input: string;
   /** The tensor this node must write. */
   output: string;
@@ -32,12 +34,12 @@ function onnxNode(
   return { name: node.name, opType, input: inputs, output: [ctx.output], attribute };
 }
 
-/** Unpadded, floor-mode pooling, as every pool in the IR is (PyTorch's default ceil_mode=False). */
-function poolAttrs(kernel: Pair, stride: Pair): NodeProto["attribute"] {
+/** Floor-mode pooling (PyTorch's default ceil_mode=False), padded the same on both sides. */
+function poolAttrs(kernel: Pair, stride: Pair, padding: Pair) {
   return [
     intsAttr("kernel_shape", kernel),
     intsAttr("strides", stride),
-    intsAttr("pads", [0, 0, 0, 0]),
+    intsAttr("pads", [...padding, ...padding]),
     intAttr("ceil_mode", 0),
   ];
 }
@@ -52,10 +54,10 @@ export const onnxOps: OpTable<NodeProto | undefined, OnnxOpContext> = {
       [
         intsAttr("kernel_shape", node.attrs.kernel),
         intsAttr("strides", node.attrs.stride),
-        // ONNX pads are [top, left, bottom, right]; PyTorch pads symmetrically.
-        intsAttr("pads", [...node.attrs.padding, ...node.attrs.padding]),
-        intsAttr("dilations", [1, 1]),
-        intAttr("group", 1),
+        // ONNX pads are [top, left, bottom, right], as the IR keeps them.
+        intsAttr("pads", node.attrs.padding),
+        intsAttr("dilations", node.attrs.dilation),
+        intAttr("group", node.attrs.groups),
       ],
     ),
   relu: (node, ctx) => onnxNode(node, "Relu", [ctx.input], ctx),
@@ -75,16 +77,20 @@ export const onnxOps: OpTable<NodeProto | undefined, OnnxOpContext> = {
       ctx,
       [floatAttr("epsilon", node.attrs.eps)],
     ),
-  maxpool: (node, ctx) =>
-    onnxNode(node, "MaxPool", [ctx.input], ctx, poolAttrs(node.attrs.kernel, node.attrs.stride)),
-  avgpool: (node, ctx) =>
-    onnxNode(
-      node,
-      "AveragePool",
-      [ctx.input],
-      ctx,
-      poolAttrs(node.attrs.kernel, node.attrs.stride),
-    ),
+  // MaxPool's padding never wins, as PyTorch's −∞ padding.
+  maxpool: (node, ctx) => {
+    const { kernel, stride, padding } = node.attrs;
+    return onnxNode(node, "MaxPool", [ctx.input], ctx, poolAttrs(kernel, stride, padding));
+  },
+  // PyTorch's AvgPool2d counts padded zeros (count_include_pad=True); ONNX's default does not.
+  avgpool: (node, ctx) => {
+    const { kernel, stride, padding } = node.attrs;
+    const counted = padding[0] > 0 || padding[1] > 0 ? [intAttr("count_include_pad", 1)] : [];
+    return onnxNode(node, "AveragePool", [ctx.input], ctx, [
+      ...poolAttrs(kernel, stride, padding),
+      ...counted,
+    ]);
+  },
   gap: (node, ctx) => onnxNode(node, "GlobalAveragePool", [ctx.input], ctx),
   // Identity at inference (nn.Dropout / nn.Dropout2d in eval mode): no node at all.
   dropout: () => undefined,
@@ -105,4 +111,5 @@ export const onnxOps: OpTable<NodeProto | undefined, OnnxOpContext> = {
     );
   },
   log_softmax: (node, ctx) => onnxNode(node, "LogSoftmax", [ctx.input], ctx, [intAttr("axis", 1)]),
+  add: (node, ctx) => onnxNode(node, "Add", ctx.inputs, ctx),
 };

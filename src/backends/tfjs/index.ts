@@ -7,12 +7,26 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import Handlebars from "handlebars";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
-import type { AnyNodeIR, ModelIR, NodeIR, OpKind } from "../../compiler/ir.js";
-import { OPS } from "../../compiler/ops.js";
+import {
+  type AnyNodeIR,
+  GRAPH_INPUT,
+  type ModelIR,
+  type NodeIR,
+  type OpKind,
+} from "../../compiler/ir.js";
+import { opDef } from "../../compiler/ops.js";
 import { packagePath } from "../../paths.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
 import { jsonLiteral } from "./json-literal.js";
-import { js, type LayerCode, type RuntimeExport, TFJS_OPS } from "./ops.js";
+import {
+  js,
+  type LayerCode,
+  type Option,
+  type RuntimeExport,
+  TFJS_OPS,
+  type TfjsContext,
+  type TfjsLayer,
+} from "./ops.js";
 import { DEFAULT_RUNTIME_IMPORT } from "./runtime-import.js";
 
 type Template = (context: object) => string;
@@ -30,15 +44,15 @@ function template(name: string): Template {
   return compiled;
 }
 
-function layerCode<K extends OpKind>(node: NodeIR<K>): LayerCode {
-  return (TFJS_OPS[node.kind] as (n: NodeIR<K>, ctx: Record<string, never>) => LayerCode)(node, {});
+/** The tfjs code of one node, from the backend's op table. */
+export function layerCode<K extends OpKind>(node: NodeIR<K>): LayerCode {
+  return (TFJS_OPS[node.kind] as (n: NodeIR<K>, ctx: TfjsContext) => LayerCode)(node, {});
 }
 
 const shapeText = (shape: number[]) => `[${shape.join(", ")}]`;
 
 function describe(node: AnyNodeIR): string {
-  const def = OPS[node.kind] as { describe(attrs: unknown, input: number[]): string };
-  return def.describe(node.attrs, node.inShape);
+  return opDef(node.kind).describe(node.attrs, node.inShapes);
 }
 
 interface Block {
@@ -46,8 +60,58 @@ interface Block {
   statements: string[];
 }
 
-/** Consecutive nodes of one spec block share a comment; a layer outside any block has its own. */
+const LINE_WIDTH = 100;
+/** The indentation statements get in `buildModel`. */
+const INDENT = "  ";
+
+/**
+ * `<before><factory>({ ... })<after>` on one line when it fits; otherwise one line per option
+ * group (the plain options, then each initializer).
+ */
+function statement(before: string, layer: TfjsLayer, after: string): string {
+  const entry = ([k, v]: Option) => (k === v ? k : `${k}: ${v}`);
+  const options = layer.options.flat().map(entry).join(", ");
+  const inline = `${before}${layer.factory}({ ${options} })${after}`;
+  if (INDENT.length + inline.length <= LINE_WIDTH) return inline;
+  const lines = layer.options
+    .filter((g) => g.length > 0)
+    .map((g) => `  ${g.map(entry).join(", ")},`);
+  return [`${before}${layer.factory}({`, ...lines, `})${after}`].join("\n");
+}
+
+/** Names the emitted code itself uses, which a saved tensor must not shadow. */
+const TAKEN = new Set(["x", "input", "tf", "seed", "model", "spec", "buildModel"]);
+const RESERVED = new Set(
+  "await break case catch class const continue debugger default delete do else enum export extends false finally for function if implements import in instanceof interface let new null package private protected public return static super switch this throw true try typeof var void while with yield".split(
+    " ",
+  ),
+);
+
+/** The variable a tensor that is read again later is kept in: its block's name, if free. */
+function variableFor(node: AnyNodeIR): string {
+  const base = (node.block ?? `layer_${node.name}`).replace(/[^A-Za-z0-9_$]/g, "_");
+  return TAKEN.has(base) || RESERVED.has(base) ? `${base}_` : base;
+}
+
+/** A chain: every node reads only the one before it (the first reads the input). */
+export function isChain(ir: ModelIR): boolean {
+  return ir.nodes.every(
+    (n, i) => n.inputs.length === 1 && n.inputs[0] === (ir.nodes[i - 1]?.name ?? GRAPH_INPUT),
+  );
+}
+
+/**
+ * The statements of each node: `model.add(...)` for a chain; for any other graph, the functional
+ * API, `x = <layer>.apply(x)`, keeping in a variable each tensor an `add` reads again later.
+ */
 function blocks(ir: ModelIR): { blocks: Block[]; uses: Set<RuntimeExport> } {
+  const chain = isChain(ir);
+  const readLater = new Set(
+    ir.nodes.flatMap((n, i) =>
+      n.inputs.filter((name) => name !== (ir.nodes[i - 1]?.name ?? GRAPH_INPUT)),
+    ),
+  );
+  const variables = new Map<string, string>([[GRAPH_INPUT, "input"]]);
   const groups: AnyNodeIR[][] = [];
   for (const node of ir.nodes) {
     const last = groups.at(-1);
@@ -55,15 +119,34 @@ function blocks(ir: ModelIR): { blocks: Block[]; uses: Set<RuntimeExport> } {
     else groups.push([node]);
   }
   const uses = new Set<RuntimeExport>();
+  const statementsOf = (node: AnyNodeIR, previous: string): string[] => {
+    const code = layerCode(node);
+    for (const u of code.uses) uses.add(u);
+    const lines = code.layers.map((layer, i) => {
+      if (chain) return statement("model.add(", layer, ");");
+      const read =
+        i > 0 || node.inputs.length === 1
+          ? "x"
+          : `[${node.inputs.map((name) => (name === previous ? "x" : variables.get(name))).join(", ")}]`;
+      return statement("x = ", layer, `.apply(${read});`);
+    });
+    if (!chain && readLater.has(node.name)) {
+      const variable = variableFor(node);
+      variables.set(node.name, variable);
+      lines.push(`const ${variable} = x;`);
+    }
+    return lines;
+  };
+  let previous: string = GRAPH_INPUT;
   const out = groups.map((nodes) => {
     const first = nodes[0] as AnyNodeIR;
     const lastNode = nodes.at(-1) as AnyNodeIR;
     const title = first.block ?? first.name;
     const kinds = nodes.map(describe).join(", ");
     const statements = nodes.flatMap((node) => {
-      const code = layerCode(node);
-      for (const u of code.uses) uses.add(u);
-      return code.statements;
+      const lines = statementsOf(node, previous);
+      previous = node.name;
+      return lines;
     });
     return {
       comment: `${title}: ${kinds}; ${shapeText(first.inShape)} -> ${shapeText(lastNode.outShape)}`,
@@ -103,6 +186,7 @@ export function emitTfjs(ir: ModelIR, runtimeImport: string): EmitResult {
     imports: [...uses].sort().join(", "),
     specJson: jsonLiteral(embeddedSpec(ir)),
     blocks: body,
+    chain: isChain(ir),
   });
   const train = template("train.mjs.hbs")(common);
   return {

@@ -1,16 +1,42 @@
-// The tfjs code for each op kind: one readable `model.add(...)` statement per layer (two where tfjs
-// needs a helper layer, named `<node>.pad` / `<node>.nchw`). Tensors are NHWC; the IR's shapes are
+// The tfjs spelling of each op kind: the layers it becomes (a factory and its options; two where
+// tfjs needs a helper layer, named `<node>.pad` / `<node>.nchw`), and where each PyTorch parameter
+// lives among those layers' weights, in which layout. Tensors are NHWC; the IR's shapes are
 // PyTorch's [C, H, W]. Keyed by `OpKind` through `OpTable`, so a new op kind fails `tsc` here.
-import { fanInOf } from "../../compiler/init.js";
-import type { NodeIR, Pair } from "../../compiler/ir.js";
+// How the layers are written out (a `tf.sequential` chain or the functional API) is index.ts's.
+import type { NodeIR, Pads, Pair, ParamIR } from "../../compiler/ir.js";
+import type { Layout } from "../../formats/tfjs-layout.js";
 import type { OpTable } from "../backend.js";
 
 /** What the emitted model imports from the runtime. */
-export type RuntimeExport = "BatchNorm2d" | "Dropout" | "Dropout2d" | "LogSoftmax" | "torchUniform";
+export type RuntimeExport =
+  | "BatchNorm2d"
+  | "ConstantPad2d"
+  | "Conv2d"
+  | "Dropout"
+  | "Dropout2d"
+  | "LogSoftmax"
+  | "torchUniform";
+
+export type Option = [key: string, code: string];
+
+/** One layer: `<factory>({ <options> })`; options come in groups, one line each when wrapped. */
+export interface TfjsLayer {
+  factory: string;
+  options: Option[][];
+}
+
+/** Where a PyTorch parameter lives in the tfjs model. */
+export interface TfjsWeight {
+  role: ParamIR["role"];
+  /** `conv1.0/kernel`, `conv1.2/running_mean`. */
+  name: string;
+  layout: Layout;
+}
 
 export interface LayerCode {
-  /** Complete statements; multi-line ones indent their continuation lines by two spaces. */
-  statements: string[];
+  /** Applied in order; the first reads the node's inputs (an array when there are several). */
+  layers: TfjsLayer[];
+  weights: TfjsWeight[];
   uses: RuntimeExport[];
 }
 
@@ -23,114 +49,171 @@ export function js(value: unknown): string {
   return JSON.stringify(value);
 }
 
-type Option = [key: string, code: string];
+const code = (
+  layers: TfjsLayer[],
+  uses: RuntimeExport[] = [],
+  weights: TfjsWeight[] = [],
+): LayerCode => ({ layers, weights, uses });
 
-const LINE_WIDTH = 100;
-/** The indentation statements get in `buildModel`. */
-const INDENT = "  ";
+const one = (factory: string, ...options: Option[][]): TfjsLayer => ({ factory, options });
+
+/** tfjs's padding format, [[top, bottom], [left, right]], of the IR's [top, left, bottom, right]. */
+const tfjsPads = ([top, left, bottom, right]: Pads): [Pair, Pair] => [
+  [top, bottom],
+  [left, right],
+];
+const padded = (pads: Pads) => pads.some((p) => p > 0);
 
 /**
- * `model.add(<factory>({ ... }))` on one line when it fits; otherwise one line per option group
- * (the plain options, then each initializer).
+ * kernelInitializer / biasInitializer: PyTorch's default init (the op table's rule), drawn in
+ * PyTorch layout and transposed into the weight's tfjs layout.
  */
-function add(factory: string, ...groups: Option[][]): string {
-  const entry = ([k, v]: Option) => (k === v ? k : `${k}: ${v}`);
-  const inline = `model.add(${factory}({ ${groups.flat().map(entry).join(", ")} }));`;
-  if (INDENT.length + inline.length <= LINE_WIDTH) return inline;
-  const lines = groups.filter((g) => g.length > 0).map((g) => `  ${g.map(entry).join(", ")},`);
-  return [`model.add(${factory}({`, ...lines, "}));"].join("\n");
+function initializers(node: NodeIR<"conv"> | NodeIR<"linear">, kernel: Layout): Option[][] {
+  return node.params.map((p) => {
+    const fanIn = p.init.type === "uniform" ? p.init.fanIn : 0;
+    const layout = p.role === "weight" ? `, ${js(kernel)}` : "";
+    return [
+      [
+        p.role === "weight" ? "kernelInitializer" : "biasInitializer",
+        `torchUniform(seed, ${js(p.name)}, ${fanIn}${layout})`,
+      ],
+    ];
+  });
 }
 
-const layer = (statements: string[], uses: RuntimeExport[] = []): LayerCode => ({
-  statements,
-  uses,
-});
+/** A conv's or dense's kernel and bias as tfjs names them. */
+function kernelWeights(node: NodeIR<"conv"> | NodeIR<"linear">, kernel: Layout): TfjsWeight[] {
+  return node.params.map((p) =>
+    p.role === "weight"
+      ? { role: p.role, name: `${node.name}/kernel`, layout: kernel }
+      : { role: p.role, name: `${node.name}/bias`, layout: "same" },
+  );
+}
 
-/** The tfjs padding of a conv: `same` only where it pads exactly as PyTorch (stride 1, odd k). */
-function convPadding(node: NodeIR<"conv">): { pad?: string; padding: "valid" | "same" } {
-  const { kernel, stride, padding } = node.attrs;
-  if (padding[0] === 0 && padding[1] === 0) return { padding: "valid" };
-  const same = (i: 0 | 1) => stride[i] === 1 && 2 * padding[i] === kernel[i] - 1;
-  if (same(0) && same(1)) return { padding: "same" };
-  const [ph, pw] = padding;
-  const pad = add("tf.layers.zeroPadding2d", [
+/** The zero padding a layer needs before a `valid` window, unless `same` pads exactly as PyTorch. */
+function zeroPad(node: NodeIR, pads: Pads): TfjsLayer {
+  return one("tf.layers.zeroPadding2d", [
     ["name", js(`${node.name}.pad`)],
-    ["padding", js([[ph, ph] as Pair, [pw, pw] as Pair])],
+    ["padding", js(tfjsPads(pads))],
   ]);
-  return { pad, padding: "valid" };
 }
 
-/**
- * kernelInitializer / biasInitializer: PyTorch's default init, from the model seed, with the same
- * fan-in rule as the ONNX backend's seeded weights (compiler/init.ts).
- */
-function initializers(node: NodeIR<"conv"> | NodeIR<"linear">): Option[][] {
-  const fanIn = fanInOf(node);
-  return node.params.map((p) => [
+/** tfjs's `same` pads exactly as PyTorch for stride 1 and odd kernels (the same on both sides). */
+function tfjsSame(node: NodeIR<"conv">): boolean {
+  const { kernel, stride, padding } = node.attrs;
+  const [top, left, bottom, right] = padding;
+  if (!padded(padding)) return false;
+  const same = (i: 0 | 1, before: number, after: number) =>
+    stride[i] === 1 && before === after && 2 * before === kernel[i] - 1;
+  return same(0, top, bottom) && same(1, left, right);
+}
+
+function conv(node: NodeIR<"conv">): LayerCode {
+  const { out, kernel, stride, padding, dilation, groups, bias } = node.attrs;
+  const useBias = bias ? [] : [["useBias", "false"] as Option];
+  const uses: RuntimeExport[] = ["torchUniform"];
+  if (groups !== 1 || dilation[0] !== 1 || dilation[1] !== 1) {
+    // tfjs's layers have no groups, and no gradient for dilation: the runtime's nn.Conv2d.
+    return code(
+      [
+        one(
+          "new Conv2d",
+          [
+            ["name", js(node.name)],
+            ["filters", js(out)],
+            ["kernelSize", js(kernel)],
+            ["strides", js(stride)],
+            ["padding", js(tfjsPads(padding))],
+          ],
+          [["dilation", js(dilation)], ["groups", js(groups)], ...useBias],
+          ...initializers(node, "oihw"),
+        ),
+      ],
+      [...uses, "Conv2d"],
+      kernelWeights(node, "oihw"),
+    );
+  }
+  const same = tfjsSame(node);
+  const layer = one(
+    "tf.layers.conv2d",
     [
-      p.role === "weight" ? "kernelInitializer" : "biasInitializer",
-      `torchUniform(seed, ${js(p.name)}, ${fanIn})`,
+      ["name", js(node.name)],
+      ["filters", js(out)],
+      ["kernelSize", js(kernel)],
+      ["strides", js(stride)],
+      ["padding", js(same ? "same" : "valid")],
+      ...useBias,
     ],
-  ]);
+    ...initializers(node, "oihw"),
+  );
+  const layers = !same && padded(padding) ? [zeroPad(node, padding), layer] : [layer];
+  return code(layers, uses, kernelWeights(node, "oihw"));
 }
 
-function pool(factory: string, node: NodeIR<"maxpool"> | NodeIR<"avgpool">): LayerCode {
-  return layer([
-    add(factory, [
-      ["name", js(node.name)],
-      ["poolSize", js(node.attrs.kernel)],
-      ["strides", js(node.attrs.stride)],
-      ["padding", js("valid")],
-    ]),
+function pool(factory: string, node: NodeIR<"maxpool"> | NodeIR<"avgpool">, pad?: TfjsLayer) {
+  const layer = one(factory, [
+    ["name", js(node.name)],
+    ["poolSize", js(node.attrs.kernel)],
+    ["strides", js(node.attrs.stride)],
+    ["padding", js("valid")],
   ]);
+  return pad ? [pad, layer] : [layer];
 }
+
+const poolPads = (node: NodeIR<"maxpool"> | NodeIR<"avgpool">): Pads => {
+  const [h, w] = node.attrs.padding;
+  return [h, w, h, w];
+};
 
 const isImage = (shape: number[]) => shape.length === 3;
 
 export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
-  conv(node) {
-    const { out, kernel, stride, bias } = node.attrs;
-    const { pad, padding } = convPadding(node);
-    const conv = add(
-      "tf.layers.conv2d",
-      [
-        ["name", js(node.name)],
-        ["filters", js(out)],
-        ["kernelSize", js(kernel)],
-        ["strides", js(stride)],
-        ["padding", js(padding)],
-        ...(bias ? [] : [["useBias", "false"] as Option]),
-      ],
-      ...initializers(node),
-    );
-    return layer(pad ? [pad, conv] : [conv], ["torchUniform"]);
-  },
+  conv,
 
-  relu: (node) => layer([add("tf.layers.reLU", [["name", js(node.name)]])]),
+  relu: (node) => code([one("tf.layers.reLU", [["name", js(node.name)]])]),
 
   batchnorm(node) {
     const { eps, momentum } = node.attrs;
-    return layer(
+    return code(
       [
-        add("new BatchNorm2d", [
+        one("new BatchNorm2d", [
           ["name", js(node.name)],
           ["eps", js(eps)],
           ["momentum", js(momentum)],
         ]),
       ],
       ["BatchNorm2d"],
+      // The project's BatchNorm2d keeps PyTorch's parameter names.
+      node.params.map((p) => ({ role: p.role, name: `${node.name}/${p.role}`, layout: "same" })),
     );
   },
 
-  maxpool: (node) => pool("tf.layers.maxPooling2d", node),
-  avgpool: (node) => pool("tf.layers.averagePooling2d", node),
+  // PyTorch pads a max pool with −∞ (padding never wins); zeros would beat negative values.
+  maxpool(node) {
+    const pads = poolPads(node);
+    const pad = padded(pads)
+      ? one("new ConstantPad2d", [
+          ["name", js(`${node.name}.pad`)],
+          ["padding", js(tfjsPads(pads))],
+          ["value", js("-inf")],
+        ])
+      : undefined;
+    return code(pool("tf.layers.maxPooling2d", node, pad), pad ? ["ConstantPad2d"] : []);
+  },
+
+  // PyTorch's AvgPool2d counts the zero padding in the average (count_include_pad=True).
+  avgpool(node) {
+    const pads = poolPads(node);
+    const pad = padded(pads) ? zeroPad(node, pads) : undefined;
+    return code(pool("tf.layers.averagePooling2d", node, pad));
+  },
 
   // AdaptiveAvgPool2d(1) is a pool over the whole map; it keeps [B, 1, 1, C] like PyTorch's
   // [B, C, 1, 1] (globalAveragePooling2d would drop the two axes).
   gap(node) {
     const [, h = 1, w = 1] = node.inShape;
-    return layer([
-      add("tf.layers.averagePooling2d", [
+    return code([
+      one("tf.layers.averagePooling2d", [
         ["name", js(node.name)],
         ["poolSize", js([h, w])],
         ["strides", js([h, w])],
@@ -141,9 +224,9 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
 
   dropout(node) {
     const kind = isImage(node.inShape) ? "Dropout2d" : "Dropout";
-    return layer(
+    return code(
       [
-        add(`new ${kind}`, [
+        one(`new ${kind}`, [
           ["name", js(node.name)],
           ["rate", js(node.attrs.p)],
           ["seed", "seed"],
@@ -157,40 +240,43 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
   // so linear weights mean the same in both. A 1×1 map (after gap) needs no permute.
   flatten(node) {
     const [c, h = 1, w = 1] = node.inShape;
-    const flatten = add("tf.layers.flatten", [["name", js(node.name)]]);
     if (!isImage(node.inShape)) {
-      return layer([
-        add("tf.layers.reshape", [
+      return code([
+        one("tf.layers.reshape", [
           ["name", js(node.name)],
           ["targetShape", js([c])],
         ]),
       ]);
     }
-    if (h === 1 && w === 1) return layer([flatten]);
-    const permute = add("tf.layers.permute", [
+    const flatten = one("tf.layers.flatten", [["name", js(node.name)]]);
+    if (h === 1 && w === 1) return code([flatten]);
+    const permute = one("tf.layers.permute", [
       ["name", js(`${node.name}.nchw`)],
       ["dims", js([3, 1, 2])],
     ]);
-    return layer([permute, flatten]);
+    return code([permute, flatten]);
   },
 
   linear(node) {
     const { out, bias } = node.attrs;
-    return layer(
+    return code(
       [
-        add(
+        one(
           "tf.layers.dense",
           [
             ["name", js(node.name)],
             ["units", js(out)],
             ...(bias ? [] : [["useBias", "false"] as Option]),
           ],
-          ...initializers(node),
+          ...initializers(node, "oi"),
         ),
       ],
       ["torchUniform"],
+      kernelWeights(node, "oi"),
     );
   },
 
-  log_softmax: (node) => layer([add("new LogSoftmax", [["name", js(node.name)]])], ["LogSoftmax"]),
+  log_softmax: (node) => code([one("new LogSoftmax", [["name", js(node.name)]])], ["LogSoftmax"]),
+
+  add: (node) => code([one("tf.layers.add", [["name", js(node.name)]])]),
 };

@@ -1,7 +1,7 @@
 // The mapping between the tfjs model's weights (NHWC world: conv kernels HWIO, dense kernels
 // [in, out], named `<layer>/<weight>`) and the IR's PyTorch parameters (conv weights OIHW, linear
 // weights [out, in], named `<module>.<role>`). Pure: arrays in, arrays out.
-import type { AnyNodeIR, ModelIR, ParamIR, WeightMap } from "../../compiler/ir.js";
+import type { ModelIR, ParamIR, WeightMap } from "../../compiler/ir.js";
 import {
   type Layout,
   tfjsToTorchLayout,
@@ -9,6 +9,8 @@ import {
   toTfjsShape,
   toTorchShape,
 } from "../../formats/tfjs-layout.js";
+
+import { layerCode } from "./index.js";
 
 export type { Layout };
 
@@ -30,22 +32,21 @@ export interface TfjsParam {
   layout: Layout;
 }
 
-/** Every parameter of the model with its tfjs name, shape and layout, in model order. */
+/** Every parameter of the model with its tfjs name, shape and layout (the op table's), in order. */
 export function tfjsParams(ir: ModelIR): TfjsParam[] {
-  return ir.nodes.flatMap((node) => node.params.map((param) => tfjsParam(node, param)));
-}
-
-function tfjsParam(node: AnyNodeIR, param: ParamIR): TfjsParam {
-  // conv2d and dense call their weight `kernel`; the project's BatchNorm2d keeps PyTorch's names.
-  const isKernel = param.role === "weight" && (node.kind === "conv" || node.kind === "linear");
-  const layout: Layout = !isKernel ? "same" : node.kind === "conv" ? "oihw" : "oi";
-  const weightName = isKernel ? "kernel" : param.role;
-  return {
-    param,
-    tfjsName: `${node.name}/${weightName}`,
-    tfjsShape: toTfjsShape(param.shape, layout),
-    layout,
-  };
+  return ir.nodes.flatMap((node) => {
+    const { weights } = layerCode(node);
+    return node.params.map((param) => {
+      const weight = weights.find((w) => w.role === param.role);
+      if (!weight) throw new Error(`tfjs backend: no tfjs weight for ${param.name}`);
+      return {
+        param,
+        tfjsName: weight.name,
+        tfjsShape: toTfjsShape(param.shape, weight.layout),
+        layout: weight.layout,
+      };
+    });
+  });
 }
 
 const sameShape = (a: number[], b: number[]) =>

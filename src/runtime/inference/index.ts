@@ -1,6 +1,5 @@
 // ONNX inference, image decoding and MNIST-style preprocessing: `mnistc/inference`.
 
-export { exportCheckpointToOnnx } from "./export.js";
 export type { GrayImage } from "./image.js";
 export { decodeImage, readImage } from "./image.js";
 export type { DigitModelInfo } from "./onnx-model.js";

@@ -25,6 +25,8 @@ export interface TorchUniformConfig {
   /** PyTorch parameter name, e.g. `conv1.0.weight`. */
   param: string;
   fanIn: number;
+  /** How the tfjs weight lays out the PyTorch tensor (the tfjs backend's op table says). */
+  layout: Layout;
 }
 
 /**
@@ -37,23 +39,26 @@ export class TorchUniform extends Initializer {
   readonly seed: number;
   readonly param: string;
   readonly fanIn: number;
+  readonly layout: Layout;
 
   constructor(config: TorchUniformConfig) {
     super();
     this.seed = config.seed;
     this.param = config.param;
     this.fanIn = config.fanIn;
+    this.layout = config.layout ?? "same";
   }
 
   override apply(shape: number[], dtype?: tf.DataType): tf.Tensor {
     const size = shape.reduce((a, b) => a * b, 1);
     const values = torchUniformValues(this.seed, this.param, size, this.fanIn);
-    const { layout, torchShape } = torchLayoutOf(shape);
-    return tf.tensor(torchToTfjsLayout(values, torchShape, layout), shape, dtype ?? "float32");
+    const torchShape = toTorchShape(shape, this.layout);
+    const data = torchToTfjsLayout(values, torchShape, this.layout);
+    return tf.tensor(data, shape, dtype ?? "float32");
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { seed: this.seed, param: this.param, fanIn: this.fanIn };
+    return { seed: this.seed, param: this.param, fanIn: this.fanIn, layout: this.layout };
   }
 
   // The base class's static side is lost in the cast above; this is tfjs's default.
@@ -66,13 +71,12 @@ export class TorchUniform extends Initializer {
 }
 tf.serialization.registerClass(TorchUniform, "mnistc");
 
-/** A tfjs weight shape's PyTorch layout: rank 4 is a conv kernel, rank 2 a dense kernel. */
-function torchLayoutOf(shape: number[]): { layout: Layout; torchShape: number[] } {
-  const layout: Layout = shape.length === 4 ? "oihw" : shape.length === 2 ? "oi" : "same";
-  return { layout, torchShape: toTorchShape(shape, layout) };
-}
-
 /** `kernelInitializer` / `biasInitializer` for one parameter of the emitted model. */
-export function torchUniform(seed: number, param: string, fanIn: number): TorchUniform {
-  return new TorchUniform({ seed, param, fanIn });
+export function torchUniform(
+  seed: number,
+  param: string,
+  fanIn: number,
+  layout: Layout = "same",
+): TorchUniform {
+  return new TorchUniform({ seed, param, fanIn, layout });
 }

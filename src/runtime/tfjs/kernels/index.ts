@@ -1,9 +1,12 @@
 // The project's kernels for the wasm backend, registered once per process after the backend is
-// initialised: the filter gradient it lacks, and faster versions of what a training step of the
-// seed's net spends its time in (input gradient, bias-gradient sums, max-pool gradient, clones).
+// initialised: the gradients it lacks (conv2d's filter gradient, both depthwise gradients), and
+// faster versions of what a training step of the seed's net spends its time in (input gradient,
+// bias-gradient sums, max-pool gradient, clones).
 import * as tf from "@tensorflow/tfjs";
 import { conv2DBackpropFilterWasm } from "./conv2d-backprop-filter.js";
 import { conv2DBackpropInputWasm } from "./conv2d-backprop-input.js";
+import { depthwiseConv2DBackpropFilterWasm } from "./depthwise-backprop-filter.js";
+import { depthwiseConv2DBackpropInputWasm } from "./depthwise-backprop-input.js";
 import { identityWasm, makeCastWasm } from "./identity.js";
 import { maxPoolGradWasm } from "./max-pool-grad.js";
 import { makeSumWasm } from "./sum.js";
@@ -38,6 +41,14 @@ function install(name: string, make: (stock: tf.KernelFunc | undefined) => tf.Ke
 export function registerWasmKernels(): string[] {
   install(tf.Conv2DBackpropFilter, () => (args) => conv2DBackpropFilterWasm(args));
   install(tf.Conv2DBackpropInput, () => (args) => conv2DBackpropInputWasm(args));
+  install(
+    tf.DepthwiseConv2dNativeBackpropFilter,
+    () => (args) => depthwiseConv2DBackpropFilterWasm(args),
+  );
+  install(
+    tf.DepthwiseConv2dNativeBackpropInput,
+    () => (args) => depthwiseConv2DBackpropInputWasm(args),
+  );
   install(tf.Sum, (stock) => {
     if (!stock) throw new Error("the wasm backend has no Sum to fall back on");
     return makeSumWasm(stock);
@@ -51,6 +62,8 @@ export function registerWasmKernels(): string[] {
   return [
     tf.Conv2DBackpropFilter,
     tf.Conv2DBackpropInput,
+    tf.DepthwiseConv2dNativeBackpropFilter,
+    tf.DepthwiseConv2dNativeBackpropInput,
     tf.Sum,
     tf.MaxPoolGrad,
     tf.Identity,

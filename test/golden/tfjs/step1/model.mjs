@@ -53,7 +53,7 @@ export function buildModel(tf, { seed }) {
   // conv1: conv 3x3, relu; [1, 28, 28] -> [16, 26, 26]
   model.add(tf.layers.conv2d({
     name: "conv1.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9),
+    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9, "oihw"),
     biasInitializer: torchUniform(seed, "conv1.0.bias", 9),
   }));
   model.add(tf.layers.reLU({ name: "conv1.1" }));
@@ -61,7 +61,7 @@ export function buildModel(tf, { seed }) {
   // conv2: conv 3x3, relu, maxpool 2; [16, 26, 26] -> [32, 12, 12]
   model.add(tf.layers.conv2d({
     name: "conv2.0", filters: 32, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv2.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "conv2.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "conv2.0.bias", 144),
   }));
   model.add(tf.layers.reLU({ name: "conv2.1" }));
@@ -72,14 +72,14 @@ export function buildModel(tf, { seed }) {
   // trans1: conv 1x1; [32, 12, 12] -> [16, 12, 12]
   model.add(tf.layers.conv2d({
     name: "trans1.0", filters: 16, kernelSize: [1, 1], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "trans1.0.weight", 32),
+    kernelInitializer: torchUniform(seed, "trans1.0.weight", 32, "oihw"),
     biasInitializer: torchUniform(seed, "trans1.0.bias", 32),
   }));
 
   // conv3: conv 3x3, relu; [16, 12, 12] -> [16, 10, 10]
   model.add(tf.layers.conv2d({
     name: "conv3.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv3.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "conv3.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "conv3.0.bias", 144),
   }));
   model.add(tf.layers.reLU({ name: "conv3.1" }));
@@ -87,7 +87,7 @@ export function buildModel(tf, { seed }) {
   // conv4: conv 3x3, relu, maxpool 2; [16, 10, 10] -> [32, 4, 4]
   model.add(tf.layers.conv2d({
     name: "conv4.0", filters: 32, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv4.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "conv4.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "conv4.0.bias", 144),
   }));
   model.add(tf.layers.reLU({ name: "conv4.1" }));
@@ -100,7 +100,7 @@ export function buildModel(tf, { seed }) {
   model.add(tf.layers.flatten({ name: "fc.0" }));
   model.add(tf.layers.dense({
     name: "fc.1", units: 10,
-    kernelInitializer: torchUniform(seed, "fc.1.weight", 512),
+    kernelInitializer: torchUniform(seed, "fc.1.weight", 512, "oi"),
     biasInitializer: torchUniform(seed, "fc.1.bias", 512),
   }));
 

@@ -55,7 +55,7 @@ export function buildModel(tf, { seed }) {
   // conv1: conv 3x3, relu, batchnorm; [1, 28, 28] -> [8, 26, 26]
   model.add(tf.layers.conv2d({
     name: "conv1.0", filters: 8, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9),
+    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9, "oihw"),
     biasInitializer: torchUniform(seed, "conv1.0.bias", 9),
   }));
   model.add(tf.layers.reLU({ name: "conv1.1" }));
@@ -64,7 +64,7 @@ export function buildModel(tf, { seed }) {
   // conv2: conv 3x3, relu, batchnorm, maxpool 2; [8, 26, 26] -> [16, 12, 12]
   model.add(tf.layers.conv2d({
     name: "conv2.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv2.0.weight", 72),
+    kernelInitializer: torchUniform(seed, "conv2.0.weight", 72, "oihw"),
     biasInitializer: torchUniform(seed, "conv2.0.bias", 72),
   }));
   model.add(tf.layers.reLU({ name: "conv2.1" }));
@@ -76,14 +76,14 @@ export function buildModel(tf, { seed }) {
   // trans1: conv 1x1; [16, 12, 12] -> [8, 12, 12]
   model.add(tf.layers.conv2d({
     name: "trans1.0", filters: 8, kernelSize: [1, 1], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "trans1.0.weight", 16),
+    kernelInitializer: torchUniform(seed, "trans1.0.weight", 16, "oihw"),
     biasInitializer: torchUniform(seed, "trans1.0.bias", 16),
   }));
 
   // conv3: conv 3x3, relu, batchnorm; [8, 12, 12] -> [16, 10, 10]
   model.add(tf.layers.conv2d({
     name: "conv3.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv3.0.weight", 72),
+    kernelInitializer: torchUniform(seed, "conv3.0.weight", 72, "oihw"),
     biasInitializer: torchUniform(seed, "conv3.0.bias", 72),
   }));
   model.add(tf.layers.reLU({ name: "conv3.1" }));
@@ -92,7 +92,7 @@ export function buildModel(tf, { seed }) {
   // conv4: conv 3x3, relu, batchnorm, maxpool 2; [16, 10, 10] -> [16, 4, 4]
   model.add(tf.layers.conv2d({
     name: "conv4.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv4.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "conv4.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "conv4.0.bias", 144),
   }));
   model.add(tf.layers.reLU({ name: "conv4.1" }));
@@ -108,7 +108,7 @@ export function buildModel(tf, { seed }) {
   // 6: linear; [256] -> [10]
   model.add(tf.layers.dense({
     name: "6", units: 10,
-    kernelInitializer: torchUniform(seed, "6.weight", 256),
+    kernelInitializer: torchUniform(seed, "6.weight", 256, "oi"),
     biasInitializer: torchUniform(seed, "6.bias", 256),
   }));
 

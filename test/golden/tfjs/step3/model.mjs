@@ -58,7 +58,7 @@ export function buildModel(tf, { seed }) {
   // conv1: conv 3x3, relu, batchnorm, dropout 0.05; [1, 28, 28] -> [8, 26, 26]
   model.add(tf.layers.conv2d({
     name: "conv1.0", filters: 8, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9),
+    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9, "oihw"),
     biasInitializer: torchUniform(seed, "conv1.0.bias", 9),
   }));
   model.add(tf.layers.reLU({ name: "conv1.1" }));
@@ -68,7 +68,7 @@ export function buildModel(tf, { seed }) {
   // conv2: conv 3x3, relu, batchnorm, dropout 0.05, maxpool 2; [8, 26, 26] -> [16, 12, 12]
   model.add(tf.layers.conv2d({
     name: "conv2.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv2.0.weight", 72),
+    kernelInitializer: torchUniform(seed, "conv2.0.weight", 72, "oihw"),
     biasInitializer: torchUniform(seed, "conv2.0.bias", 72),
   }));
   model.add(tf.layers.reLU({ name: "conv2.1" }));
@@ -81,14 +81,14 @@ export function buildModel(tf, { seed }) {
   // trans1: conv 1x1; [16, 12, 12] -> [8, 12, 12]
   model.add(tf.layers.conv2d({
     name: "trans1.0", filters: 8, kernelSize: [1, 1], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "trans1.0.weight", 16),
+    kernelInitializer: torchUniform(seed, "trans1.0.weight", 16, "oihw"),
     biasInitializer: torchUniform(seed, "trans1.0.bias", 16),
   }));
 
   // conv3: conv 3x3, relu, batchnorm, dropout 0.05; [8, 12, 12] -> [12, 10, 10]
   model.add(tf.layers.conv2d({
     name: "conv3.0", filters: 12, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv3.0.weight", 72),
+    kernelInitializer: torchUniform(seed, "conv3.0.weight", 72, "oihw"),
     biasInitializer: torchUniform(seed, "conv3.0.bias", 72),
   }));
   model.add(tf.layers.reLU({ name: "conv3.1" }));
@@ -98,7 +98,7 @@ export function buildModel(tf, { seed }) {
   // conv4: conv 3x3, relu, batchnorm, dropout 0.05; [12, 10, 10] -> [16, 8, 8]
   model.add(tf.layers.conv2d({
     name: "conv4.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv4.0.weight", 108),
+    kernelInitializer: torchUniform(seed, "conv4.0.weight", 108, "oihw"),
     biasInitializer: torchUniform(seed, "conv4.0.bias", 108),
   }));
   model.add(tf.layers.reLU({ name: "conv4.1" }));
@@ -108,7 +108,7 @@ export function buildModel(tf, { seed }) {
   // conv5: conv 3x3 p1, relu, batchnorm; [16, 8, 8] -> [16, 8, 8]
   model.add(tf.layers.conv2d({
     name: "conv5.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "same",
-    kernelInitializer: torchUniform(seed, "conv5.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "conv5.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "conv5.0.bias", 144),
   }));
   model.add(tf.layers.reLU({ name: "conv5.1" }));
@@ -122,7 +122,7 @@ export function buildModel(tf, { seed }) {
   // head: conv 1x1, flatten; [16, 1, 1] -> [10]
   model.add(tf.layers.conv2d({
     name: "head.0", filters: 10, kernelSize: [1, 1], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "head.0.weight", 16),
+    kernelInitializer: torchUniform(seed, "head.0.weight", 16, "oihw"),
     biasInitializer: torchUniform(seed, "head.0.bias", 16),
   }));
   model.add(tf.layers.flatten({ name: "head.1" }));

@@ -58,7 +58,7 @@ export function buildModel(tf, { seed }) {
   // conv1: conv 3x3, relu, batchnorm; [1, 28, 28] -> [128, 26, 26]
   model.add(tf.layers.conv2d({
     name: "conv1.0", filters: 128, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9),
+    kernelInitializer: torchUniform(seed, "conv1.0.weight", 9, "oihw"),
     biasInitializer: torchUniform(seed, "conv1.0.bias", 9),
   }));
   model.add(tf.layers.reLU({ name: "conv1.1" }));
@@ -67,14 +67,14 @@ export function buildModel(tf, { seed }) {
   // onecross1: conv 3x3; [128, 26, 26] -> [4, 24, 24]
   model.add(tf.layers.conv2d({
     name: "onecross1.0", filters: 4, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "onecross1.0.weight", 1152),
+    kernelInitializer: torchUniform(seed, "onecross1.0.weight", 1152, "oihw"),
     biasInitializer: torchUniform(seed, "onecross1.0.bias", 1152),
   }));
 
   // conv2: conv 3x3, relu, batchnorm, maxpool 2; [4, 24, 24] -> [16, 11, 11]
   model.add(tf.layers.conv2d({
     name: "conv2.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv2.0.weight", 36),
+    kernelInitializer: torchUniform(seed, "conv2.0.weight", 36, "oihw"),
     biasInitializer: torchUniform(seed, "conv2.0.bias", 36),
   }));
   model.add(tf.layers.reLU({ name: "conv2.1" }));
@@ -89,7 +89,7 @@ export function buildModel(tf, { seed }) {
   // conv3: conv 3x3, relu, batchnorm, dropout 0.1; [16, 11, 11] -> [16, 9, 9]
   model.add(tf.layers.conv2d({
     name: "conv3.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv3.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "conv3.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "conv3.0.bias", 144),
   }));
   model.add(tf.layers.reLU({ name: "conv3.1" }));
@@ -99,14 +99,14 @@ export function buildModel(tf, { seed }) {
   // onecross1_2: conv 3x3; [16, 9, 9] -> [16, 7, 7]
   model.add(tf.layers.conv2d({
     name: "onecross1_2.0", filters: 16, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "onecross1_2.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "onecross1_2.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "onecross1_2.0.bias", 144),
   }));
 
   // conv4: conv 3x3, relu, batchnorm, maxpool 2; [16, 7, 7] -> [32, 2, 2]
   model.add(tf.layers.conv2d({
     name: "conv4.0", filters: 32, kernelSize: [3, 3], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv4.0.weight", 144),
+    kernelInitializer: torchUniform(seed, "conv4.0.weight", 144, "oihw"),
     biasInitializer: torchUniform(seed, "conv4.0.bias", 144),
   }));
   model.add(tf.layers.reLU({ name: "conv4.1" }));
@@ -118,7 +118,7 @@ export function buildModel(tf, { seed }) {
   // conv5: conv 1x1; [32, 2, 2] -> [10, 2, 2]
   model.add(tf.layers.conv2d({
     name: "conv5.0", filters: 10, kernelSize: [1, 1], strides: [1, 1], padding: "valid",
-    kernelInitializer: torchUniform(seed, "conv5.0.weight", 32),
+    kernelInitializer: torchUniform(seed, "conv5.0.weight", 32, "oihw"),
     biasInitializer: torchUniform(seed, "conv5.0.bias", 32),
   }));
 

@@ -2,11 +2,11 @@
 // training run calls at its end to leave `model.onnx` beside its checkpoint.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { onnxBackend } from "../../backends/onnx/index.js";
-import { torchWeightsFromTfjs } from "../../backends/tfjs/weights.js";
-import type { ModelIR } from "../../compiler/ir.js";
-import { UserError } from "../../errors.js";
-import { readCheckpoint, writeFileAtomic } from "../train/checkpoint.js";
+import { onnxBackend } from "../backends/onnx/index.js";
+import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
+import type { ModelIR } from "../compiler/ir.js";
+import { UserError } from "../errors.js";
+import { readCheckpoint, writeFileAtomic } from "../runtime/train/checkpoint.js";
 
 export interface ExportedOnnx {
   file: string;
