@@ -30,6 +30,29 @@ function mnistc(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+test("compile SPEC without flags: the tfjs program into out/<name>/tfjs/, and where it went", () => {
+  const r = mnistc("compile", packagePath("specs", "step4.yaml"));
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(join(work, "out", "step4", "tfjs", "model.mjs")));
+  assert.ok(existsSync(join(work, "out", "step4", "tfjs", "train.mjs")));
+  assert.match(
+    r.stderr,
+    /^mnistc: step4 -> out\/step4\/tfjs\/model\.mjs, out\/step4\/tfjs\/train\.mjs\n$/,
+  );
+  const onnx = mnistc("compile", packagePath("specs", "step4.yaml"), "--target", "onnx");
+  assert.equal(onnx.code, 0, onnx.stderr);
+  assert.ok(existsSync(join(work, "out", "step4", "step4.onnx")));
+});
+
+test("compile --help lists every target with one line each", () => {
+  const r = mnistc("compile", "--help");
+  assert.equal(r.code, 0);
+  assert.match(
+    r.stdout,
+    /\nTargets:\n {2}tfjs {5}TensorFlow\.js training program[^\n]*\n {2}onnx {5}ONNX inference graph/,
+  );
+});
+
 test("compile --target tfjs writes model.mjs and train.mjs, runnable from outside the package", () => {
   const out = join(work, "deep", "step1");
   const r = mnistc("compile", packagePath("specs", "step1.yaml"), "--target", "tfjs", "-o", out);

@@ -1,5 +1,6 @@
-// `mnistc compile SPEC --target tfjs|onnx -o OUT [--weights CHECKPOINT]`: emit a backend's output
-// and write it (a directory for tfjs, one file for onnx).
+// `mnistc compile SPEC [--target NAME] [-o OUT] [--weights CHECKPOINT]`: emit a backend's output
+// and write it (a directory for tfjs, one file for onnx). Without flags: the tfjs training program
+// into out/<spec name>/tfjs/, and the path is printed.
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { BACKENDS, findBackend } from "../backends/index.js";
@@ -13,7 +14,8 @@ import { loadSpec } from "./spec.js";
 
 export interface CompileOptions {
   target: string;
-  out: string;
+  /** Default: `out/<spec name>/<target>/` for a directory target, `out/<spec name>/<name>.<target>` for a file. */
+  out?: string;
   weights?: string;
 }
 
@@ -56,21 +58,26 @@ export async function compile(spec: string, opts: CompileOptions): Promise<numbe
       "--weights is not supported for --target tfjs: the tfjs program initializes and trains its own weights (use it with --target onnx)",
     );
   }
-  if (backend.output === "file" && isDirectory(opts.out)) {
-    throw new UserError(`${opts.out}: is a directory; --target ${backend.name} writes one file`);
-  }
-
   const ir = await loadSpec(spec);
   if (!ir) return 1;
+  const out =
+    opts.out ??
+    (backend.output === "dir"
+      ? join("out", ir.name, backend.name)
+      : join("out", ir.name, `${ir.name}.${backend.name}`));
+  if (backend.output === "file" && isDirectory(out)) {
+    throw new UserError(`${out}: is a directory; --target ${backend.name} writes one file`);
+  }
+
   const weights = opts.weights ? loadWeights(opts.weights, ir) : undefined;
-  const outDir = backend.output === "dir" ? opts.out : dirname(opts.out);
+  const outDir = backend.output === "dir" ? out : dirname(out);
   const result = backend.emit(ir, { weights, runtimeImport: runtimeImportFor(outDir) });
   for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
   if (result.diagnostics.some((d) => d.severity === "error")) return 1;
 
   const written: string[] = [];
   for (const file of result.files) {
-    const path = backend.output === "dir" ? join(opts.out, file.path) : opts.out;
+    const path = backend.output === "dir" ? join(out, file.path) : out;
     write(path, file.contents);
     written.push(path);
   }
