@@ -1,7 +1,8 @@
 // `npm run bench:train [-- options]`: time one training step (forward, backward, SGD-momentum
 // update) of a spec's net, by default the seed's (specs/step4.yaml), on random MNIST-shaped data.
 // The model is the real one: the spec is compiled, emitted by the tfjs backend, and the emitted
-// model.mjs builds it; the step is the training loop's (NLL on log-softmax, the runtime's SGD).
+// model.mjs builds it; the step is the training loop's own `trainStep` (NLL on log-softmax, the
+// runtime's optimizer).
 //
 //   --batch-size N   images per step (default 128)
 //   --steps N        timed steps after the warm-up (default 10)
@@ -10,20 +11,19 @@
 //   --profile        also profile one step: top kernels by time (tf.profile)
 //   --json           the figures as JSON on stdout
 // MNISTC_ENGINE=wasm|cpu|tensorflow picks the engine (default: the fastest that loads).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import type { Scalar, Tensor, Variable } from "@tensorflow/tfjs";
-import { tfjsBackend } from "../src/backends/tfjs/index.js";
-import { runtimeImportFor } from "../src/backends/tfjs/runtime-import.js";
+import { loadProgram } from "../src/cli/program.js";
 import { compileSpec, formatDiagnostic } from "../src/compiler/index.js";
 import type { ModelIR } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
+import type { Batch } from "../src/runtime/data/batches.js";
 import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
 import type { BuildModel } from "../src/runtime/train/loop.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
+import { namedParams, trainStep } from "../src/runtime/train/step.js";
 import { Rng } from "../src/util/rng.js";
 import { type KernelTime, mean, median, topKernels } from "./stats.js";
 
@@ -91,28 +91,20 @@ function compile(file: string): ModelIR {
   return ir;
 }
 
-/** Emit the tfjs program to a temporary directory and import its model.mjs. */
+/** Emit the tfjs program to a temporary directory and import its model.mjs, as `train` does. */
 async function emittedBuildModel(ir: ModelIR): Promise<BuildModel> {
   const dir = mkdtempSync(join(tmpdir(), "mnistc-bench-"));
   try {
-    const result = tfjsBackend.emit(ir, { runtimeImport: runtimeImportFor(dir) });
-    for (const file of result.files) writeFileSync(join(dir, file.path), file.contents);
-    const module = (await import(pathToFileURL(join(dir, "model.mjs")).href)) as {
-      buildModel: BuildModel;
-    };
-    return module.buildModel;
+    return (await loadProgram(ir, dir)).buildModel;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** One step as the training loop takes it; returns a function that runs it and the loss. */
+/** The training loop's own step (`trainStep`) on one fixed batch of random MNIST-shaped data. */
 function makeStep(tf: Tfjs, ir: ModelIR, buildModel: BuildModel, batchSize: number) {
   const model = buildModel(tf, { seed: ir.train.seed });
-  const params = model.trainableWeights.map((w) => ({
-    name: w.originalName,
-    variable: w.read() as Variable,
-  }));
+  const params = namedParams(model);
   const optimizer = createOptimizer(tf, ir.train.optimizer);
   const { height, width, channels } = ir.input;
   const rng = new Rng(1);
@@ -120,38 +112,19 @@ function makeStep(tf: Tfjs, ir: ModelIR, buildModel: BuildModel, batchSize: numb
   // Uniform over the range of normalised pixels, (0 − mean)/std … (1 − mean)/std.
   const mean = ir.data.mean[0] ?? 0;
   const std = ir.data.std[0] ?? 1;
-  const images = tf.tensor4d(
-    Float32Array.from({ length: pixels }, () => rng.uniform(-mean / std, (1 - mean) / std)),
-    [batchSize, height, width, channels],
-  );
-  const labels = tf.oneHot(
-    tf.tensor1d(
-      Int32Array.from({ length: batchSize }, () => rng.int(ir.classes)),
-      "int32",
-    ),
-    ir.classes,
-  );
-  return (): number => {
-    const lossT = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(
-        () => {
-          // NLL on the model's log-softmax output, as the training loop computes it.
-          const logp = model.apply(images, { training: true }) as Tensor;
-          return tf.div(tf.neg(tf.sum(tf.mul(logp, labels))), batchSize) as Scalar;
-        },
-        params.map((p) => p.variable),
-      );
-      optimizer.step(
-        params,
-        params.map((p) => grads[p.variable.name] as Tensor),
-        { lr: ir.train.optimizer.lr },
-      );
-      return value;
-    });
-    const loss = lossT.dataSync()[0] as number;
-    lossT.dispose();
-    return loss;
+  const labels = Uint8Array.from({ length: batchSize }, () => rng.int(ir.classes));
+  const oneHot = new Float32Array(batchSize * ir.classes);
+  labels.forEach((label, i) => {
+    oneHot[i * ir.classes + label] = 1;
+  });
+  const batch: Batch = {
+    size: batchSize,
+    images: Float32Array.from({ length: pixels }, () => rng.uniform(-mean / std, (1 - mean) / std)),
+    oneHot,
+    labels,
   };
+  const hyper = { lr: ir.train.optimizer.lr };
+  return (): number => trainStep(tf, model, params, optimizer, batch, [height, width], hyper).loss;
 }
 
 async function main(): Promise<void> {

@@ -2,26 +2,12 @@
 // The `mnistc` command line: the only entry point that reads argv. Each command's handler lives in
 // `src/cli/<command>.ts`, is loaded on demand (so `check` never pays for loading TensorFlow.js) and
 // returns the exit code. A `UserError` anywhere prints one line and exits 1; anything else is a bug.
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { UserError } from "./errors.js";
+// The same parsers as the emitted train.mjs's (one implementation: `--seed ""` is an error in both).
+import { addTrainOptions, optionParsers } from "./runtime/train/options.js";
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected an integer >= 0");
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
-  return n;
-}
+const { positiveInt, nonNegativeInt } = optionParsers;
 
 async function run(action: () => Promise<number>): Promise<void> {
   try {
@@ -96,8 +82,7 @@ const train = program
   .description("train a spec on MNIST with TensorFlow.js")
   .argument("<spec>", "spec file");
 // The emitted program `train.mjs` accepts the same options; they are declared once in the runtime.
-const { addTrainOptions } = await import("./runtime/train/options.js");
-addTrainOptions(train, { positiveInt, nonNegativeInt, positiveNumber });
+addTrainOptions(train);
 train.action((spec: string, opts) =>
   run(async () => (await import("./cli/train.js")).train(spec, opts)),
 );

@@ -132,7 +132,7 @@ describe("checkpoint files", () => {
       (d) => writeFileSync(join(d, "weights.bin"), floats(1, 2, 3, 4, 5, 6, 7)),
       /4 bytes more/,
     ],
-    ["no model.json", (d) => rmSync(join(d, "model.json")), /model\.json: not found/],
+    ["no model.json", (d) => rmSync(join(d, "model.json")), /model\.json: no such file/],
     [
       "model.json not JSON",
       (d) => writeFileSync(join(d, "model.json"), "{"),

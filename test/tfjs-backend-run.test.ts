@@ -65,14 +65,15 @@ function weightsOf(model: tfNs.LayersModel): Map<string, NamedArray> {
 
 const size = (shape: readonly (number | null)[]) => shape.reduce<number>((a, b) => a * (b ?? 1), 1);
 
-const specs = ["step1", "step2", "step3", "step4"];
+// The shipped specs, and one with every op (grouped, dilated, padded pools, a residual add).
+const specs = [
+  ...["sepres", "step1", "step2", "step3", "step4"].map((n) => `specs/${n}.yaml`),
+  "test/fixtures/specs/good/every-op.yaml",
+];
 
-for (const name of specs) {
-  test(`${name}: emitted model.mjs builds and runs`, async (t) => {
-    const ir = compile(
-      readFileSync(packagePath("specs", `${name}.yaml`), "utf8"),
-      `specs/${name}.yaml`,
-    );
+for (const file of specs) {
+  test(`${file}: emitted model.mjs builds and runs`, async (t) => {
+    const ir = compile(readFileSync(packagePath(file), "utf8"), file);
     const mod = await emitAndImport(ir);
     const model = mod.buildModel(tf, { seed: 1 });
 
@@ -123,17 +124,18 @@ for (const name of specs) {
       assert.ok("weights" in mapped, "error" in mapped ? mapped.error : "");
       assert.deepEqual(mapped.weights, torchInitWeights(ir, 1));
       for (const node of ir.nodes) {
-        if (node.kind !== "conv" && node.kind !== "linear") continue;
-        const [o = 0, i = 0, kh = 1, kw = 1] = node.params[0]?.shape ?? [];
-        const bound = torchInitBound(i * kh * kw);
+        // fan_in = (in / groups)·kh·kw of the weight's own shape [out, in / groups, kh, kw].
+        const [, i = 0, kh = 1, kw = 1] = node.params[0]?.shape ?? [];
         for (const p of node.params) {
+          if (p.init.type !== "uniform") continue;
+          assert.equal(p.init.fanIn, i * kh * kw, p.name);
+          const bound = torchInitBound(p.init.fanIn);
           const data = mapped.weights.get(p.name)?.data ?? new Float32Array();
           const max = data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
           assert.ok(max <= Math.fround(bound), `${p.name}: |w| ${max} > ${bound}`);
           // With enough draws the largest comes close to the bound: it is not a smaller one.
           if (data.length >= 100) assert.ok(max > 0.9 * bound, `${p.name}: |w| only ${max}`);
         }
-        assert.ok(o > 0);
       }
     });
 
@@ -142,9 +144,9 @@ for (const name of specs) {
       const other = weightsOf(mod.buildModel(tf, { seed: 2 }));
       // Batch norm starts at constants (1, 0, 0, 1); conv and linear parameters are drawn.
       const drawn = new Set(
-        ir.nodes
-          .filter((n) => n.kind === "conv" || n.kind === "linear")
-          .flatMap((n) => n.params.map((p) => p.name)),
+        ir.nodes.flatMap((n) =>
+          n.params.filter((p) => p.init.type === "uniform").map((p) => p.name),
+        ),
       );
       for (const p of tfjsParams(ir)) {
         const first = weightsOf(model).get(p.tfjsName)?.data;

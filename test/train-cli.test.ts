@@ -20,49 +20,61 @@ function mnistc(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test("mnistc train runs the emitted program and writes the run's outputs", () => {
-  const out = join(tmp, "run");
-  const small = [
-    "--train-limit",
-    "64",
-    "--test-limit",
-    "64",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "1",
-  ];
-  const r = mnistc("train", step4, ...small, "--out", out, "--json");
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /^engine: \w+ \(TensorFlow\.js [\d.]+\)$/m);
-  assert.match(r.stderr, /model: step4, 16478 trainable parameters; 1 epochs of 2 batches of 32/);
-  assert.match(r.stderr, /^epoch 1\/1 {2}train loss [\d.]+ acc [\d.]+% {2}test loss/m);
-  const metrics = JSON.parse(r.stdout) as RunMetrics;
-  assert.equal(metrics.spec, "step4");
-  assert.equal(metrics.options.batchSize, 32);
-  assert.equal(metrics.epochs.length, 1);
-  for (const file of [
-    "program/model.mjs",
-    "program/train.mjs",
-    "metrics.json",
-    "plot.png",
-    "checkpoint/model.json",
-    "checkpoint/weights.bin",
-    "model.onnx",
-  ]) {
-    assert.ok(existsSync(join(out, file)), `missing ${file}`);
-  }
+// step4 (a chain: tf.sequential) and a graph with every op (functional API, grouped and dilated
+// convs on the wasm engine's kernels, a residual add).
+const RUNS: [string, string, number][] = [
+  ["step4", step4, 16478],
+  ["every-op", packagePath("test", "fixtures", "specs", "good", "every-op.yaml"), 1618],
+];
 
-  // The ONNX model left beside the checkpoint computes what training last evaluated.
-  const evaluated = mnistc("eval", join(out, "model.onnx"), "--test-limit", "64", "--json");
-  assert.equal(evaluated.code, 0, evaluated.stderr);
-  const onnx = JSON.parse(evaluated.stdout) as { accuracy: number; loss: number; count: number };
-  const last = metrics.epochs.at(-1);
-  assert.ok(last);
-  assert.equal(onnx.count, 64);
-  assert.equal(onnx.accuracy, last.testAccuracy);
-  assert.ok(Math.abs(onnx.loss - last.testLoss) < 1e-4, `${onnx.loss} vs ${last.testLoss}`);
-});
+for (const [name, spec, trainable] of RUNS)
+  test(`mnistc train ${name}: runs the emitted program and writes the run's outputs`, () => {
+    const out = join(tmp, name);
+    const small = [
+      "--train-limit",
+      "64",
+      "--test-limit",
+      "64",
+      "--batch-size",
+      "32",
+      "--epochs",
+      "1",
+    ];
+    const r = mnistc("train", spec, ...small, "--out", out, "--json");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^engine: \w+ \(TensorFlow\.js [\d.]+\)$/m);
+    assert.match(
+      r.stderr,
+      new RegExp(`model: ${name}, ${trainable} trainable parameters; 1 epochs of 2 batches of 32`),
+    );
+    assert.match(r.stderr, /^epoch 1\/1 {2}train loss [\d.]+ acc [\d.]+% {2}test loss/m);
+    const metrics = JSON.parse(r.stdout) as RunMetrics;
+    assert.equal(metrics.spec, name);
+    assert.ok(metrics.epochs.every((e) => Number.isFinite(e.trainLoss)));
+    assert.equal(metrics.options.batchSize, 32);
+    assert.equal(metrics.epochs.length, 1);
+    for (const file of [
+      "program/model.mjs",
+      "program/train.mjs",
+      "metrics.json",
+      "plot.png",
+      "checkpoint/model.json",
+      "checkpoint/weights.bin",
+      "model.onnx",
+    ]) {
+      assert.ok(existsSync(join(out, file)), `missing ${file}`);
+    }
+
+    // The ONNX model left beside the checkpoint computes what training last evaluated.
+    const evaluated = mnistc("eval", join(out, "model.onnx"), "--test-limit", "64", "--json");
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    const onnx = JSON.parse(evaluated.stdout) as { accuracy: number; loss: number; count: number };
+    const last = metrics.epochs.at(-1);
+    assert.ok(last);
+    assert.equal(onnx.count, 64);
+    assert.equal(onnx.accuracy, last.testAccuracy);
+    assert.ok(Math.abs(onnx.loss - last.testLoss) < 1e-4, `${onnx.loss} vs ${last.testLoss}`);
+  });
 
 test("user mistakes are one line and exit 1", () => {
   const cases: [string[], RegExp][] = [

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +7,7 @@ import { after, describe, test } from "node:test";
 import { Command } from "commander";
 import { PNG } from "pngjs";
 import { UserError } from "../src/errors.js";
+import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { LogSoftmax } from "../src/runtime/tfjs/layers/log-softmax.js";
@@ -17,7 +19,7 @@ import {
   type TrainSpec,
 } from "../src/runtime/train/loop.js";
 import type { RunMetrics } from "../src/runtime/train/metrics.js";
-import { addTrainOptions, trainOptionParsers } from "../src/runtime/train/options.js";
+import { addTrainOptions, optionParsers } from "../src/runtime/train/options.js";
 import { PLOT_HEIGHT, PLOT_WIDTH } from "../src/runtime/train/plot.js";
 
 const { tf, name: engine } = await initEngine();
@@ -169,7 +171,7 @@ describe("training options", () => {
   const parse = (argv: string[]) =>
     addTrainOptions(
       new Command().exitOverride().configureOutput({ writeErr: () => {} }),
-      trainOptionParsers,
+      optionParsers,
     )
       .parse(argv, { from: "user" })
       .opts();
@@ -200,8 +202,20 @@ describe("training options", () => {
       ["--batch-size", "1.5"],
       ["--lr", "-1"],
       ["--seed", "x"],
+      ["--seed", ""],
+      ["--seed", " "],
     ]) {
       assert.throws(() => parse(argv), /expected/, argv.join(" "));
     }
+  });
+
+  test('mnistc train refuses what train.mjs refuses: one set of parsers (`--seed ""`)', () => {
+    const r = spawnSync(
+      process.execPath,
+      [packagePath("dist", "src", "cli.js"), "train", "specs/step4.yaml", "--seed", ""],
+      { encoding: "utf8", cwd: packagePath() },
+    );
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--seed <n>' argument '' is invalid\. expected an integer >= 0/);
   });
 });

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import type { Diagnostic } from "../compiler/diagnostics.js";
 import { checkSpec, formatDiagnostic } from "../compiler/index.js";
-import { readFailure } from "./spec.js";
+import { readFailure } from "../errors.js";
 
 export interface CheckOptions {
   json?: boolean;
@@ -27,7 +27,7 @@ export async function checkFile(file: string): Promise<FileResult> {
     const d: Diagnostic = {
       code: "E0000",
       severity: "error",
-      message: `cannot read spec: ${readFailure(err)}`,
+      message: `cannot read spec: ${readFailure(err, "a spec file")}`,
       span,
       notes: [],
     };

@@ -3,6 +3,7 @@
 import { UserError } from "../errors.js";
 import { loadMnist } from "../runtime/data/mnist.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
+import { argmax } from "../runtime/inference/probabilities.js";
 
 export interface EvalOptions {
   data?: string;
@@ -47,10 +48,7 @@ export class MetricsAccumulator {
     const k = this.classes;
     for (let i = 0; i < labels.length; i++) {
       const label = labels[i] ?? 0;
-      let best = 0;
-      for (let c = 1; c < k; c++) {
-        if ((logProbs[i * k + c] ?? -Infinity) > (logProbs[i * k + best] ?? -Infinity)) best = c;
-      }
+      const best = argmax(logProbs, i * k, k);
       const row = this.confusion[label];
       if (row) row[best] = (row[best] ?? 0) + 1;
       this.nll -= logProbs[i * k + label] ?? 0;

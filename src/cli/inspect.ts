@@ -1,7 +1,7 @@
 // `mnistc inspect MODEL.onnx [--json]`: what is inside an ONNX file (any, not only mnistc's).
 import { readFile } from "node:fs/promises";
 import { describeModel, formatDescription } from "../backends/onnx/dump.js";
-import { UserError } from "../errors.js";
+import { cannotRead } from "../errors.js";
 import { decodeModel } from "../formats/onnx-proto.js";
 
 export interface InspectOptions {
@@ -12,10 +12,7 @@ async function readModelBytes(file: string): Promise<Uint8Array> {
   try {
     return await readFile(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UserError(`${file}: no such file`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory, not an ONNX file`);
-    throw new UserError(`${file}: cannot read (${code ?? err})`);
+    throw cannotRead(file, err, "an ONNX file");
   }
 }
 

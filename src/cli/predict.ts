@@ -4,6 +4,7 @@ import { UserError } from "../errors.js";
 import { readImage } from "../runtime/inference/image.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 import { MNIST_SIDE, preprocessImage } from "../runtime/inference/preprocess.js";
+import { argmax, toProbabilities } from "../runtime/inference/probabilities.js";
 
 export interface PredictOptions {
   json?: boolean;
@@ -21,12 +22,8 @@ const BATCH = 256;
 /** The predicted class and probabilities of each row of N·classes log-probabilities. */
 export function toPredictions(logProbs: Float32Array, files: string[], classes: number) {
   return files.map((file, i): ImagePrediction => {
-    const probabilities = Array.from(logProbs.subarray(i * classes, (i + 1) * classes), Math.exp);
-    let digit = 0;
-    for (let c = 1; c < classes; c++) {
-      if ((probabilities[c] ?? 0) > (probabilities[digit] ?? 0)) digit = c;
-    }
-    return { file, digit, probabilities };
+    const row = logProbs.subarray(i * classes, (i + 1) * classes);
+    return { file, digit: argmax(row), probabilities: toProbabilities(row) };
   });
 }
 

@@ -1,50 +1,17 @@
 // `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/`, load
 // that program's `model.mjs` and run the same training function its `train.mjs` calls, so what
 // this command trains is exactly the emitted program.
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { findBackend } from "../backends/index.js";
-import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
-import { formatDiagnostic } from "../compiler/index.js";
-import { UserError } from "../errors.js";
-import type { BuildModel, TrainSpec } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
+import { loadProgram } from "./program.js";
 import { loadSpec } from "./spec.js";
-
-interface EmittedProgram {
-  spec: TrainSpec;
-  buildModel: BuildModel;
-}
-
-function writeProgram(dir: string, files: { path: string; contents: string | Uint8Array }[]): void {
-  for (const file of files) {
-    const path = join(dir, file.path);
-    try {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(path, file.contents);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new UserError(`${path}: cannot write (${code})`);
-    }
-  }
-}
 
 export async function train(specPath: string, opts: TrainOptions): Promise<number> {
   const ir = await loadSpec(specPath);
   if (!ir) return 1;
-  const backend = findBackend("tfjs");
-  if (!backend) throw new Error("the tfjs backend is not registered");
   const out = resolve(opts.out ?? join("runs", ir.name));
   const programDir = join(out, "program");
-  const result = backend.emit(ir, { runtimeImport: runtimeImportFor(programDir) });
-  for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-  if (result.diagnostics.some((d) => d.severity === "error")) return 1;
-  writeProgram(programDir, result.files);
-
-  const program = (await import(
-    pathToFileURL(join(programDir, "model.mjs")).href
-  )) as EmittedProgram;
+  const program = await loadProgram(ir, programDir);
   const { initEngine } = await import("../runtime/tfjs/engine.js");
   const { runTraining } = await import("../runtime/train/loop.js");
   const { tf, name } = await initEngine();

@@ -1,6 +1,8 @@
 // The parameter budget: the spec's `budget:` or a `--max` given on the command line (which wins).
 // Kept out of `compileSpec` on purpose: an over-budget model is still a model, and `params` must be
 // able to show where its parameters are; `check` and `params` report the verdict.
+
+import { sizeOf } from "../util/shape.js";
 import { error } from "./codes.js";
 import type { Diagnostic, Note } from "./diagnostics.js";
 import type { AnyNodeIR, ModelIR, Span } from "./ir.js";
@@ -69,7 +71,5 @@ export function budgetDiagnostic(
 }
 
 function trainableOf(node: AnyNodeIR): number {
-  return node.params
-    .filter((p) => p.trainable)
-    .reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  return node.params.filter((p) => p.trainable).reduce((s, p) => s + sizeOf(p.shape), 0);
 }

@@ -10,8 +10,8 @@
 // initializer transposes its draws into tfjs's layout.
 
 import { Rng } from "../util/rng.js";
+import { sizeOf } from "../util/shape.js";
 import type { ModelIR, WeightMap } from "./ir.js";
-import { sizeOf } from "./params.js";
 
 /** PyTorch's bound for both weight and bias: 1/√fan_in (0 when fan_in is 0, as PyTorch). */
 export function torchInitBound(fanIn: number): number {

@@ -4,6 +4,8 @@
 // shape, trainability and PyTorch initialization, MACs and the receptive-field rule. Keyed by
 // `OpKind` through a mapped type, so adding a kind to `OP_KINDS` without an entry here fails `tsc`.
 // No other compiler file branches on an op's kind.
+
+import { sizeOf } from "../util/shape.js";
 import type { Code } from "./codes.js";
 import type { OpAttrs, OpKind, Pads, Pair, ParamIR, Shape } from "./ir.js";
 
@@ -117,7 +119,6 @@ const hw = (p: readonly number[]): string => (p[0] === p[1] ? `${p[0]}` : `${p[0
 const square = (p: Pair): string => `${p[0]}x${p[1]}`;
 const symmetric = (p: Pair): Pads => [p[0], p[1], p[0], p[1]];
 const isOne = (p: Pair) => p[0] === 1 && p[1] === 1;
-const size = (shape: Shape) => shape.reduce((a, b) => a * b, 1);
 const first = (inputs: Shape[]): Shape => inputs[0] ?? [];
 const channelsOf = (inputs: Shape[]): number => first(inputs)[0] ?? 0;
 
@@ -326,7 +327,7 @@ export const OPS: OpTableDef = {
       return weightAndBias([a.out, perGroup, ...a.kernel], fanIn, a.bias, a.out);
     },
     macs: (a, inputs, output) =>
-      size(output) * (channelsOf(inputs) / a.groups) * a.kernel[0] * a.kernel[1],
+      sizeOf(output) * (channelsOf(inputs) / a.groups) * a.kernel[0] * a.kernel[1],
     receptiveField: (rfs, a, _inputs, output) =>
       slide(rfs[0] as RfState, dilatedExtent(a.kernel, a.dilation), a.stride, output),
   },
@@ -423,7 +424,7 @@ export const OPS: OpTableDef = {
     describe: () => "flatten",
     arity: 1,
     rank: "any",
-    shape: (_a, inputs) => [size(first(inputs))],
+    shape: (_a, inputs) => [sizeOf(first(inputs))],
     params: none,
     macs: zero,
     receptiveField: unchanged,

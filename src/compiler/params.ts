@@ -1,11 +1,12 @@
 // Counting: each node's parameters (PyTorch state_dict names, trainable apart from buffers, each
 // with its PyTorch initialization) and multiply-accumulates, and the model's totals. Runs after
 // shapes are known.
+
+import { sizeOf } from "../util/shape.js";
 import type { AnyNodeIR, TotalsIR } from "./ir.js";
 import { opDef } from "./ops.js";
 
 /** Number of values in a tensor of this shape. */
-export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 export function countParams(nodes: AnyNodeIR[]): TotalsIR {
   const totals: TotalsIR = { trainable: 0, buffers: 0, macs: 0 };

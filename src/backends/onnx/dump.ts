@@ -8,6 +8,7 @@ import {
   toNumber,
   type ValueInfoProto,
 } from "../../formats/onnx-proto.js";
+import { sizeOf } from "../../util/shape.js";
 
 export type Dim = number | string;
 
@@ -115,7 +116,7 @@ export function describeModel(model: ModelProto): ModelDescription {
       name: t.name ?? "",
       type: typeName(t.dataType),
       shape,
-      size: shape.reduce((a, b) => a * b, 1),
+      size: sizeOf(shape),
     };
   });
   const total = initializers.reduce((s, t) => s + t.size, 0);

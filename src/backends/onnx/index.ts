@@ -25,6 +25,7 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from "../../formats/onnx-proto.js";
+import { sizeOf } from "../../util/shape.js";
 import type { Backend, EmitResult } from "../backend.js";
 import { type OnnxOpContext, onnxOps } from "./ops.js";
 
@@ -46,7 +47,7 @@ function checkWeights(ir: ModelIR, weights: WeightMap): Diagnostic[] {
   for (const node of ir.nodes) {
     for (const param of node.params) {
       const given = weights.get(param.name);
-      const size = param.shape.reduce((a, b) => a * b, 1);
+      const size = sizeOf(param.shape);
       let problem: string | undefined;
       if (!given) problem = `weight ${param.name} is missing`;
       else if (!sameShape(given.shape, param.shape) || given.data.length !== size) {

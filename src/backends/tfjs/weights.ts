@@ -9,7 +9,7 @@ import {
   toTfjsShape,
   toTorchShape,
 } from "../../formats/tfjs-layout.js";
-
+import { sizeOf } from "../../util/shape.js";
 import { layerCode } from "./index.js";
 
 export type { Layout };
@@ -51,7 +51,6 @@ export function tfjsParams(ir: ModelIR): TfjsParam[] {
 
 const sameShape = (a: number[], b: number[]) =>
   a.length === b.length && a.every((n, i) => n === b[i]);
-const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const fmt = (shape: number[]) => `[${shape.join(",")}]`;
 
 /**

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { UserError } from "../../errors.js";
+import { cannotRead, UserError } from "../../errors.js";
 import { parseIdxImages, parseIdxLabels } from "./idx.js";
 
 /** One split: `count` images of rows×cols bytes and their labels, kept as bytes (4x less memory). */
@@ -66,7 +66,7 @@ function readBytes(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new UserError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+    throw cannotRead(path, err);
   }
 }
 

@@ -2,7 +2,7 @@
 // binary, maxval up to 65535). The result is one luminance value per pixel, 0..255, row-major.
 import { readFile } from "node:fs/promises";
 import { PNG } from "pngjs";
-import { UserError } from "../../errors.js";
+import { cannotRead, UserError } from "../../errors.js";
 
 export interface GrayImage {
   width: number;
@@ -162,10 +162,7 @@ export async function readImage(file: string): Promise<GrayImage> {
   try {
     bytes = await readFile(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(
-      code === "ENOENT" ? `${file}: no such file` : `${file}: cannot read (${code ?? err})`,
-    );
+    throw cannotRead(file, err, "an image");
   }
   return decodeImage(bytes, file);
 }

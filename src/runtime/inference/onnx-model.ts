@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
-import { UserError } from "../../errors.js";
+import { cannotRead, UserError } from "../../errors.js";
 import { readMetadata } from "../../formats/onnx-metadata.js";
 import { decodeModel } from "../../formats/onnx-proto.js";
 import { packagePath } from "../../paths.js";
@@ -51,10 +51,7 @@ export interface DigitModelOptions {
 }
 
 function readError(file: string, err: unknown): UserError {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return new UserError(`${file}: no such file`);
-  if (code === "EISDIR") return new UserError(`${file}: is a directory, not an ONNX file`);
-  return new UserError(`${file}: cannot read (${code ?? String(err)})`);
+  return cannotRead(file, err, "an ONNX file");
 }
 
 function knownDims(dims: readonly (number | string)[]): number[] | undefined {

@@ -137,20 +137,3 @@ export function parsePredictBody(contentType: string | undefined, body: Buffer):
       'nor JSON {"pixels": [784 numbers]}',
   );
 }
-
-/** Probabilities from one row of log-probabilities, renormalized so they sum to exactly 1. */
-export function toProbabilities(logProbs: Float32Array): number[] {
-  let max = Number.NEGATIVE_INFINITY;
-  for (const v of logProbs) max = Math.max(max, v);
-  const exps = Array.from(logProbs, (v) => Math.exp(v - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
-}
-
-export function argmax(values: readonly number[]): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) {
-    if ((values[i] ?? 0) > (values[best] ?? 0)) best = i;
-  }
-  return best;
-}

@@ -10,11 +10,12 @@ import { performance } from "node:perf_hooks";
 import { UserError } from "../../errors.js";
 import type { DigitModel } from "../inference/onnx-model.js";
 import { MNIST_SIDE } from "../inference/preprocess.js";
+import { argmax, toProbabilities } from "../inference/probabilities.js";
 import { type Asset, loadAssets } from "./assets.js";
 import { PredictionBatcher } from "./batcher.js";
 import { MAX_BODY_BYTES, readBody } from "./body.js";
 import { HttpError } from "./http-error.js";
-import { argmax, type Prediction, parsePredictBody, toProbabilities } from "./predict.js";
+import { type Prediction, parsePredictBody } from "./predict.js";
 
 export interface ServerOptions {
   model: DigitModel;

@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { torchUniformValues } from "../../compiler/init.js";
 import { type Layout, torchToTfjsLayout, toTorchShape } from "../../formats/tfjs-layout.js";
+import { sizeOf } from "../../util/shape.js";
 
 // Re-exported for the runtime's own users (seeded dropout, `mnistc/runtime`).
 export { paramSeed, torchInitWeights } from "../../compiler/init.js";
@@ -50,7 +51,7 @@ export class TorchUniform extends Initializer {
   }
 
   override apply(shape: number[], dtype?: tf.DataType): tf.Tensor {
-    const size = shape.reduce((a, b) => a * b, 1);
+    const size = sizeOf(shape);
     const values = torchUniformValues(this.seed, this.param, size, this.fanIn);
     const torchShape = toTorchShape(shape, this.layout);
     const data = torchToTfjsLayout(values, torchShape, this.layout);

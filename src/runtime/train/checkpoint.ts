@@ -17,7 +17,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
-import { UserError } from "../../errors.js";
+import { cannotRead, UserError } from "../../errors.js";
 import type { RngState } from "../../util/rng.js";
 import type { RunMetrics, RunOptions } from "./metrics.js";
 import type { OptimizerState } from "./optim.js";
@@ -212,10 +212,7 @@ function readJson(file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(
-      code === "ENOENT" ? `${file}: not found` : `${file}: cannot read (${code})`,
-    );
+    throw cannotRead(file, err);
   }
   try {
     return JSON.parse(text) as Record<string, unknown>;
@@ -264,10 +261,7 @@ function readBinary(file: string): Uint8Array {
   try {
     return readFileSync(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(
-      code === "ENOENT" ? `${file}: not found` : `${file}: cannot read (${code})`,
-    );
+    throw cannotRead(file, err);
   }
 }
 

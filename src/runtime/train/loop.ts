@@ -9,7 +9,7 @@ import { Command } from "commander";
 import type { DataIR, InputIR, TrainIR } from "../../compiler/ir.js";
 import { UserError } from "../../errors.js";
 import { Rng, type RngState } from "../../util/rng.js";
-import { type Batch, BatchAssembler, batchCount, epochOrder } from "../data/batches.js";
+import { BatchAssembler, batchCount, epochOrder } from "../data/batches.js";
 import { loadMnist, type MnistData, type MnistSplit } from "../data/mnist.js";
 import {
   captureModel,
@@ -28,10 +28,11 @@ import {
   RunningMetrics,
   type RunOptions,
 } from "./metrics.js";
-import { createOptimizer, type NamedParam, type Optimizer, type StepHyper } from "./optim.js";
-import { addTrainOptions, type TrainOptions, trainOptionParsers } from "./options.js";
+import { createOptimizer, type Optimizer } from "./optim.js";
+import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
+import { countCorrect, namedParams, trainStep } from "./step.js";
 
 type Tf = typeof tfNs;
 type Tensor = tfNs.Tensor;
@@ -94,7 +95,7 @@ function findResumePoint(out: string, spec: TrainSpec): ResumePoint {
   try {
     loaded = readTrainingState(dir);
   } catch (err) {
-    if (err instanceof UserError && /not found/.test(err.message)) {
+    if (err instanceof UserError && /: no such file$/.test(err.message)) {
       throw new UserError(`${join(out, "checkpoint")}: no checkpoint to resume from`);
     }
     throw err;
@@ -136,62 +137,6 @@ function checkSpec(spec: TrainSpec): void {
       `spec ${spec.name}: MNIST has one channel; the input has ${input.channels}`,
     );
   }
-}
-
-/** The run's trainable parameters in model order, under their stable (unsuffixed) names. */
-function namedParams(model: tfNs.LayersModel): NamedParam[] {
-  return model.trainableWeights.map((w) => ({
-    name: w.originalName,
-    variable: w.read() as tfNs.Variable,
-  }));
-}
-
-/** Mean NLL of log-probabilities `logp` [B, C] against one-hot targets [B, C]. */
-function nllLoss(tf: Tf, logp: Tensor, oneHot: Tensor): tfNs.Scalar {
-  return tf.div(tf.neg(tf.sum(tf.mul(logp, oneHot))), logp.shape[0] as number) as tfNs.Scalar;
-}
-
-function countCorrect(tf: Tf, logp: Tensor, oneHot: Tensor): Tensor {
-  return tf.sum(tf.cast(tf.equal(tf.argMax(logp, 1), tf.argMax(oneHot, 1)), "int32"));
-}
-
-/** One step: forward in training mode, mean NLL, backward, optimizer update; loss and hits. */
-function trainStep(
-  tf: Tf,
-  model: tfNs.LayersModel,
-  params: NamedParam[],
-  optimizer: Optimizer,
-  batch: Batch,
-  [rows, cols]: [number, number],
-  hyper: StepHyper,
-): { loss: number; correct: number } {
-  const classes = batch.oneHot.length / batch.size;
-  let correctT: Tensor | undefined;
-  const lossT = tf.tidy(() => {
-    const x = tf.tensor4d(batch.images, [batch.size, rows, cols, 1]);
-    const y = tf.tensor2d(batch.oneHot, [batch.size, classes]);
-    const { value, grads } = tf.variableGrads(
-      () => {
-        const logp = model.apply(x, { training: true }) as Tensor;
-        // Kept out of the gradient's tidy: the accuracy needs the same forward pass.
-        correctT = tf.keep(countCorrect(tf, logp, y));
-        return nllLoss(tf, logp, y);
-      },
-      params.map((p) => p.variable),
-    );
-    optimizer.step(
-      params,
-      params.map((p) => grads[p.variable.name] as Tensor),
-      hyper,
-    );
-    return value;
-  });
-  const loss = (lossT.dataSync() as Float32Array)[0] as number;
-  lossT.dispose();
-  const kept = correctT as Tensor | undefined;
-  const correct = kept ? ((kept.dataSync() as Int32Array)[0] as number) : 0;
-  kept?.dispose();
-  return { loss, correct };
 }
 
 /** Loss (mean NLL) and accuracy of `model` in inference mode over a whole split. */
@@ -420,7 +365,7 @@ export async function trainMain({ spec, buildModel, argv }: TrainMainArgs): Prom
   const program = new Command(basename(process.argv[1] ?? "train.mjs"))
     .description(`train ${spec.name} on MNIST with TensorFlow.js`)
     .showHelpAfterError();
-  addTrainOptions(program, trainOptionParsers);
+  addTrainOptions(program);
   program.parse(argv, { from: "user" });
   const options = program.opts<TrainOptions>();
   let code = 0;

@@ -24,7 +24,7 @@ export interface TrainOptions {
   json?: boolean;
 }
 
-export function addTrainOptions(cmd: Command, parsers: OptionParsers): Command {
+export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionParsers): Command {
   return cmd
     .option("--epochs <n>", "number of epochs (default: the spec's)", parsers.positiveInt)
     .option("--batch-size <n>", "training batch size (default: the spec's)", parsers.positiveInt)
@@ -55,8 +55,8 @@ function parser(test: (n: number) => boolean, expected: string): (value: string)
   };
 }
 
-/** The parsers `trainMain` uses (the same rules as `src/cli.ts`'s). */
-export const trainOptionParsers: OptionParsers = {
+/** The command line's number parsers: `mnistc`'s and the emitted `train.mjs`'s. */
+export const optionParsers: OptionParsers = {
   positiveInt: parser((n) => Number.isInteger(n) && n > 0, "a positive integer"),
   nonNegativeInt: parser((n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
   positiveNumber: parser((n) => Number.isFinite(n) && n > 0, "a positive number"),

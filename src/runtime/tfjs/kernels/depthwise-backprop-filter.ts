@@ -53,21 +53,30 @@ export function channelOf(outChannels: number, multiplier: number): Int32Array {
   return table;
 }
 
-export function depthwiseConv2DBackpropFilterWasm(args: KernelArgs): Info {
-  const { x, dy } = args.inputs as { x: Info; dy: Info };
-  const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
-  const kernel = tf.DepthwiseConv2dNativeBackpropFilter;
-  assertNoDilation(kernel, attrs.dilations);
-  assertFloat32(kernel, x, dy);
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape,
+/** tfjs's conv geometry of a depthwise conv (padding resolved as its forward kernel does). */
+export function depthwiseInfo(
+  inShape: readonly number[],
+  filterShape: readonly number[],
+  attrs: Pick<tf.DepthwiseConv2dNativeBackpropFilterAttrs, "strides" | "pad" | "dimRoundingMode">,
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
     attrs.strides,
     1,
     attrs.pad,
     attrs.dimRoundingMode,
     true,
   );
+}
+
+export function depthwiseConv2DBackpropFilterWasm(args: KernelArgs): Info {
+  const { x, dy } = args.inputs as { x: Info; dy: Info };
+  const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+  const kernel = tf.DepthwiseConv2dNativeBackpropFilter;
+  assertNoDilation(kernel, attrs.dilations);
+  assertFloat32(kernel, x, dy);
+  const info = depthwiseInfo(x.shape, attrs.filterShape, attrs);
   const g = geometry(info);
   const heap = new Heap(args.backend as tf.KernelBackend);
   const out = heap.alloc([...info.filterShape]);

@@ -16,6 +16,7 @@ import {
   assertNoDilation,
   channelOf,
   columnRuns,
+  depthwiseInfo,
 } from "./depthwise-backprop-filter.js";
 import { type ConvGeometry, geometry, Heap } from "./heap.js";
 import type { Info, KernelArgs } from "./wasm-calls.js";
@@ -26,15 +27,7 @@ export function depthwiseConv2DBackpropInputWasm(args: KernelArgs): Info {
   const kernel = tf.DepthwiseConv2dNativeBackpropInput;
   assertNoDilation(kernel, attrs.dilations);
   assertFloat32(kernel, dy, filter);
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    true,
-  );
+  const info = depthwiseInfo(attrs.inputShape, filter.shape, attrs);
   const g = geometry(info);
   const heap = new Heap(args.backend as tf.KernelBackend);
   const out = heap.alloc([...info.inShape]);

@@ -6,6 +6,7 @@
 // Kept values are scaled by 1/(1-p); in inference both are the identity.
 import * as tf from "@tensorflow/tfjs";
 import { Rng, type RngState } from "../../../util/rng.js";
+import { sizeOf } from "../../../util/shape.js";
 import { paramSeed } from "../init.js";
 
 export interface DropoutConfig {
@@ -46,7 +47,7 @@ abstract class SeededDropout extends tf.layers.Layer {
     const shape = this.maskShape(x.shape);
     const keep = 1 - this.rate;
     const scale = keep > 0 ? 1 / keep : 0;
-    const mask = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    const mask = new Float32Array(sizeOf(shape));
     for (let i = 0; i < mask.length; i++) mask[i] = this.rng.next() < keep ? scale : 0;
     return tf.tidy(() => tf.mul(x, tf.tensor(mask, shape)));
   }

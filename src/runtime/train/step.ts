@@ -1,0 +1,65 @@
+// One training step, as the seed's PyTorch loop takes it: forward in training mode, mean NLL on the
+// log-softmax output, backward, optimizer update. The one function `runTraining` calls per batch
+// and `npm run bench:train` times.
+import type * as tfNs from "@tensorflow/tfjs";
+import type { Batch } from "../data/batches.js";
+import type { NamedParam, Optimizer, StepHyper } from "./optim.js";
+
+type Tf = typeof tfNs;
+type Tensor = tfNs.Tensor;
+
+/** The run's trainable parameters in model order, under their stable (unsuffixed) names. */
+export function namedParams(model: tfNs.LayersModel): NamedParam[] {
+  return model.trainableWeights.map((w) => ({
+    name: w.originalName,
+    variable: w.read() as tfNs.Variable,
+  }));
+}
+
+/** Mean NLL of log-probabilities `logp` [B, C] against one-hot targets [B, C]. */
+export function nllLoss(tf: Tf, logp: Tensor, oneHot: Tensor): tfNs.Scalar {
+  return tf.div(tf.neg(tf.sum(tf.mul(logp, oneHot))), logp.shape[0] as number) as tfNs.Scalar;
+}
+
+export function countCorrect(tf: Tf, logp: Tensor, oneHot: Tensor): Tensor {
+  return tf.sum(tf.cast(tf.equal(tf.argMax(logp, 1), tf.argMax(oneHot, 1)), "int32"));
+}
+
+/** One step: forward in training mode, mean NLL, backward, optimizer update; loss and hits. */
+export function trainStep(
+  tf: Tf,
+  model: tfNs.LayersModel,
+  params: NamedParam[],
+  optimizer: Optimizer,
+  batch: Batch,
+  [rows, cols]: [number, number],
+  hyper: StepHyper,
+): { loss: number; correct: number } {
+  const classes = batch.oneHot.length / batch.size;
+  let correctT: Tensor | undefined;
+  const lossT = tf.tidy(() => {
+    const x = tf.tensor4d(batch.images, [batch.size, rows, cols, 1]);
+    const y = tf.tensor2d(batch.oneHot, [batch.size, classes]);
+    const { value, grads } = tf.variableGrads(
+      () => {
+        const logp = model.apply(x, { training: true }) as Tensor;
+        // Kept out of the gradient's tidy: the accuracy needs the same forward pass.
+        correctT = tf.keep(countCorrect(tf, logp, y));
+        return nllLoss(tf, logp, y);
+      },
+      params.map((p) => p.variable),
+    );
+    optimizer.step(
+      params,
+      params.map((p) => grads[p.variable.name] as Tensor),
+      hyper,
+    );
+    return value;
+  });
+  const loss = (lossT.dataSync() as Float32Array)[0] as number;
+  lossT.dispose();
+  const kept = correctT as Tensor | undefined;
+  const correct = kept ? ((kept.dataSync() as Int32Array)[0] as number) : 0;
+  kept?.dispose();
+  return { loss, correct };
+}
