@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { buildSchema, compileSpec } from "../src/compiler/index.js";
-import type { ModelIR } from "../src/compiler/ir.js";
+import type { AnyNodeIR, ModelIR, Pads, Pair } from "../src/compiler/ir.js";
 import { OP_KINDS } from "../src/compiler/ir.js";
-import { isBare, OPS, windowOutput } from "../src/compiler/ops.js";
+import { isBare, OPS, samePads, windowOutput } from "../src/compiler/ops.js";
+import { paramCount } from "../src/compiler/params.js";
 import { editDistance, nearest } from "../src/compiler/suggest.js";
 import { packagePath } from "../src/paths.js";
 import { Rng } from "../src/util/rng.js";
@@ -369,6 +370,18 @@ test("the README's spec example compiles", () => {
   assert.equal(ir?.totals.trainable, 16 * 9 + 16 + 32 + 10 * 16 * 9 + 10);
 });
 
+test("the README's residual block example compiles into a graph with an add", () => {
+  const readme = readFileSync(packagePath("README.md"), "utf8");
+  const block = /```yaml\n( {2}- conv2:[\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(block, "README has the residual example");
+  const ir = compiled(
+    spec(`${block}  - gap\n  - flatten\n  - linear: { out: 10 }\n  - log_softmax`),
+  );
+  const add = ir.nodes.find((n) => n.name === "res1.add");
+  assert.deepEqual(add?.inputs, ["res1.3", "conv2.2"]);
+  assert.deepEqual(add?.outShape, [16, 26, 26]);
+});
+
 test("compileSpec never throws: garbage and mutated specs give diagnostics", () => {
   const garbage = [
     "",
@@ -414,4 +427,108 @@ test("compileSpec never throws: garbage and mutated specs give diagnostics", () 
       assert.ok(d.span.line >= 1 && d.span.col >= 1, `located: ${d.message}`);
     }
   }
+});
+
+// --- the new vocabulary, by hand ----------------------------------------------------------------
+
+test("samePads: d·(k − 1) in all, the odd pixel at bottom/right (PyTorch's padding='same')", () => {
+  const cases: [Pair, Pair, Pads][] = [
+    [
+      [3, 3],
+      [1, 1],
+      [1, 1, 1, 1],
+    ],
+    [
+      [2, 2],
+      [1, 1],
+      [0, 0, 1, 1],
+    ],
+    [
+      [3, 1],
+      [1, 1],
+      [1, 0, 1, 0],
+    ],
+    [
+      [3, 3],
+      [2, 2],
+      [2, 2, 2, 2],
+    ],
+    [
+      [4, 4],
+      [3, 1],
+      [4, 1, 5, 2],
+    ], // 3·3 = 9 → 4 + 5; 1·3 = 3 → 1 + 2
+  ];
+  for (const [kernel, dilation, pads] of cases) {
+    assert.deepEqual(samePads(kernel, dilation), pads, `k ${kernel} d ${dilation}`);
+  }
+});
+
+test("grouped, dilated and factorized convs: shapes, parameters, MACs and RF by hand", () => {
+  // [layer, output shape, trainable, MACs, RF size] on a 16x12x12 input.
+  const cases: [string, number[], number, number, number][] = [
+    // depthwise 3x3 same: 16·1·9 + 16; MACs 16·12·12·1·9.
+    ["conv: { out: 16, kernel: 3, padding: same, groups: 16 }", [16, 12, 12], 160, 20736, 3],
+    // groups 4: each of 32 filters sees 16/4 = 4 channels: 32·4·9 + 32; 12 − 2 = 10.
+    ["conv: { out: 32, kernel: 3, groups: 4 }", [32, 10, 10], 1184, 32 * 100 * 36, 3],
+    // dilation 2: a 5x5 window; 12 − 4 = 8; the parameters of a 3x3.
+    ["conv: { out: 8, kernel: 3, dilation: 2 }", [8, 8, 8], 8 * 16 * 9 + 8, 8 * 64 * 144, 5],
+    // 3x1 then padded 1x0: H 12 − 2 + 2 = 12.
+    [
+      "conv: { out: 16, kernel: [3, 1], padding: [1, 0], bias: false }",
+      [16, 12, 12],
+      768,
+      16 * 144 * 48,
+      3,
+    ],
+    // channel multiplier 2: groups 16, out 32: 32·1·9 + 32.
+    ["conv: { out: 32, kernel: 3, groups: 16 }", [32, 10, 10], 320, 32 * 100 * 9, 3],
+    // maxpool 3 s2 p1: ⌊(12 + 2 − 3)/2⌋ + 1 = 6.
+    ["maxpool: { kernel: 3, stride: 2, padding: 1 }", [16, 6, 6], 0, 0, 3],
+  ];
+  for (const [layer, shape, trainable, macs, rf] of cases) {
+    // 28 → conv 3x3 s2 → 13 → conv 2x2 → 12: RF 5, jump 2.
+    const base = compiled(
+      spec(
+        `  - conv: { out: 16, kernel: 3, stride: 2, padding: 0 }\n  - conv: { out: 16, kernel: 2 }\n  - ${layer}\n  - gap\n  - flatten\n  - linear: { out: 10 }\n  - log_softmax`,
+      ),
+    );
+    const node = base.nodes[2];
+    assert.deepEqual(base.nodes[1]?.outShape, [16, 12, 12], "the input of the case");
+    assert.deepEqual(node?.outShape, shape, layer);
+    assert.equal(paramCount(node as AnyNodeIR, true), trainable, layer);
+    assert.equal(node?.macs, macs, layer);
+    // RF in units of the 12x12 map's jump (2): size grows by (extent − 1)·2 over the 4/2 before.
+    const before = base.nodes[1]?.rf.size ?? 0;
+    assert.equal(node?.rf.size, before + (rf - 1) * 2, layer);
+  }
+});
+
+test("a residual add reads two nodes; the receptive field follows the longer path", () => {
+  const ir = compiled(
+    spec(`  - a:
+      - conv: { out: 4, kernel: 3, padding: same }
+  - b:
+      add: a
+      layers:
+        - conv: { out: 4, kernel: 5, padding: same }
+        - conv: { out: 4, kernel: 5, padding: same }
+  - gap
+  - flatten
+  - linear: { out: 10 }
+  - log_softmax`),
+  );
+  const add = ir.nodes.find((n) => n.kind === "add");
+  assert.equal(add?.name, "b.add");
+  assert.deepEqual(add?.inputs, ["b.1", "a.0"]);
+  assert.deepEqual(add?.inShapes, [
+    [4, 28, 28],
+    [4, 28, 28],
+  ]);
+  // Path through b: 3 + 4 + 4 = 11; the skip from a alone sees 3.
+  assert.equal(add?.rf.size, 11);
+  assert.equal(add?.macs, 0);
+  assert.deepEqual(add?.params, []);
+  // The node after the block reads the sum.
+  assert.deepEqual(ir.nodes[ir.nodes.indexOf(add as AnyNodeIR) + 1]?.inputs, ["b.add"]);
 });
