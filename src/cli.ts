@@ -82,7 +82,20 @@ const train = program
   .description("train a spec on MNIST with TensorFlow.js")
   .argument("<spec>", "spec file");
 // The emitted program `train.mjs` accepts the same options; they are declared once in the runtime.
-addTrainOptions(train);
+addTrainOptions(train)
+  .addOption(
+    new Option(
+      "--backend <name>",
+      "who takes the training steps: tfjs (the emitted program) or onnx (the compiled step on onnxruntime)",
+    )
+      .choices(["tfjs", "onnx"])
+      .default("tfjs"),
+  )
+  .option(
+    "--threads <n>",
+    "onnxruntime threads for --backend onnx (default: every core)",
+    positiveInt,
+  );
 train.action((spec: string, opts) =>
   run(async () => (await import("./cli/train.js")).train(spec, opts)),
 );

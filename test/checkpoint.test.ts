@@ -53,6 +53,7 @@ const contents: CheckpointContents = {
     metrics: {
       spec: "tiny",
       engine: "cpu",
+      backend: "tfjs",
       options: {
         epochs: 3,
         batchSize: 4,

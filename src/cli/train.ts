@@ -2,11 +2,48 @@
 // that program's `model.mjs` and run the same training function its `train.mjs` calls, so what
 // this command trains is exactly the emitted program.
 import { join, resolve } from "node:path";
+import type { ModelIR } from "../compiler/ir.js";
+import type { StepperFactory } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
 import { loadProgram } from "./program.js";
 import { loadSpec } from "./spec.js";
 
-export async function train(specPath: string, opts: TrainOptions): Promise<number> {
+export interface TrainCliOptions extends TrainOptions {
+  /** Who takes the steps: the tfjs program, or the compiled ONNX step. */
+  backend?: "tfjs" | "onnx";
+  /** onnxruntime's threads (default: every core). */
+  threads?: number;
+}
+
+/** The compiled step of `ir` on onnxruntime, with what only the compiler and backends know. */
+async function onnxSteps(ir: ModelIR, threads: number | undefined): Promise<StepperFactory> {
+  const { onnxStepper } = await import("../runtime/onnx-train/stepper.js");
+  const { buildTrainingStep } = await import("../backends/onnx-train/index.js");
+  const { onnxBackend } = await import("../backends/onnx/index.js");
+  const { tfjsParams } = await import("../backends/tfjs/weights.js");
+  const { encodeModel } = await import("../formats/onnx-proto.js");
+  return onnxStepper({
+    stepGraph(batch) {
+      const { model, signature } = buildTrainingStep(ir, batch);
+      return { bytes: encodeModel(model), signature };
+    },
+    evalGraph(weights) {
+      const file = onnxBackend.emit(ir, { weights }).files[0];
+      if (!(file?.contents instanceof Uint8Array)) throw new Error("onnx backend emitted no model");
+      return file.contents;
+    },
+    placements: tfjsParams(ir).map((p) => ({
+      name: p.param.name,
+      tfjsName: p.tfjsName,
+      shape: p.param.shape,
+      layout: p.layout,
+    })),
+    optimizer: ir.train.optimizer,
+    threads,
+  });
+}
+
+export async function train(specPath: string, opts: TrainCliOptions): Promise<number> {
   const ir = await loadSpec(specPath);
   if (!ir) return 1;
   const out = resolve(opts.out ?? join("runs", ir.name));
@@ -16,12 +53,14 @@ export async function train(specPath: string, opts: TrainOptions): Promise<numbe
   const { runTraining } = await import("../runtime/train/loop.js");
   const { tf, name } = await initEngine();
   if (!opts.quiet) process.stderr.write(`mnistc: ${ir.name} -> ${programDir}\n`);
+  const { backend = "tfjs", threads, ...trainOptions } = opts;
   await runTraining({
     tf,
     engine: name,
     spec: program.spec,
     buildModel: program.buildModel,
-    options: { ...opts, out },
+    options: { ...trainOptions, out },
+    ...(backend === "onnx" ? { stepper: await onnxSteps(ir, threads) } : {}),
   });
   // The deployable form of what was just trained, beside its checkpoint (issue: ONNX export).
   const { exportCheckpointToOnnx } = await import("./export-onnx.js");

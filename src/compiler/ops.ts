@@ -6,6 +6,7 @@
 // No other compiler file branches on an op's kind.
 
 import { sizeOf } from "../util/shape.js";
+import type { GradBuilder, GradResult, GradValues } from "./autodiff.js";
 import type { Code } from "./codes.js";
 import type { OpAttrs, OpKind, Pads, Pair, ParamIR, Shape } from "./ir.js";
 
@@ -76,7 +77,24 @@ export interface OpDef<K extends OpKind> {
   receptiveField(rfs: RfState[], attrs: OpAttrs[K], inputs: Shape[], output: Shape): RfState;
   /** It outputs log-probabilities: the head training's NLL loss needs last. */
   logProbabilities?: true;
+  /** What the training forward keeps for `gradient`, beyond the inputs and the output. */
+  saves?: readonly Saved[];
+  /**
+   * The backward rule: gradients of the inputs (where wanted) and trainable parameters from
+   * ∂L/∂output, in `GradBuilder` primitives (see autodiff.ts). Shapes are without the batch.
+   */
+  gradient<T>(
+    b: GradBuilder<T>,
+    attrs: OpAttrs[K],
+    v: GradValues<T>,
+    inputs: Shape[],
+    output: Shape,
+  ): GradResult<T>;
 }
+
+/** Training-forward values a backward rule may read: batch norm's normalized input and 1/σ, a
+ * max pool's argmax indices, a dropout's scaled mask. */
+export type Saved = "xhat" | "invstd" | "indices" | "mask";
 
 export type OpTableDef = { [K in OpKind]: OpDef<K> };
 
@@ -136,6 +154,11 @@ export function samePads(kernel: Pair, dilation: Pair): Pads {
 
 // --- shared rules ----------------------------------------------------------------------------
 
+const need = <T>(value: T | undefined, what: string): T => {
+  if (value === undefined) throw new Error(`autodiff: ${what} is missing`);
+  return value;
+};
+
 const none = (): ParamRule[] => [];
 const zero = (): number => 0;
 const same = (_attrs: unknown, inputs: Shape[]): Shape => [...first(inputs)];
@@ -194,7 +217,12 @@ const poolWindow = (a: OpAttrs["maxpool"]): Window => ({
 });
 
 /** maxpool and avgpool have the same attributes (`OpAttrs`) and rules but for the reduction. */
-function pool<K extends "maxpool" | "avgpool">(name: K, description: string): OpDef<K> {
+function pool<K extends "maxpool" | "avgpool">(
+  name: K,
+  description: string,
+  gradient: OpDef<"maxpool">["gradient"],
+  saves: readonly Saved[] = [],
+): OpDef<K> {
   const def: OpDef<"maxpool"> = {
     description,
     spelling: "layer",
@@ -235,6 +263,8 @@ function pool<K extends "maxpool" | "avgpool">(name: K, description: string): Op
     macs: zero,
     receptiveField: (rfs, a, _inputs, output) =>
       slide(rfs[0] as RfState, a.kernel, a.stride, output),
+    saves,
+    gradient,
   };
   // Sound: OpAttrs["maxpool"] and OpAttrs["avgpool"] are the same type.
   return def as unknown as OpDef<K>;
@@ -330,6 +360,21 @@ export const OPS: OpTableDef = {
       sizeOf(output) * (channelsOf(inputs) / a.groups) * a.kernel[0] * a.kernel[1],
     receptiveField: (rfs, a, _inputs, output) =>
       slide(rfs[0] as RfState, dilatedExtent(a.kernel, a.dilation), a.stride, output),
+    // dx = conv_transpose(dy, W); dW = Σ_b x ⋆ dy; db = Σ_{b,h,w} dy.
+    gradient: (b, a, v, inputs) => {
+      const [x = v.dy] = v.inputs;
+      const w = need(v.params.weight, "conv weight");
+      const weightShape = [a.out, channelsOf(inputs) / a.groups, ...a.kernel];
+      return {
+        inputs: [
+          v.wanted[0] ? b.convInputGrad(v.dy, w, a, [v.batch, ...first(inputs)]) : undefined,
+        ],
+        params: {
+          weight: b.convFilterGrad(x, v.dy, a, weightShape),
+          ...(a.bias ? { bias: b.sumPerChannel(v.dy) } : {}),
+        },
+      };
+    },
   },
 
   relu: {
@@ -345,6 +390,10 @@ export const OPS: OpTableDef = {
     params: none,
     macs: zero,
     receptiveField: unchanged,
+    gradient: (b, _a, v) => ({
+      inputs: [v.wanted[0] ? b.mul(v.dy, b.positive(v.output)) : undefined],
+      params: {},
+    }),
   },
 
   batchnorm: {
@@ -378,10 +427,47 @@ export const OPS: OpTableDef = {
     },
     macs: zero,
     receptiveField: unchanged,
+    // Batch statistics, n = B·H·W: dβ = Σ dy; dγ = Σ dy·x̂; dx = γ/σ · (dy − dβ/n − x̂·dγ/n).
+    saves: ["xhat", "invstd"],
+    gradient: (b, _a, v, inputs) => {
+      const [, h = 1, w = 1] = first(inputs);
+      const n = v.batch * h * w;
+      const xhat = need(v.saved.xhat, "batch norm x̂");
+      const invstd = need(v.saved.invstd, "batch norm 1/σ");
+      const gamma = need(v.params.weight, "batch norm weight");
+      const dbeta = b.sumPerChannel(v.dy);
+      const dgamma = b.sumPerChannel(b.mul(v.dy, xhat));
+      const centred = b.sub(
+        b.sub(v.dy, b.perChannel(b.scale(dbeta, 1 / n))),
+        b.mul(xhat, b.perChannel(b.scale(dgamma, 1 / n))),
+      );
+      return {
+        inputs: [v.wanted[0] ? b.mul(centred, b.perChannel(b.mul(gamma, invstd))) : undefined],
+        params: { weight: dgamma, bias: dbeta },
+      };
+    },
   },
 
-  maxpool: pool("maxpool", "nn.MaxPool2d: floor mode"),
-  avgpool: pool("avgpool", "nn.AvgPool2d: floor mode, count_include_pad"),
+  maxpool: pool(
+    "maxpool",
+    "nn.MaxPool2d: floor mode",
+    (b, _a, v, inputs) => ({
+      inputs: [
+        v.wanted[0]
+          ? b.maxPoolGrad(v.dy, need(v.saved.indices, "max pool indices"), [
+              v.batch,
+              ...first(inputs),
+            ])
+          : undefined,
+      ],
+      params: {},
+    }),
+    ["indices"],
+  ),
+  avgpool: pool("avgpool", "nn.AvgPool2d: floor mode, count_include_pad", (b, a, v, inputs) => ({
+    inputs: [v.wanted[0] ? b.avgPoolGrad(v.dy, a, [v.batch, ...first(inputs)]) : undefined],
+    params: {},
+  })),
 
   gap: {
     description: "nn.AdaptiveAvgPool2d(1): global average pool to [C, 1, 1]",
@@ -396,6 +482,10 @@ export const OPS: OpTableDef = {
     params: none,
     macs: zero,
     receptiveField: (rfs) => whole(rfs[0] as RfState),
+    gradient: (b, _a, v, inputs) => ({
+      inputs: [v.wanted[0] ? b.spreadSpatial(v.dy, [v.batch, ...first(inputs)]) : undefined],
+      params: {},
+    }),
   },
 
   dropout: {
@@ -413,6 +503,12 @@ export const OPS: OpTableDef = {
     params: none,
     macs: zero,
     receptiveField: unchanged,
+    // y = x·mask (the mask already scaled by 1/(1 − p)), so dx = dy·mask.
+    saves: ["mask"],
+    gradient: (b, _a, v) => ({
+      inputs: [v.wanted[0] ? b.mul(v.dy, need(v.saved.mask, "dropout mask")) : undefined],
+      params: {},
+    }),
   },
 
   flatten: {
@@ -428,6 +524,10 @@ export const OPS: OpTableDef = {
     params: none,
     macs: zero,
     receptiveField: unchanged,
+    gradient: (b, _a, v, inputs) => ({
+      inputs: [v.wanted[0] ? b.reshape(v.dy, [v.batch, ...first(inputs)]) : undefined],
+      params: {},
+    }),
   },
 
   linear: {
@@ -450,6 +550,18 @@ export const OPS: OpTableDef = {
     macs: (a, inputs) => channelsOf(inputs) * a.out,
     // Every output sees every position of the feature map that was flattened: like gap.
     receptiveField: (rfs) => whole(rfs[0] as RfState),
+    // y = x·Wᵀ + b: dx = dy·W; dW = dyᵀ·x; db = Σ_b dy.
+    gradient: (b, a, v) => {
+      const [x = v.dy] = v.inputs;
+      const w = need(v.params.weight, "linear weight");
+      return {
+        inputs: [v.wanted[0] ? b.matmul(v.dy, w, false, false) : undefined],
+        params: {
+          weight: b.matmul(v.dy, x, true, false),
+          ...(a.bias ? { bias: b.sumBatch(v.dy) } : {}),
+        },
+      };
+    },
   },
 
   log_softmax: {
@@ -466,6 +578,11 @@ export const OPS: OpTableDef = {
     macs: zero,
     receptiveField: unchanged,
     logProbabilities: true,
+    // y = x − log Σ exp x: dx = dy − exp(y)·Σ dy.
+    gradient: (b, _a, v) => ({
+      inputs: [v.wanted[0] ? b.sub(v.dy, b.mul(b.exp(v.output), b.sumRows(v.dy))) : undefined],
+      params: {},
+    }),
   },
 
   add: {
@@ -494,6 +611,10 @@ export const OPS: OpTableDef = {
     shape: same,
     params: none,
     macs: zero,
+    gradient: (_b, _a, v) => ({
+      inputs: v.wanted.map((wanted) => (wanted ? v.dy : undefined)),
+      params: {},
+    }),
     // The longer of the two paths decides what an output sees.
     receptiveField: (rfs, _a, _inputs, output) => {
       const max = (f: (rf: RfState) => number) => Math.max(...rfs.map(f));

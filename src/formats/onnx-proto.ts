@@ -85,3 +85,32 @@ export function decodeModel(bytes: Uint8Array, file: string): ModelProto {
   }
   return model;
 }
+
+export function stringAttr(name: string, s: string): AttributeProto {
+  return { name, type: AttributeType.STRING, s: new TextEncoder().encode(s) };
+}
+
+/** An int64 initializer (shapes, axes, indices), raw little-endian. */
+export function int64Tensor(name: string, shape: number[], values: number[]): TensorProto {
+  const raw = new Uint8Array(values.length * 8);
+  const view = new DataView(raw.buffer);
+  values.forEach((v, i) => {
+    view.setBigInt64(i * 8, BigInt(v), true);
+  });
+  return { name, dims: shape, dataType: DataType.INT64, rawData: raw };
+}
+
+/** A float32 tensor value of a fixed shape (the training step is built for one batch size). */
+export function floatValue(name: string, shape: number[]): ValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: DataType.FLOAT,
+        shape: { dim: shape.map((d) => ({ dimValue: d })) },
+      },
+    },
+  };
+}
+
+export const FLOAT = DataType.FLOAT;

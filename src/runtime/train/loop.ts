@@ -32,7 +32,7 @@ import { createOptimizer, type Optimizer } from "./optim.js";
 import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
-import { countCorrect, namedParams, trainStep } from "./step.js";
+import { countCorrect, namedParams, type Stepper, tfjsStepper } from "./step.js";
 
 type Tf = typeof tfNs;
 type Tensor = tfNs.Tensor;
@@ -61,7 +61,18 @@ export interface TrainRun {
   stream?: NodeJS.WriteStream;
   /** Called after each epoch's outputs are written (tests watch memory through it). */
   onEpoch?: (metrics: EpochMetrics) => void;
+  /** Who takes the steps (default: the tfjs model itself); built after a resume is loaded. */
+  stepper?: StepperFactory;
 }
+
+/** Builds a stepper from the run's tfjs model and optimizer, as they stand when training starts. */
+export type StepperFactory = (start: {
+  tf: Tf;
+  model: tfNs.LayersModel;
+  optimizer: Optimizer;
+  spec: TrainSpec;
+  batchSize: number;
+}) => Promise<Stepper>;
 
 /** Test-set evaluation batch: big enough to amortize per-call overhead, small enough for memory. */
 export const EVAL_BATCH = 256;
@@ -215,11 +226,13 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   const metrics: RunMetrics = {
     spec: spec.name,
     engine: run.engine,
+    backend: "tfjs",
     options,
     trainExamples: data.train.count,
     testExamples: data.test.count,
     epochs: [],
   };
+  let stepper: Stepper | undefined;
   try {
     if (resume) {
       loadWeightsInto(tf, model, readCheckpoint(resume.dir).arrays, resume.dir);
@@ -249,13 +262,18 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         `${stepsPerEpoch} batches of ${options.batchSize}; output in ${out}`,
     );
 
+    stepper = run.stepper
+      ? await run.stepper({ tf, model, optimizer, spec, batchSize: options.batchSize })
+      : tfjsStepper(tf, model, optimizer, [data.train.rows, data.train.cols]);
+    metrics.backend = stepper.backend;
+    if (stepper.backend !== "tfjs") progress.log(`training step: ${stepper.backend}`);
+
     const firstEpoch = (resume?.state.epoch ?? 0) + 1;
     if (firstEpoch > options.epochs) {
       progress.log(`nothing to do: ${firstEpoch - 1} of ${options.epochs} epochs are done`);
     }
     const norm = { mean: spec.data.mean[0] as number, std: spec.data.std[0] as number };
     const assembler = new BatchAssembler(data.train, options.batchSize, spec.classes, norm);
-    const { rows, cols } = data.train;
 
     for (let epoch = firstEpoch; epoch <= options.epochs; epoch++) {
       const started = Date.now();
@@ -269,15 +287,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         const start = b * options.batchSize;
         const size = Math.min(options.batchSize, data.train.count - start);
         const batch = assembler.fill(start, size, order, spec.train.augment.rotate, rng);
-        const { loss, correct } = trainStep(
-          tf,
-          model,
-          params,
-          optimizer,
-          batch,
-          [rows, cols],
-          hyper,
-        );
+        const { loss, correct } = await stepper.step(batch, hyper);
         if (!Number.isFinite(loss)) {
           throw new UserError(
             `epoch ${epoch}, batch ${b + 1}: the loss is ${loss}; lower the learning rate (--lr)`,
@@ -293,7 +303,10 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         });
       }
       progress.endEpoch();
-      const test = evaluate(tf, model, data.test, spec);
+      stepper.sync();
+      const test = stepper.evaluate
+        ? await stepper.evaluate(data.test)
+        : evaluate(tf, model, data.test, spec);
       const record: EpochMetrics = {
         epoch,
         trainLoss: running.loss,
@@ -304,12 +317,13 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         seconds: (Date.now() - started) / 1000,
       };
       metrics.epochs.push(record);
-      await writeOutputs(tf, model, out, metrics, optimizer, rng, epoch, rngLayers(model));
+      await writeOutputs(tf, model, out, metrics, stepper, rng, epoch, rngLayers(model));
       progress.log(formatEpochSummary(record, options.epochs));
       run.onEpoch?.(record);
     }
   } finally {
     progress.endEpoch();
+    stepper?.dispose();
     optimizer.dispose();
     model.dispose();
   }
@@ -323,7 +337,7 @@ async function writeOutputs(
   model: tfNs.LayersModel,
   out: string,
   metrics: RunMetrics,
-  optimizer: Optimizer,
+  stepper: Stepper,
   rng: Rng,
   epoch: number,
   layers: RngLayer[],
@@ -331,7 +345,7 @@ async function writeOutputs(
   mkdirSync(out, { recursive: true });
   writeCheckpoint(join(out, "checkpoint"), {
     model: await captureModel(tf, model),
-    optimizer: await optimizer.state(),
+    optimizer: await stepper.optimizerState(),
     training: {
       spec: metrics.spec,
       epoch,

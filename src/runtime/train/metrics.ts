@@ -30,7 +30,10 @@ export interface RunOptions {
 
 export interface RunMetrics {
   spec: string;
+  /** The TensorFlow.js engine (the model, and the steps on the tfjs backend). */
   engine: string;
+  /** What took the training steps: `tfjs`, or `onnx` (the compiled step on onnxruntime). */
+  backend: string;
   options: RunOptions;
   trainExamples: number;
   testExamples: number;

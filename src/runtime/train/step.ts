@@ -3,7 +3,8 @@
 // and `npm run bench:train` times.
 import type * as tfNs from "@tensorflow/tfjs";
 import type { Batch } from "../data/batches.js";
-import type { NamedParam, Optimizer, StepHyper } from "./optim.js";
+import type { MnistSplit } from "../data/mnist.js";
+import type { NamedParam, Optimizer, OptimizerState, StepHyper } from "./optim.js";
 
 type Tf = typeof tfNs;
 type Tensor = tfNs.Tensor;
@@ -62,4 +63,45 @@ export function trainStep(
   const correct = kept ? ((kept.dataSync() as Int32Array)[0] as number) : 0;
   kept?.dispose();
   return { loss, correct };
+}
+
+export interface StepResult {
+  loss: number;
+  correct: number;
+}
+
+/**
+ * What takes the training steps of a run: the tfjs model itself (`tfjsStepper`), or a compiled
+ * step (the ONNX one) that keeps the state and hands it back to the tfjs model, which stays the
+ * home of checkpoints, dropout streams and, unless the stepper evaluates itself, evaluation.
+ */
+export interface Stepper {
+  /** What ran, for the log and metrics.json: `tfjs`, `onnx`. */
+  readonly backend: string;
+  step(batch: Batch, hyper: StepHyper): Promise<StepResult>;
+  /** Writes the stepper's weights and buffers into the tfjs model (before evaluating, saving). */
+  sync(): void;
+  /** The optimizer state, in the tfjs checkpoint's names and layouts. */
+  optimizerState(): Promise<OptimizerState>;
+  /** Loss and accuracy over a split in inference mode, if the stepper does it itself. */
+  evaluate?(split: MnistSplit): Promise<{ loss: number; accuracy: number }>;
+  dispose(): void;
+}
+
+/** The tfjs model's own step: `trainStep` with the run's optimizer. */
+export function tfjsStepper(
+  tf: Tf,
+  model: tfNs.LayersModel,
+  optimizer: Optimizer,
+  imageSize: [number, number],
+): Stepper {
+  const params = namedParams(model);
+  return {
+    backend: "tfjs",
+    step: async (batch, hyper) => trainStep(tf, model, params, optimizer, batch, imageSize, hyper),
+    sync: () => {},
+    optimizerState: () => optimizer.state(),
+    // The optimizer is the run's: it disposes of it.
+    dispose: () => {},
+  };
 }

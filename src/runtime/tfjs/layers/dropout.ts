@@ -45,11 +45,21 @@ abstract class SeededDropout extends tf.layers.Layer {
     const x = Array.isArray(inputs) ? (inputs[0] as tf.Tensor) : inputs;
     if (!kwargs.training || this.rate <= 0) return x;
     const shape = this.maskShape(x.shape);
+    const mask = this.drawMask(sizeOf(shape));
+    return tf.tidy(() => tf.mul(x, tf.tensor(mask, shape)));
+  }
+
+  /**
+   * The next `count` mask values from the layer's stream: 1/(1 − p) kept, 0 dropped. Also what the
+   * ONNX training step is fed, so both backends drop the same units (NHWC [B,1,1,C] and NCHW
+   * [B,C,1,1] masks have the same order).
+   */
+  drawMask(count: number): Float32Array {
     const keep = 1 - this.rate;
     const scale = keep > 0 ? 1 / keep : 0;
-    const mask = new Float32Array(sizeOf(shape));
+    const mask = new Float32Array(count);
     for (let i = 0; i < mask.length; i++) mask[i] = this.rng.next() < keep ? scale : 0;
-    return tf.tidy(() => tf.mul(x, tf.tensor(mask, shape)));
+    return mask;
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -1,0 +1,217 @@
+// Lowering rules of the backward primitives that have more than one good ONNX spelling: each rule
+// is small and named, says when it applies (by shape and attributes), and is tested on its own
+// (test/onnx-train-lowering.test.ts). The first rule of a list that applies is used; the last one
+// of each list applies always. What the probe in shared/probes/onnx-training-step measured decides
+// the order: a ConvTranspose is slow for the input gradient of a conv with more input than output
+// channels (there a Conv of the padded dy with the flipped kernel wins), and a Conv with the batch as
+// channels is slow for filter gradients (patch slices plus one batched MatMul win).
+import type { OpAttrs } from "../../compiler/ir.js";
+import { intAttr, intsAttr, stringAttr } from "../../formats/onnx-proto.js";
+import type { OnnxGraph, Tensor } from "./graph.js";
+
+export interface Rule<A> {
+  name: string;
+  applies(args: A): boolean;
+  lower(g: OnnxGraph, args: A): Tensor;
+}
+
+/** The first rule that applies (the lists end in one that always does). */
+export function pick<A>(rules: readonly Rule<A>[], args: A): Rule<A> {
+  const rule = rules.find((r) => r.applies(args));
+  if (!rule) throw new Error("onnx-train: no lowering rule applies");
+  return rule;
+}
+
+const isOne = (p: readonly number[]) => p.every((v) => v === 1);
+
+// --- ∂L/∂x of a conv ---------------------------------------------------------------------------
+
+export interface ConvInputGradArgs {
+  dy: Tensor;
+  weight: Tensor;
+  attrs: OpAttrs["conv"];
+  /** [B, Cin, H, W]. */
+  inputShape: number[];
+}
+
+/** The forward's padding per side, left for a full correlation: k − 1 − p (stride 1). */
+function fullPads(attrs: OpAttrs["conv"]): [number, number, number, number] {
+  const [kh, kw] = attrs.kernel;
+  const [top, left, bottom, right] = attrs.padding;
+  return [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right];
+}
+
+/**
+ * `flipped-conv`: dx = Conv(pad(dy, k − 1 − p), W flipped in space, in/out swapped). For stride 1,
+ * dilation 1, no groups, and more input than output channels.
+ */
+export const flippedConv: Rule<ConvInputGradArgs> = {
+  name: "flipped-conv",
+  applies: ({ attrs, inputShape }) =>
+    attrs.groups === 1 &&
+    isOne(attrs.stride) &&
+    isOne(attrs.dilation) &&
+    (inputShape[1] ?? 0) >= attrs.out &&
+    fullPads(attrs).every((p) => p >= 0),
+  lower(g, { dy, weight, attrs, inputShape }) {
+    const [top, left, bottom, right] = fullPads(attrs);
+    const padded = g.pad(dy, [0, 0, top, left, 0, 0, bottom, right]);
+    const [, , kh = 0, kw = 0] = weight.shape;
+    const flipped = g.slice(weight, [2, 3], [kh - 1, kw - 1], [kh, kw], [-1, -1]);
+    const swapped = g.transpose(flipped, [1, 0, 2, 3]);
+    return g.op("Conv", [padded, swapped], inputShape, [intsAttr("kernel_shape", [kh, kw])]);
+  },
+};
+
+/** `conv-transpose`: ConvTranspose(dy, W) with the forward's strides, pads, dilations, groups. */
+export const convTransposeInput: Rule<ConvInputGradArgs> = {
+  name: "conv-transpose",
+  applies: () => true,
+  lower(g, { dy, weight, attrs, inputShape }) {
+    const [, , ho = 0, wo = 0] = dy.shape;
+    const [, , h = 0, w = 0] = inputShape;
+    const [top, left, bottom, right] = attrs.padding;
+    const [sh, sw] = attrs.stride;
+    const [dh, dw] = attrs.dilation;
+    const [kh, kw] = attrs.kernel;
+    // Rows the forward's floor left unread come back as output_padding.
+    const extraH = h - (sh * (ho - 1) + (kh - 1) * dh + 1 - top - bottom);
+    const extraW = w - (sw * (wo - 1) + (kw - 1) * dw + 1 - left - right);
+    return g.op("ConvTranspose", [dy, weight], inputShape, [
+      intsAttr("kernel_shape", attrs.kernel),
+      intsAttr("strides", attrs.stride),
+      intsAttr("pads", attrs.padding),
+      intsAttr("dilations", attrs.dilation),
+      intAttr("group", attrs.groups),
+      intsAttr("output_padding", [extraH, extraW]),
+    ]);
+  },
+};
+
+export const CONV_INPUT_GRAD: readonly Rule<ConvInputGradArgs>[] = [
+  flippedConv,
+  convTransposeInput,
+];
+
+export function convInputGrad(g: OnnxGraph, args: ConvInputGradArgs): Tensor {
+  return pick(CONV_INPUT_GRAD, args).lower(g, args);
+}
+
+// --- ∂L/∂W of a conv ---------------------------------------------------------------------------
+
+export interface ConvFilterGradArgs {
+  x: Tensor;
+  dy: Tensor;
+  attrs: OpAttrs["conv"];
+  /** [Cout, Cin/groups, kh, kw]. */
+  weightShape: number[];
+}
+
+/**
+ * `patches-matmul`: each kernel tap's input patch is a strided slice of the padded input; stacked,
+ * they make cols [B, g, P, Cin/g·kk], and dW = Σ_b dy [B, g, Cout/g, P] · cols, one batched
+ * MatMul. Any stride, dilation, padding and groups.
+ */
+export const patchesMatmul: Rule<ConvFilterGradArgs> = {
+  name: "patches-matmul",
+  applies: () => true,
+  lower(g, { x, dy, attrs, weightShape }) {
+    const [b = 0, cin = 0] = x.shape;
+    const [, cout = 0, ho = 0, wo = 0] = dy.shape;
+    const [kh, kw] = attrs.kernel;
+    const [sh, sw] = attrs.stride;
+    const [dh, dw] = attrs.dilation;
+    const [top, left, bottom, right] = attrs.padding;
+    const groups = attrs.groups;
+    const p = ho * wo;
+    const padded = g.pad(x, [0, 0, top, left, 0, 0, bottom, right]);
+    const taps: Tensor[] = [];
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const patch =
+          kh === 1 &&
+          kw === 1 &&
+          sh === 1 &&
+          sw === 1 &&
+          padded.shape[2] === ho &&
+          padded.shape[3] === wo
+            ? padded
+            : g.slice(padded, [2, 3], [i * dh, j * dw], [ho, wo], [sh, sw]);
+        // [B, Cin, 1, P]: the tap as its own axis, after the channel (weights are [.., i, kh·kw]).
+        taps.push(g.reshape(patch, [b, cin, 1, p]));
+      }
+    }
+    const kk = kh * kw;
+    const stacked =
+      taps.length === 1
+        ? (taps[0] as Tensor)
+        : g.op("Concat", taps, [b, cin, kk, p], [intAttr("axis", 2)]);
+    // [B, g, Cin/g·kk, P] → [B, g, P, Cin/g·kk]
+    const cols = g.transpose(g.reshape(stacked, [b, groups, (cin / groups) * kk, p]), [0, 1, 3, 2]);
+    const dyr = g.reshape(dy, [b, groups, cout / groups, p]);
+    const perImage = g.op("MatMul", [dyr, cols], [b, groups, cout / groups, (cin / groups) * kk]);
+    return g.reshape(g.reduceSum(perImage, [0], false), weightShape);
+  },
+};
+
+export const CONV_FILTER_GRAD: readonly Rule<ConvFilterGradArgs>[] = [patchesMatmul];
+
+export function convFilterGrad(g: OnnxGraph, args: ConvFilterGradArgs): Tensor {
+  return pick(CONV_FILTER_GRAD, args).lower(g, args);
+}
+
+// --- pools ---------------------------------------------------------------------------------------
+
+export interface MaxPoolGradArgs {
+  dy: Tensor;
+  /** MaxPool's `Indices`: each output's element, flattened over the whole (unpadded) input. */
+  indices: Tensor;
+  inputShape: number[];
+}
+
+/**
+ * dy scattered (added) to where each window took its maximum. The pool's indices, not an equality
+ * mask: after batch norm, ReLU's zeros tie, and a mask would credit every tied element.
+ */
+export function maxPoolGrad(g: OnnxGraph, { dy, indices, inputShape }: MaxPoolGradArgs): Tensor {
+  const total = inputShape.reduce((a, b) => a * b, 1);
+  const zeros = g.op("ConstantOfShape", [g.ints([total])], [total]);
+  const flat = (t: Tensor) => g.reshape(t, [t.shape.reduce((a, b) => a * b, 1)]);
+  const scattered = g.op(
+    "ScatterElements",
+    [zeros, flat(indices), flat(dy)],
+    [total],
+    [
+      intAttr("axis", 0),
+      // Overlapping windows (stride < kernel) may take the same element twice.
+      stringAttr("reduction", "add"),
+    ],
+  );
+  return g.reshape(scattered, inputShape);
+}
+
+export interface AvgPoolGradArgs {
+  dy: Tensor;
+  attrs: OpAttrs["avgpool"];
+  inputShape: number[];
+}
+
+/** dy/(kh·kw) spread over each window: a depthwise ConvTranspose with a constant kernel. */
+export function avgPoolGrad(g: OnnxGraph, { dy, attrs, inputShape }: AvgPoolGradArgs): Tensor {
+  const [, c = 0, h = 0, w = 0] = inputShape;
+  const [, , ho = 0, wo = 0] = dy.shape;
+  const [kh, kw] = attrs.kernel;
+  const [sh, sw] = attrs.stride;
+  const [ph, pw] = attrs.padding;
+  const kernel = g.floats(new Array(c * kh * kw).fill(1 / (kh * kw)), [c, 1, kh, kw]);
+  return g.op("ConvTranspose", [dy, kernel], inputShape, [
+    intsAttr("kernel_shape", attrs.kernel),
+    intsAttr("strides", attrs.stride),
+    intsAttr("pads", [ph, pw, ph, pw]),
+    intAttr("group", c),
+    intsAttr("output_padding", [
+      h - (sh * (ho - 1) + kh - 2 * ph),
+      w - (sw * (wo - 1) + kw - 2 * pw),
+    ]),
+  ]);
+}
