@@ -14,13 +14,12 @@ import { tfjsBackend } from "../src/backends/tfjs/index.js";
 import { runtimeImportFor } from "../src/backends/tfjs/runtime-import.js";
 import { tfjsWeightsFromTorch } from "../src/backends/tfjs/weights.js";
 import { compileSpec } from "../src/compiler/index.js";
-import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { loadWeightsInto } from "../src/runtime/train/checkpoint.js";
-import { Rng } from "../src/util/rng.js";
+import { testWeights } from "./helpers/weights.js";
 
 const TOLERANCE = 1e-4;
 const specDir = packagePath("specs");
@@ -39,32 +38,6 @@ function compile(path: string): ModelIR {
   const { ir } = compileSpec(readFileSync(path, "utf8"), path);
   assert.ok(ir, path);
   return ir;
-}
-
-/**
- * Seeded init made harder to match: conv/linear weights doubled (PyTorch's default shrinks
- * activations layer by layer, which would leave near-uniform outputs that hide mistakes; doubled,
- * the logits spread over several units and depend on the image), and BN statistics and affine
- * parameters moved off 0/1 so BN really acts.
- */
-function testWeights(ir: ModelIR): WeightMap {
-  const weights = torchInitWeights(ir, 2024);
-  const rng = new Rng(77);
-  for (const node of ir.nodes) {
-    for (const p of node.params) {
-      const w = weights.get(p.name);
-      if (!w) continue;
-      if (p.init.type === "fill") {
-        const positive = p.init.value > 0;
-        w.data = Float32Array.from(w.data, () =>
-          positive ? rng.uniform(0.5, 2) : rng.uniform(-0.5, 0.5),
-        );
-      } else if (p.role === "weight") {
-        w.data = w.data.map((v) => v * 2);
-      }
-    }
-  }
-  return weights;
 }
 
 /** MNIST test images normalized as the spec says (one channel: NCHW and NHWC are the same). */

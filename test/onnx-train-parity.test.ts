@@ -1,0 +1,172 @@
+// Parity of the compiled training step (onnx-train backend on onnxruntime) with the tfjs program's
+// step: from the same weights, batch and dropout masks, one step gives the same loss and the same
+// updated parameters, batch-norm buffers and optimizer slots (the first step's momentum buffer is
+// the gradient itself) within 1e-4 of each tensor's scale, for every shipped spec, a spec with every
+// op, and each optimizer form.
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { after, test } from "node:test";
+import type * as tfNs from "@tensorflow/tfjs";
+import { onnxBackend } from "../src/backends/onnx/index.js";
+import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
+import { tfjsParams, tfjsWeightsFromTorch } from "../src/backends/tfjs/weights.js";
+import { loadProgram } from "../src/cli/program.js";
+import { compileSpec } from "../src/compiler/index.js";
+import type { ModelIR, OptimizerIR } from "../src/compiler/ir.js";
+import { encodeModel } from "../src/formats/onnx-proto.js";
+import { packagePath } from "../src/paths.js";
+import { BatchAssembler } from "../src/runtime/data/batches.js";
+import { loadMnist } from "../src/runtime/data/mnist.js";
+import { onnxStepper } from "../src/runtime/onnx-train/stepper.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { loadWeightsInto } from "../src/runtime/train/checkpoint.js";
+import { createOptimizer } from "../src/runtime/train/optim.js";
+import { type Stepper, tfjsStepper } from "../src/runtime/train/step.js";
+import { testWeights } from "./helpers/weights.js";
+
+// tfjs on its cpu engine: float32 without the wasm convolutions' rounding noise, which breaks the
+// exact ties of max-pool windows over MNIST's flat background one way or the other (each way a
+// valid gradient, a few 1e-3 apart; PyTorch in float64 agrees with cpu and ONNX to 1e-7).
+process.env.MNISTC_ENGINE = "cpu";
+const BATCH = 8;
+const dir = mkdtempSync(join(tmpdir(), "mnistc-train-parity-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const { tf } = await initEngine();
+const mnist = loadMnist({ trainLimit: 20 * BATCH, testLimit: 0 });
+
+const specs = [
+  ...readdirSync(packagePath("specs"))
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => packagePath("specs", f)),
+  packagePath("test", "fixtures", "specs", "good", "every-op.yaml"),
+];
+
+function compile(path: string): ModelIR {
+  const { ir } = compileSpec(readFileSync(path, "utf8"), path);
+  assert.ok(ir, path);
+  return ir;
+}
+
+interface Side {
+  model: tfNs.LayersModel;
+  stepper: Stepper;
+  dispose(): void;
+}
+
+/** One side of the comparison: the emitted tfjs model at the test weights, and a stepper on it. */
+async function side(ir: ModelIR, onnx: boolean): Promise<Side> {
+  const program = await loadProgram(ir, mkdtempSync(join(dir, `${ir.name}-`)));
+  const model = program.buildModel(tf, { seed: ir.train.seed });
+  const mapped = tfjsWeightsFromTorch(ir, testWeights(ir));
+  assert.ok(!("error" in mapped));
+  loadWeightsInto(tf, model, mapped.weights, ir.name);
+  const optimizer = createOptimizer(tf, ir.train.optimizer);
+  const stepper = onnx
+    ? await onnxStepper({
+        stepGraph: (batch) => {
+          const { model: m, signature } = buildTrainingStep(ir, batch);
+          return { bytes: encodeModel(m), signature };
+        },
+        evalGraph: (weights) => onnxBackend.emit(ir, { weights }).files[0]?.contents as Uint8Array,
+        placements: tfjsParams(ir).map((p) => ({
+          name: p.param.name,
+          tfjsName: p.tfjsName,
+          shape: p.param.shape,
+          layout: p.layout,
+        })),
+        optimizer: ir.train.optimizer,
+        threads: 1,
+      })({ tf, model, optimizer, spec: program.spec, batchSize: BATCH })
+    : tfjsStepper(tf, model, optimizer, [28, 28]);
+  return {
+    model,
+    stepper,
+    dispose: () => {
+      stepper.dispose();
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}
+
+/** Every weight of the model by tfjs name. */
+function values(model: tfNs.LayersModel): Map<string, Float32Array> {
+  return new Map(model.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array]));
+}
+
+/**
+ * max |a − b| over the tensor's scale: its largest |b|, or `floor` if larger (a conv bias before
+ * batch norm has no gradient in exact arithmetic: its float32 value is rounding noise).
+ */
+function relative(a: Float32Array, b: Float32Array, floor = 1e-6): number {
+  let diff = 0;
+  let scale = floor;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs((a[i] ?? 0) - (b[i] ?? 0)));
+    scale = Math.max(scale, Math.abs(b[i] ?? 0));
+  }
+  return diff / scale;
+}
+
+const largest = (arrays: Float32Array[]) =>
+  arrays.reduce((m, a) => a.reduce((n, v) => Math.max(n, Math.abs(v)), m), 0);
+
+const OPTIMIZERS: [string, OptimizerIR | undefined][] = [
+  ["the spec's optimizer", undefined],
+  [
+    "SGD nesterov, weight decay",
+    { type: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true },
+  ],
+  [
+    "Adam, weight decay",
+    { type: "adam", lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-4 },
+  ],
+];
+
+for (const file of specs) {
+  for (const [what, optimizer] of OPTIMIZERS) {
+    // Every optimizer on the spec with every op; the shipped specs with their own.
+    if (optimizer && !file.endsWith("every-op.yaml")) continue;
+    test(`one step of ${basename(file)}, ${what}: ONNX equals tfjs (1e-4)`, async () => {
+      const ir = compile(file);
+      if (optimizer) ir.train.optimizer = optimizer;
+      const a = await side(ir, false);
+      const b = await side(ir, true);
+      const assembler = new BatchAssembler(mnist.train, BATCH, ir.classes, {
+        mean: ir.data.mean[0] ?? 0,
+        std: ir.data.std[0] ?? 1,
+      });
+      const hyper = { lr: 0.05, momentum: 0.9 };
+      const ra = await a.stepper.step(assembler.fill(0, BATCH), hyper);
+      const rb = await b.stepper.step(assembler.fill(0, BATCH), hyper);
+      assert.ok(
+        Math.abs(ra.loss - rb.loss) <= 1e-4 * Math.abs(ra.loss),
+        `loss ${ra.loss} vs ${rb.loss}`,
+      );
+      assert.equal(rb.correct, ra.correct);
+      b.stepper.sync();
+      const [wa, wb] = [values(a.model), values(b.model)];
+      for (const [name, data] of wa) {
+        const other = wb.get(name);
+        assert.ok(other, name);
+        assert.ok(relative(other, data) <= 1e-4, `${name}: ${relative(other, data)}`);
+      }
+      const [sa, sb] = [await a.stepper.optimizerState(), await b.stepper.optimizerState()];
+      assert.equal(sb.step, sa.step);
+      const slots = new Map(sb.slots.map((s) => [s.name, s.data]));
+      const floor = 1e-3 * largest(sa.slots.map((s) => s.data));
+      assert.equal(slots.size, sa.slots.length);
+      for (const slot of sa.slots) {
+        const other = slots.get(slot.name);
+        assert.ok(other, slot.name);
+        const error = relative(other, slot.data, floor);
+        assert.ok(error <= 1e-4, `${slot.name}: ${error}`);
+      }
+      a.dispose();
+      b.dispose();
+    });
+  }
+}
