@@ -1,5 +1,7 @@
 // `npm run bench:train [-- options]`: time one training step (forward, backward, SGD-momentum
-// update) of a spec's net, by default the seed's (specs/step4.yaml), on random MNIST-shaped data.
+// update) of a spec's net, by default the seed's (specs/step4.yaml), on random MNIST-shaped data,
+// side by side: the tfjs program, the compiled ONNX step on 1 and 2 threads, and PyTorch's step
+// of the seed's own Net on 1 and 2 threads when Debian's python3-torch is installed.
 // The model is the real one: the spec is compiled, emitted by the tfjs backend, and the emitted
 // model.mjs builds it; the step is the training loop's own `trainStep` (NLL on log-softmax, the
 // runtime's optimizer).
@@ -11,21 +13,26 @@
 //   --profile        also profile one step: top kernels by time (tf.profile)
 //   --json           the figures as JSON on stdout
 // MNISTC_ENGINE=wasm|cpu|tensorflow picks the engine (default: the fastest that loads).
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
+import { tfjsParams } from "../src/backends/tfjs/weights.js";
 import { loadProgram } from "../src/cli/program.js";
 import { compileSpec, formatDiagnostic } from "../src/compiler/index.js";
 import type { ModelIR } from "../src/compiler/ir.js";
+import { encodeModel } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 import type { Batch } from "../src/runtime/data/batches.js";
+import { onnxStepper } from "../src/runtime/onnx-train/stepper.js";
 import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
 import type { BuildModel } from "../src/runtime/train/loop.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
-import { namedParams, trainStep } from "../src/runtime/train/step.js";
+import { tfjsStepper } from "../src/runtime/train/step.js";
 import { Rng } from "../src/util/rng.js";
-import { type KernelTime, mean, median, topKernels } from "./stats.js";
+import { type KernelTime, median, topKernels } from "./stats.js";
 
 class BenchError extends Error {}
 
@@ -101,15 +108,10 @@ async function emittedBuildModel(ir: ModelIR): Promise<BuildModel> {
   }
 }
 
-/** The training loop's own step (`trainStep`) on one fixed batch of random MNIST-shaped data. */
-function makeStep(tf: Tfjs, ir: ModelIR, buildModel: BuildModel, batchSize: number) {
-  const model = buildModel(tf, { seed: ir.train.seed });
-  const params = namedParams(model);
-  const optimizer = createOptimizer(tf, ir.train.optimizer);
+/** One fixed batch of random MNIST-shaped data (uniform over the normalized pixel range). */
+function randomBatch(ir: ModelIR, batchSize: number): Batch {
   const { height, width, channels } = ir.input;
   const rng = new Rng(1);
-  const pixels = batchSize * height * width * channels;
-  // Uniform over the range of normalised pixels, (0 − mean)/std … (1 − mean)/std.
   const mean = ir.data.mean[0] ?? 0;
   const std = ir.data.std[0] ?? 1;
   const labels = Uint8Array.from({ length: batchSize }, () => rng.int(ir.classes));
@@ -117,65 +119,169 @@ function makeStep(tf: Tfjs, ir: ModelIR, buildModel: BuildModel, batchSize: numb
   labels.forEach((label, i) => {
     oneHot[i * ir.classes + label] = 1;
   });
-  const batch: Batch = {
+  const pixels = batchSize * height * width * channels;
+  return {
     size: batchSize,
     images: Float32Array.from({ length: pixels }, () => rng.uniform(-mean / std, (1 - mean) / std)),
     oneHot,
     labels,
   };
+}
+
+/** A stepper on the model `buildModel` builds: the training loop's own step, tfjs or ONNX. */
+async function makeStepper(
+  tf: Tfjs,
+  ir: ModelIR,
+  buildModel: BuildModel,
+  batchSize: number,
+  threads: number | undefined,
+): Promise<{ step: () => Promise<number>; dispose: () => void }> {
+  const model = buildModel(tf, { seed: ir.train.seed });
+  const optimizer = createOptimizer(tf, ir.train.optimizer);
+  const stepper =
+    threads === undefined
+      ? tfjsStepper(tf, model, optimizer, [ir.input.height, ir.input.width])
+      : await onnxStepper({
+          stepGraph(batch) {
+            const { model: graph, signature } = buildTrainingStep(ir, batch);
+            return { bytes: encodeModel(graph), signature };
+          },
+          evalGraph: () => new Uint8Array(),
+          placements: tfjsParams(ir).map((p) => ({
+            name: p.param.name,
+            tfjsName: p.tfjsName,
+            shape: p.param.shape,
+            layout: p.layout,
+          })),
+          optimizer: ir.train.optimizer,
+          threads,
+        })({ tf, model, optimizer, spec: { ...ir, params: [] } as never, batchSize });
+  const batch = randomBatch(ir, batchSize);
   const hyper = { lr: ir.train.optimizer.lr };
-  return (): number => trainStep(tf, model, params, optimizer, batch, [height, width], hyper).loss;
+  return {
+    step: async () => (await stepper.step(batch, hyper)).loss,
+    dispose: () => {
+      stepper.dispose();
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}
+
+interface Row {
+  what: string;
+  threads: number;
+  medianMs: number;
+  minMs: number;
+  cpuMedianMs?: number;
+  loss?: number;
+}
+
+async function timeSteps(
+  what: string,
+  threads: number,
+  run: { step: () => Promise<number> },
+  options: Options,
+): Promise<Row> {
+  for (let i = 0; i < options.warmup; i++) await run.step();
+  const times: number[] = [];
+  const cpuTimes: number[] = [];
+  let loss = Number.NaN;
+  for (let i = 0; i < options.steps; i++) {
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    loss = await run.step();
+    const used = process.cpuUsage(cpu);
+    times.push(performance.now() - started);
+    cpuTimes.push((used.user + used.system) / 1000);
+  }
+  return {
+    what,
+    threads,
+    medianMs: round(median(times)),
+    minMs: round(Math.min(...times)),
+    cpuMedianMs: round(median(cpuTimes)),
+    loss: round(loss, 4),
+  };
+}
+
+/** PyTorch's step of the seed's Net at each thread count, when Debian's python3-torch is there. */
+function torchRows(options: Options): Row[] {
+  const script = packagePath("tools", "torch-reference", "bench_step.py");
+  const r = spawnSync(
+    "/usr/bin/python3",
+    [
+      script,
+      "--batch-size",
+      String(options.batchSize),
+      "--steps",
+      String(options.steps),
+      "--warmup",
+      String(options.warmup),
+      "1",
+      "2",
+    ],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) return [];
+  return r.stdout
+    .trim()
+    .split("\n")
+    .map((line: string) => JSON.parse(line) as { threads: number; torch: string; medianMs: number })
+    .map((t) => ({
+      what: `PyTorch ${t.torch}`,
+      threads: t.threads,
+      medianMs: t.medianMs,
+      minMs: Number.NaN,
+    }));
 }
 
 async function main(): Promise<void> {
   const options = readOptions(process.argv.slice(2));
   const { tf, name: engine } = await initEngine();
   const ir = compile(options.spec);
-  const step = makeStep(tf, ir, await emittedBuildModel(ir), options.batchSize);
+  const buildModel = await emittedBuildModel(ir);
   process.stderr.write(
-    `bench:train ${ir.name}, batch ${options.batchSize}, engine ${engine}: ` +
-      `${options.warmup} warm-up + ${options.steps} timed steps\n`,
+    `bench:train ${ir.name}, batch ${options.batchSize}: ${options.warmup} warm-up + ${options.steps} timed steps each\n`,
   );
-
-  for (let i = 0; i < options.warmup; i++) step();
-  const times: number[] = [];
-  // CPU time too: the machine is shared, and wall time under load overstates a step (the wasm
-  // engine is single-threaded, so CPU time is what one step costs on an idle core).
-  const cpuTimes: number[] = [];
-  let loss = Number.NaN;
-  for (let i = 0; i < options.steps; i++) {
-    const started = performance.now();
-    const cpu = process.cpuUsage();
-    loss = step();
-    const used = process.cpuUsage(cpu);
-    times.push(performance.now() - started);
-    cpuTimes.push((used.user + used.system) / 1000);
-  }
+  const rows: Row[] = [];
+  const run = async (what: string, threads: number | undefined) => {
+    const stepper = await makeStepper(tf, ir, buildModel, options.batchSize, threads);
+    rows.push(await timeSteps(what, threads ?? 1, stepper, options));
+    stepper.dispose();
+    process.stderr.write(`  ${what}${threads ? ` (${threads} threads)` : ""}: done\n`);
+  };
+  await run(`tfjs program (${engine})`, undefined);
+  await run("ONNX step (onnxruntime)", 1);
+  await run("ONNX step (onnxruntime)", 2);
+  // The reference is the seed's own Net: the same as step4 only for step4.
+  if (ir.name === "step4") rows.push(...torchRows(options));
   let kernels: KernelTime[] | undefined;
   if (options.profile) {
-    const profile = await tf.profile(() => {
-      step();
+    const model = buildModel(tf, { seed: ir.train.seed });
+    const stepper = await makeStepper(tf, ir, buildModel, options.batchSize, undefined);
+    const profile = await tf.profile(async () => {
+      await stepper.step();
     });
+    stepper.dispose();
+    model.dispose();
     kernels = await topKernels(
       profile.kernels,
       (k) => (tf.getKernel(k, tf.getBackend()) as unknown) !== undefined,
     );
   }
-
-  const medianMs = median(times);
+  const torchAt = (threads: number) =>
+    rows.find((r) => r.what.startsWith("PyTorch") && r.threads === threads);
   const result = {
     spec: ir.name,
-    engine,
     batchSize: options.batchSize,
     steps: options.steps,
-    medianMs: round(medianMs),
-    meanMs: round(mean(times)),
-    minMs: round(Math.min(...times)),
-    maxMs: round(Math.max(...times)),
-    cpuMedianMs: round(median(cpuTimes)),
-    imagesPerSecond: round((options.batchSize * 1000) / medianMs),
     loadAverage: round(loadavg()[0] as number, 2),
-    loss: round(loss, 4),
+    cores: cpus().length,
+    rows: rows.map((r) => {
+      const reference = torchAt(r.threads);
+      return { ...r, vsPyTorch: reference ? round(r.medianMs / reference.medianMs, 2) : null };
+    }),
     ...(kernels ? { kernels } : {}),
   };
   if (options.json) {
@@ -183,14 +289,17 @@ async function main(): Promise<void> {
     return;
   }
   const lines = [
-    `engine ${engine}, ${ir.name}, batch ${options.batchSize}, ${options.steps} steps`,
-    `ms/step: median ${result.medianMs}, mean ${result.meanMs} (min ${result.minMs}, max ${result.maxMs})`,
-    `cpu ms/step: median ${result.cpuMedianMs} (load average ${result.loadAverage} on ${cpus().length} cores)`,
-    `images/s: ${result.imagesPerSecond}`,
+    `${ir.name}, batch ${options.batchSize}, median of ${options.steps} steps (load average ${result.loadAverage} on ${result.cores} cores)`,
+    `${"".padEnd(34)} ${"threads".padStart(7)} ${"ms/step".padStart(9)} ${"images/s".padStart(9)} ${"× PyTorch".padStart(10)}`,
+    ...result.rows.map(
+      (r) =>
+        `${r.what.padEnd(34)} ${String(r.threads).padStart(7)} ${r.medianMs.toFixed(1).padStart(9)} ${String(round((options.batchSize * 1000) / r.medianMs, 0)).padStart(9)} ${(r.vsPyTorch === null ? "" : r.vsPyTorch.toFixed(2)).padStart(10)}`,
+    ),
+    "× PyTorch: ms per step over PyTorch's at the same thread count (below 1 is faster).",
   ];
   if (kernels) {
     const total = kernels.reduce((s, k) => s + k.ms, 0);
-    lines.push(`top kernels of one profiled step (${round(total)} ms in the kernels listed):`);
+    lines.push(`top tfjs kernels of one profiled step (${round(total)} ms in the kernels listed):`);
     for (const k of kernels) {
       lines.push(`  ${k.name.padEnd(24)} ${String(round(k.ms)).padStart(8)} ms  ${k.calls} calls`);
     }

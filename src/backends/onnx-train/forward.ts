@@ -9,6 +9,7 @@ import { intAttr, intsAttr } from "../../formats/onnx-proto.js";
 import type { OpTable } from "../backend.js";
 import { onnxOps } from "../onnx/ops.js";
 import type { OnnxGraph, Tensor } from "./graph.js";
+import { convForward } from "./lowering.js";
 
 export interface TrainForwardContext {
   g: OnnxGraph;
@@ -60,7 +61,16 @@ const param = (ctx: TrainForwardContext, role: ParamIR["role"]): Tensor => {
 };
 
 export const TRAIN_FORWARD: OpTable<TrainForward, TrainForwardContext> = {
-  conv: inference,
+  conv: (node, ctx) => ({
+    output: convForward(ctx.g, {
+      x: first(ctx),
+      weight: param(ctx, "weight"),
+      bias: ctx.params.bias,
+      attrs: node.attrs,
+      outputShape: [ctx.batch, ...node.outShape],
+    }),
+    saved: {},
+  }),
   relu: inference,
 
   // x̂ = (x − μ)/σ over N, H, W (two passes: E[x²] − μ² cancels badly in float32); y = γ·x̂ + β.
