@@ -328,10 +328,7 @@ test("max-pool gradient: dy to each window's first maximum, summed where windows
       return maxPoolGrad(g, { dy: t.dy as Tensor, indices, inputShape: [1, 1, 3, 3] });
     },
   );
-  assert.deepEqual(
-    [...out],
-    [0, 0, 0, 0, 1 + 10 + 100, 0, 0, 0, 0].map((v, i) => (i === 5 ? 1000 : v)),
-  );
+  assert.deepEqual([...out], [0, 0, 0, 0, 1 + 10 + 100, 0, 0, 0, 1000]);
 });
 
 test("average-pool gradient: dy/(kh·kw) over each window, padding counted", async () => {
