@@ -86,10 +86,10 @@ addTrainOptions(train)
   .addOption(
     new Option(
       "--backend <name>",
-      "who takes the training steps: tfjs (the emitted program) or onnx (the compiled step on onnxruntime)",
+      "who takes the training steps: onnx (the compiled step on onnxruntime, faster) or tfjs (the emitted program)",
     )
-      .choices(["tfjs", "onnx"])
-      .default("tfjs"),
+      .choices(["onnx", "tfjs"])
+      .default("onnx"),
   )
   .option(
     "--threads <n>",

@@ -22,14 +22,16 @@ function mnistc(...args: string[]) {
 
 // step4 (a chain: tf.sequential) and a graph with every op (functional API, grouped and dilated
 // convs on the wasm engine's kernels, a residual add).
-const RUNS: [string, string, number][] = [
-  ["step4", step4, 16478],
-  ["every-op", packagePath("test", "fixtures", "specs", "good", "every-op.yaml"), 1618],
+// [spec name, file, trainable parameters, backend]
+const RUNS: [string, string, number, string][] = [
+  ["step4", step4, 16478, "onnx"],
+  ["every-op", packagePath("test", "fixtures", "specs", "good", "every-op.yaml"), 1618, "onnx"],
+  ["every-op", packagePath("test", "fixtures", "specs", "good", "every-op.yaml"), 1618, "tfjs"],
 ];
 
-for (const [name, spec, trainable] of RUNS)
-  test(`mnistc train ${name}: runs the emitted program and writes the run's outputs`, () => {
-    const out = join(tmp, name);
+for (const [name, spec, trainable, backend] of RUNS)
+  test(`mnistc train ${name} --backend ${backend}: runs and writes the run's outputs`, () => {
+    const out = join(tmp, `${name}-${backend}`);
     const small = [
       "--train-limit",
       "64",
@@ -40,7 +42,7 @@ for (const [name, spec, trainable] of RUNS)
       "--epochs",
       "1",
     ];
-    const r = mnistc("train", spec, ...small, "--out", out, "--json");
+    const r = mnistc("train", spec, ...small, "--backend", backend, "--out", out, "--json");
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^engine: \w+ \(TensorFlow\.js [\d.]+\)$/m);
     assert.match(
@@ -50,6 +52,7 @@ for (const [name, spec, trainable] of RUNS)
     assert.match(r.stderr, /^epoch 1\/1 {2}train loss [\d.]+ acc [\d.]+% {2}test loss/m);
     const metrics = JSON.parse(r.stdout) as RunMetrics;
     assert.equal(metrics.spec, name);
+    assert.match(metrics.backend, new RegExp(`^${backend}`));
     assert.ok(metrics.epochs.every((e) => Number.isFinite(e.trainLoss)));
     assert.equal(metrics.options.batchSize, 32);
     assert.equal(metrics.epochs.length, 1);

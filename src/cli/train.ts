@@ -53,7 +53,7 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
   const { runTraining } = await import("../runtime/train/loop.js");
   const { tf, name } = await initEngine();
   if (!opts.quiet) process.stderr.write(`mnistc: ${ir.name} -> ${programDir}\n`);
-  const { backend = "tfjs", threads, ...trainOptions } = opts;
+  const { backend = "onnx", threads, ...trainOptions } = opts;
   await runTraining({
     tf,
     engine: name,

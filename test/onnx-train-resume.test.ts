@@ -1,0 +1,86 @@
+// Checkpoints are interchangeable between the backends: a run trained on one resumes on the other.
+// An ONNX run interrupted after an epoch and resumed on ONNX is the uninterrupted run exactly; a
+// tfjs epoch then an ONNX one (and the other way round) end within float32 noise of it.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { onnxBackend } from "../src/backends/onnx/index.js";
+import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
+import { tfjsParams } from "../src/backends/tfjs/weights.js";
+import { loadProgram } from "../src/cli/program.js";
+import { compileSpec } from "../src/compiler/index.js";
+import { encodeModel } from "../src/formats/onnx-proto.js";
+import { packagePath } from "../src/paths.js";
+import { loadMnist } from "../src/runtime/data/mnist.js";
+import { onnxStepper } from "../src/runtime/onnx-train/stepper.js";
+import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { runTraining } from "../src/runtime/train/loop.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "mnistc-resume-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const path = packagePath("specs", "sepres.yaml");
+const compiled = compileSpec(readFileSync(path, "utf8"), path).ir;
+assert.ok(compiled);
+const ir = compiled;
+// StepLR: the schedule of epoch 2 does not depend on how many epochs the first run was told.
+ir.train.scheduler = { type: "step", stepSize: 1, gamma: 0.5 };
+ir.train.batchSize = 32;
+const { tf, name: engine } = await initEngine();
+const program = await loadProgram(ir, join(tmp, "program"));
+const data = loadMnist({ trainLimit: 256, testLimit: 100 });
+const stepper = onnxStepper({
+  stepGraph(batch) {
+    const { model, signature } = buildTrainingStep(ir, batch);
+    return { bytes: encodeModel(model), signature };
+  },
+  evalGraph: (weights) => onnxBackend.emit(ir, { weights }).files[0]?.contents as Uint8Array,
+  placements: tfjsParams(ir).map((p) => ({
+    name: p.param.name,
+    tfjsName: p.tfjsName,
+    shape: p.param.shape,
+    layout: p.layout,
+  })),
+  optimizer: ir.train.optimizer,
+  threads: 1,
+});
+
+async function train(out: string, onnx: boolean, epochs: number, resume = false) {
+  const metrics = await runTraining({
+    tf,
+    engine,
+    spec: program.spec,
+    buildModel: program.buildModel,
+    data,
+    options: { quiet: true, out: join(tmp, out), epochs, resume },
+    ...(onnx ? { stepper } : {}),
+  });
+  return metrics.epochs.at(-1);
+}
+
+test("checkpoints move between the tfjs and ONNX backends", async () => {
+  const reference = await train("onnx", true, 2);
+  await train("onnx-resumed", true, 1);
+  const resumed = await train("onnx-resumed", true, 2, true);
+  await train("from-tfjs", false, 1);
+  const fromTfjs = await train("from-tfjs", true, 2, true);
+  await train("to-tfjs", true, 1);
+  const toTfjs = await train("to-tfjs", false, 2, true);
+  assert.ok(reference && resumed && fromTfjs && toTfjs);
+  for (const key of ["trainLoss", "testLoss", "testAccuracy"] as const) {
+    assert.ok(
+      Math.abs(resumed[key] - reference[key]) < 1e-6,
+      `resumed ${key}: ${resumed[key]} vs ${reference[key]}`,
+    );
+    assert.ok(
+      Math.abs(fromTfjs[key] - reference[key]) < 2e-3,
+      `from tfjs ${key}: ${fromTfjs[key]} vs ${reference[key]}`,
+    );
+    assert.ok(
+      Math.abs(toTfjs[key] - reference[key]) < 2e-3,
+      `to tfjs ${key}: ${toTfjs[key]} vs ${reference[key]}`,
+    );
+  }
+});
