@@ -96,10 +96,7 @@ export const TRAIN_FORWARD: OpTable<TrainForward, TrainForwardContext> = {
       stat,
     );
     const xhat = g.mul(centred, invstd);
-    const y = g.add(
-      g.mul(xhat, g.perChannel(param(ctx, "weight"))),
-      g.perChannel(param(ctx, "bias")),
-    );
+    const y = g.affine(xhat, param(ctx, "weight"), param(ctx, "bias"));
     const m = node.attrs.momentum;
     const running = (role: "running_mean" | "running_var", batchValue: Tensor, factor: number) => {
       const old = param(ctx, role);

@@ -135,6 +135,16 @@ export class OnnxGraph implements GradBuilder<Tensor> {
     return this.reshape(a, [1, sizeOf(a.shape), 1, 1]);
   }
 
+  /** BatchNormalization's inference form with mean 0, variance 1 and ε 0 is exactly a·s + t. */
+  affine(a: Tensor, scale: Tensor, shift: Tensor): Tensor {
+    const c = a.shape[1] ?? 0;
+    const zeros = this.floats(new Array(c).fill(0), [c]);
+    const ones = this.floats(new Array(c).fill(1), [c]);
+    return this.op("BatchNormalization", [a, scale, shift, zeros, ones], a.shape, [
+      floatAttr("epsilon", 0),
+    ]);
+  }
+
   /** Σ over `axes`; ReduceSum over N, H, W of NCHW keeps float32's accuracy (a long single-axis
    * reduction of 86k values does not, see design.md). */
   reduceSum(a: Tensor, axes: number[], keepdims: boolean): Tensor {
