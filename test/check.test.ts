@@ -22,6 +22,7 @@ const bad = (name: string) => `test/fixtures/specs/bad/${name}.yaml`;
 const CASES: [string, string[], string][] = [
   ["syntax", ["E0001", "E0001"], "2:1"],
   ["empty", ["E0002"], "1:1"],
+  ["too-deep", ["E0003"], "4:72"],
   ["not-a-map", ["E0104"], "1:1"],
   ["unknown-layer", ["E0101", "E0101", "E0101", "E0101"], "5:5"],
   ["missing-field", ["E0102", "E0102", "E0102"], "1:8"],
@@ -34,6 +35,7 @@ const CASES: [string, string[], string][] = [
   ["block-name", ["E0109", "E0109"], "4:5"],
   ["bad-value", ["E0110", "E0110"], "9:22"],
   ["dataset", ["E0111", "E0111", "E0111", "E0111"], "1:8"],
+  ["name-path", ["E0112"], "2:1"],
   ["kernel-too-large", ["E0201"], "7:5"],
   ["size-collapses", ["E0201"], "6:5"],
   ["linear-without-flatten", ["E0203"], "5:5"],
@@ -42,6 +44,7 @@ const CASES: [string, string[], string][] = [
   ["head-classes", ["E0205"], "6:5"],
   ["no-log-softmax", ["E0206"], "6:5"],
   ["over-budget", ["E0301"], "6:5"],
+  ["too-large", ["E0302"], "6:5"],
 ];
 
 for (const [name, codes, at] of CASES) {

@@ -1,6 +1,6 @@
 // `mnistc compile SPEC --target tfjs|onnx -o OUT [--weights CHECKPOINT]`: emit a backend's output
 // and write it (a directory for tfjs, one file for onnx).
-import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { BACKENDS, findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
@@ -9,6 +9,7 @@ import { formatDiagnostic } from "../compiler/index.js";
 import type { WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
 import { readCheckpoint } from "../runtime/train/checkpoint.js";
+import { writeFileAtomic } from "../util/files.js";
 import { loadSpec } from "./spec.js";
 
 export interface CompileOptions {
@@ -28,13 +29,7 @@ function loadWeights(
 }
 
 function write(path: string, contents: string | Uint8Array): void {
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, contents);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new UserError(`${path}: cannot write (${code})`);
-  }
+  writeFileAtomic(path, contents);
 }
 
 function isDirectory(path: string): boolean {

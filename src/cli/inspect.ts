@@ -1,22 +1,15 @@
 // `mnistc inspect MODEL.onnx [--json]`: what is inside an ONNX file (any, not only mnistc's).
-import { readFile } from "node:fs/promises";
 import { describeModel, formatDescription } from "../backends/onnx/dump.js";
-import { UserError } from "../errors.js";
 import { decodeModel } from "../formats/onnx-proto.js";
+import { MAX_MODEL_BYTES } from "../runtime/inference/limits.js";
+import { readRegularFile } from "../util/files.js";
 
 export interface InspectOptions {
   json?: boolean;
 }
 
 async function readModelBytes(file: string): Promise<Uint8Array> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UserError(`${file}: no such file`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory, not an ONNX file`);
-    throw new UserError(`${file}: cannot read (${code ?? err})`);
-  }
+  return readRegularFile(file, { maxBytes: MAX_MODEL_BYTES, what: "an ONNX file" });
 }
 
 export async function inspect(file: string, opts: InspectOptions): Promise<number> {

@@ -1,15 +1,15 @@
 // `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/`, load
 // that program's `model.mjs` and run the same training function its `train.mjs` calls, so what
 // this command trains is exactly the emitted program.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
 import { formatDiagnostic } from "../compiler/index.js";
-import { UserError } from "../errors.js";
 import type { BuildModel, TrainSpec } from "../runtime/train/loop.js";
+import { checkOutFolder, outFolder } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
+import { writeFileAtomic } from "../util/files.js";
 import { loadSpec } from "./spec.js";
 
 interface EmittedProgram {
@@ -18,16 +18,7 @@ interface EmittedProgram {
 }
 
 function writeProgram(dir: string, files: { path: string; contents: string | Uint8Array }[]): void {
-  for (const file of files) {
-    const path = join(dir, file.path);
-    try {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(path, file.contents);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new UserError(`${path}: cannot write (${code})`);
-    }
-  }
+  for (const file of files) writeFileAtomic(join(dir, file.path), file.contents);
 }
 
 export async function train(specPath: string, opts: TrainOptions): Promise<number> {
@@ -35,7 +26,9 @@ export async function train(specPath: string, opts: TrainOptions): Promise<numbe
   if (!ir) return 1;
   const backend = findBackend("tfjs");
   if (!backend) throw new Error("the tfjs backend is not registered");
-  const out = resolve(opts.out ?? join("runs", ir.name));
+  const out = outFolder(ir.name, opts.out);
+  // Before anything is written: a folder holding a run is not overwritten by accident.
+  checkOutFolder(out, opts);
   const programDir = join(out, "program");
   const result = backend.emit(ir, { runtimeImport: runtimeImportFor(programDir) });
   for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);

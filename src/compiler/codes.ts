@@ -9,6 +9,7 @@ export const CODES = {
   E0000: "cannot read the spec file",
   E0001: "YAML syntax error",
   E0002: "empty spec",
+  E0003: "spec too large or nested too deeply to parse",
   E0101: "unknown layer type",
   E0102: "missing field",
   E0103: "unknown field",
@@ -20,12 +21,14 @@ export const CODES = {
   E0109: "invalid block name",
   E0110: "unknown value",
   E0111: "spec does not fit its dataset",
+  E0112: "model name cannot be a folder name",
   E0201: "kernel or pool window larger than its input (the spatial size would collapse)",
   E0203: "linear on an image without flatten",
   E0204: "layer needs an image input",
   E0205: "output is not [classes]",
   E0206: "last layer is not log_softmax",
   E0301: "over the parameter budget",
+  E0302: "layer or model too large to allocate",
 } as const;
 
 export const BACKEND_CODES = {

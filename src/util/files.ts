@@ -67,6 +67,8 @@ export interface ReadOptions {
   maxBytes: number;
   /** What the file should be, for messages: "an ONNX file", "a spec file", "an image". */
   what: string;
+  /** Refuse a symbolic link too (files named inside an artifact, which must stay in its folder). */
+  noFollow?: boolean;
 }
 
 /** Binary sizes for messages: `1 MiB`, `512 KiB`, `300 bytes`. */
@@ -81,10 +83,16 @@ export function formatBytes(n: number): string {
 export function readRegularFile(path: string, options: ReadOptions): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const noFollow = options.noFollow ? constants.O_NOFOLLOW : 0;
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | noFollow);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new UserError(`${path}: no such file`);
+    if (code === "ELOOP" && options.noFollow) {
+      throw new UserError(
+        `${path}: is a symbolic link; refused (it could point outside its folder)`,
+      );
+    }
     if (code === "ENXIO")
       throw new UserError(`${path}: is a socket or device, not ${options.what}`);
     throw new UserError(`${path}: cannot read (${errnoText(err)})`);

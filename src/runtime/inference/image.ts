@@ -236,10 +236,10 @@ function decodePgm(bytes: Uint8Array, file: string): GrayImage {
     throw new UserError(`${file}: PGM maxval ${maxval} is outside 1..65535`);
   }
   const count = width * height;
-  // Before allocating: the data must be able to hold `count` pixels (P5: 1 or 2 bytes each; P2: a
-  // digit and a separator each, but the last).
+  // Before allocating: the data must be able to hold `count` pixels (P5: 1 or 2 bytes each; P2:
+  // at least a digit each), so a short file cannot declare a large image.
   const available = Math.max(0, bytes.length - header.pos - 1);
-  const need = binary ? count * (maxval > 255 ? 2 : 1) : 2 * count - 1;
+  const need = binary ? count * (maxval > 255 ? 2 : 1) : count;
   if (available < need) {
     throw new UserError(
       binary

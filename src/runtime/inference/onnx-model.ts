@@ -5,13 +5,16 @@
 // with known C, H, W and write [N, classes]; mnistc's own files also carry the normalization in
 // their metadata, other models are assumed to take x/255 (mean 0, std 1).
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import { UserError } from "../../errors.js";
-import { readMetadata } from "../../formats/onnx-metadata.js";
+import { META, metadataProblems, readMetadata } from "../../formats/onnx-metadata.js";
 import { decodeModel } from "../../formats/onnx-proto.js";
 import { packagePath } from "../../paths.js";
+import { readRegularFile } from "../../util/files.js";
+import { MAX_MODEL_BYTES } from "./limits.js";
+
+export { MAX_MODEL_BYTES } from "./limits.js";
 
 /** The shipped model used when a command names none: the seed's net (specs/step4.yaml), trained. */
 export function defaultModelFile(): string {
@@ -50,24 +53,24 @@ export interface DigitModelOptions {
   threads?: number;
 }
 
-function readError(file: string, err: unknown): UserError {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return new UserError(`${file}: no such file`);
-  if (code === "EISDIR") return new UserError(`${file}: is a directory, not an ONNX file`);
-  return new UserError(`${file}: cannot read (${code ?? String(err)})`);
-}
-
 function knownDims(dims: readonly (number | string)[]): number[] | undefined {
   const rest = dims.slice(1);
   return rest.every((d) => typeof d === "number" && d > 0) ? (rest as number[]) : undefined;
 }
 
 /** Broadcast a per-channel list (one value, or one per channel) to `channels` values. */
-function perChannel(values: number[] | undefined, channels: number, fallback: number): number[] {
+function perChannel(
+  values: number[] | undefined,
+  channels: number,
+  fallback: number,
+  what: string,
+): number[] {
   if (!values) return new Array(channels).fill(fallback);
   if (values.length === channels) return values;
   if (values.length === 1) return new Array(channels).fill(values[0]);
-  return new Array(channels).fill(fallback);
+  throw new UserError(
+    `${what} has ${values.length} values for an input of ${channels} channels (expected 1 or ${channels})`,
+  );
 }
 
 export class DigitModel {
@@ -82,13 +85,10 @@ export class DigitModel {
 
   /** Load and check a model; every problem with the file is a `UserError` naming it. */
   static async load(file: string, options: DigitModelOptions = {}): Promise<DigitModel> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(file);
-    } catch (err) {
-      throw readError(file, err);
-    }
+    const bytes = readRegularFile(file, { maxBytes: MAX_MODEL_BYTES, what: "an ONNX file" });
     const proto = decodeModel(bytes, file);
+    const problems = metadataProblems(proto);
+    if (problems.length > 0) throw new UserError(`${file}: bad metadata: ${problems.join("; ")}`);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes, {
@@ -125,13 +125,29 @@ export class DigitModel {
       );
     }
 
+    const width2 = outDims.length === 2 && typeof outDims[1] === "number" ? outDims[1] : undefined;
+    if (meta.classes !== undefined && width2 !== undefined && meta.classes !== width2) {
+      await session.release();
+      throw new UserError(
+        `${file}: bad metadata: ${META.classes} says ${meta.classes} classes, the output [N, ${width2}] has ${width2}`,
+      );
+    }
+    let mean: number[];
+    let std: number[];
+    try {
+      mean = perChannel(meta.mean, channels, 0, `${file}: bad metadata: ${META.mean}`);
+      std = perChannel(meta.std, channels, 1, `${file}: bad metadata: ${META.std}`);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
     const info: DigitModelInfo = {
       name: meta.spec ?? (proto.graph?.name || basename(file, ".onnx")),
       file,
       inputShape: [channels, height, width],
       classes,
-      mean: perChannel(meta.mean, channels, 0),
-      std: perChannel(meta.std, channels, 1),
+      mean,
+      std,
       ...(meta.trainableParams !== undefined ? { params: meta.trainableParams } : {}),
       ...(meta.weights !== undefined ? { weights: meta.weights } : {}),
     };
@@ -172,7 +188,16 @@ export class DigitModel {
 
   private async run(images: Float32Array, n: number): Promise<Float32Array> {
     const tensor = new ort.Tensor("float32", images, [n, ...this.info.inputShape]);
-    const result = await this.session.run({ [this.inputName]: tensor });
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = await this.session.run({ [this.inputName]: tensor });
+    } catch (err) {
+      // A graph whose declared input does not fit its own layers fails only when run.
+      const reason = (err as Error).message.split("\n")[0];
+      throw new UserError(
+        `${this.info.file}: onnxruntime cannot run the model on input [${[n, ...this.info.inputShape].join(", ")}]: ${reason}`,
+      );
+    }
     const out = result[this.outputName];
     if (!out) throw new Error(`predictBatch: the model returned no ${this.outputName}`);
     const data = out.data as Float32Array;
