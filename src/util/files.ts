@@ -23,7 +23,7 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 
 /** What a non-regular file is, in words. */
@@ -176,21 +176,43 @@ export function checkReplaceable(path: string): Stats | undefined {
 
 /**
  * Makes sure folder `dir` exists (creating it and its parents), as a one-line error when it cannot
- * be: a file in the way, a read-only or virtual file system (/proc), no permission.
+ * be: a file in the way, a read-only or virtual file system, no permission. Done one level at a
+ * time: Node's `mkdirSync(..., { recursive: true })` spins forever on a path under /proc.
  */
 export function ensureDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    throw new UserError(`${dir}: cannot create the folder (${errnoText(err)})`);
+  const missing: string[] = [];
+  let current = resolve(dir);
+  for (;;) {
+    let stats: Stats | undefined;
+    try {
+      stats = statSync(current);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        throw new UserError(`${dir}: cannot create the folder (${errnoText(err)})`);
+      }
+    }
+    if (stats) {
+      if (!stats.isDirectory()) {
+        throw new UserError(`${dir}: cannot create the folder (${current} is ${fileKind(stats)})`);
+      }
+      break;
+    }
+    missing.push(current);
+    const parent = dirname(current);
+    if (parent === current) break;
+    current = parent;
   }
-  let stats: Stats;
-  try {
-    stats = statSync(dir);
-  } catch (err) {
-    throw new UserError(`${dir}: cannot create the folder (${errnoText(err)})`);
+  for (const path of missing.reverse()) {
+    try {
+      mkdirSync(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" && statSync(path).isDirectory()) continue;
+      // ENOENT for a parent that exists: a virtual file system (/proc, /sys) that has no folders.
+      const why = code === "ENOENT" ? "the file system does not allow it" : errnoText(err);
+      throw new UserError(`${dir}: cannot create the folder (${why})`);
+    }
   }
-  if (!stats.isDirectory()) throw new UserError(`${dir}: is ${fileKind(stats)}, not a folder`);
 }
 
 /** Writes `data` to the new file `path` (which must not exist) and fsyncs it. */

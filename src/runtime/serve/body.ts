@@ -49,9 +49,10 @@ export function readBody(
     );
     req.on("data", onData);
     req.on("end", onEnd);
-    req.on("error", (err) => {
+    // Node says "aborted" (an Error, not ours) when the client hangs up mid-body.
+    req.on("error", () => {
       clearTimeout(timer);
-      reject(err);
+      reject(new HttpError(400, "the request body was cut off"));
     });
     // A client that hangs up mid-body: settle, so the handler does not wait forever.
     req.on("close", () => {

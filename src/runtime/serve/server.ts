@@ -220,10 +220,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // A malformed request or a connection reset before a request was read: one line, no trace.
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? err.message;
-    if (code !== "ECONNRESET" && code !== "EPIPE") log(`client error: ${code}`);
+    // A hang-up is already the request's own "aborted" line (or nothing, between requests).
+    const hangUp = code === "ECONNRESET" || code === "EPIPE" || code === "HPE_INVALID_EOF_STATE";
+    if (!hangUp) log(`client error: ${code}`);
     if (socket.writable && code === "HPE_HEADER_OVERFLOW") {
       socket.end("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n");
-    } else if (socket.writable && code !== "ECONNRESET" && code !== "ERR_HTTP_REQUEST_TIMEOUT") {
+    } else if (socket.writable && !hangUp && code !== "ERR_HTTP_REQUEST_TIMEOUT") {
       socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     } else if (socket.writable && code === "ERR_HTTP_REQUEST_TIMEOUT") {
       socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
