@@ -6,9 +6,10 @@ import { MAX_SPEC_BYTES } from "../compiler/limits.js";
 import { UserError } from "../errors.js";
 import { readRegularFile, readStdin } from "../util/files.js";
 
-/** `-` names standard input (`mnistc check -`); diagnostics then say `<stdin>`. */
+/** `-` names standard input (`mnistc check -`); diagnostics then say `stdin`. */
 export const STDIN = "-";
-export const STDIN_NAME = "<stdin>";
+// Also the default model name of a spec read from standard input (a valid folder name).
+export const STDIN_NAME = "stdin";
 
 /** The file name diagnostics use for `path`. */
 export function specLabel(path: string): string {

@@ -33,6 +33,26 @@ export function resolveModelFile(file: string | undefined): string {
   return fallback;
 }
 
+/** Float initializers holding NaN or an infinity: such a model answers NaN, so it is refused. */
+function nonFiniteWeights(proto: ReturnType<typeof decodeModel>): string[] {
+  const bad: string[] = [];
+  for (const t of proto.graph?.initializer ?? []) {
+    if (t.dataType !== 1) continue; // FLOAT
+    const raw = t.rawData;
+    let finite = true;
+    if (raw && raw.length > 0) {
+      const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      for (let i = 0; i + 4 <= raw.length && finite; i += 4) {
+        finite = Number.isFinite(view.getFloat32(i, true));
+      }
+    } else {
+      finite = (t.floatData ?? []).every((v) => Number.isFinite(v));
+    }
+    if (!finite) bad.push(`initializer ${t.name} holds NaN or infinite values`);
+  }
+  return bad;
+}
+
 export interface DigitModelInfo {
   /** The spec name from the metadata, else the graph name, else the file name. */
   name: string;
@@ -89,6 +109,9 @@ export class DigitModel {
     const proto = decodeModel(bytes, file);
     const problems = metadataProblems(proto);
     if (problems.length > 0) throw new UserError(`${file}: bad metadata: ${problems.join("; ")}`);
+    const badWeights = nonFiniteWeights(proto);
+    if (badWeights.length > 0)
+      throw new UserError(`${file}: bad weights: ${badWeights.join("; ")}`);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes, {
