@@ -55,8 +55,13 @@ function checkpoint(name: string, edit?: (json: Record<string, unknown>) => void
   return ckpt;
 }
 
-const manifest = (json: Record<string, unknown>) =>
-  (json.weightsManifest as { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[])[0];
+interface Group {
+  paths: string[];
+  weights: { shape: unknown; dtype: unknown }[];
+}
+const manifest = (json: Record<string, unknown>) => (json.weightsManifest as Group[])[0] as Group;
+const firstWeight = (json: Record<string, unknown>) =>
+  manifest(json).weights[0] as Group["weights"][number];
 
 describe("checkpoint manifests", () => {
   // A secret outside the checkpoint, of exactly the size the manifest needs.
@@ -66,32 +71,60 @@ describe("checkpoint manifests", () => {
   const cases: [string, (json: Record<string, unknown>) => void, RegExp][] = [
     [
       "a path with ..",
-      (j) => void (manifest(j)!.paths = ["../../secret.bin"]),
+      (j) => {
+        manifest(j).paths = ["../../secret.bin"];
+      },
       /plain file names inside its own folder/,
     ],
-    ["an absolute path", (j) => void (manifest(j)!.paths = [secret]), /plain file names inside/],
+    [
+      "an absolute path",
+      (j) => {
+        manifest(j).paths = [secret];
+      },
+      /plain file names inside/,
+    ],
     [
       "a path that is not a string",
-      (j) => void (manifest(j)!.paths = [{}] as never),
+      (j) => {
+        manifest(j).paths = [{}] as never;
+      },
       /plain file names/,
     ],
-    ["no paths", (j) => void (manifest(j)!.paths = []), /no list of paths/],
+    [
+      "no paths",
+      (j) => {
+        manifest(j).paths = [];
+      },
+      /no list of paths/,
+    ],
     [
       "dtype float64",
-      (j) => void (manifest(j)!.weights[0]!.dtype = "float64"),
+      (j) => {
+        firstWeight(j).dtype = "float64";
+      },
       /unsupported dtype "float64"/,
     ],
     [
       "a negative size",
-      (j) => void (manifest(j)!.weights[0]!.shape = [-10, 784]),
+      (j) => {
+        firstWeight(j).shape = [-10, 784];
+      },
       /expected a list of sizes/,
     ],
     [
       "a shape of strings",
-      (j) => void (manifest(j)!.weights[0]!.shape = ["10"]),
+      (j) => {
+        firstWeight(j).shape = ["10"];
+      },
       /expected a list of sizes/,
     ],
-    ["a huge shape", (j) => void (manifest(j)!.weights[0]!.shape = [1e6, 1e6]), /truncated/],
+    [
+      "a huge shape",
+      (j) => {
+        firstWeight(j).shape = [1e6, 1e6];
+      },
+      /truncated/,
+    ],
   ];
   for (const [name, edit, pattern] of cases) {
     test(name, () => {
@@ -136,31 +169,91 @@ describe("training.json", () => {
     optimizer: { type: "sgd", step: 10, slots: [] },
     metrics: { epochs: [] },
   });
-  const cases: [string, (s: Record<string, any>) => void, RegExp][] = [
-    ["epoch -5", (s) => void (s.epoch = -5), /epoch is -5; expected an integer >= 0/],
-    ["epoch 1.5", (s) => void (s.epoch = 1.5), /epoch is 1.5/],
-    ["epochs 0", (s) => void (s.options.epochs = 0), /options.epochs is 0/],
-    ["batch size a string", (s) => void (s.options.batchSize = "8"), /options.batchSize is "8"/],
-    ["lr NaN (null in JSON)", (s) => void (s.options.lr = null), /options.lr is null/],
-    ["an all-zero rng", (s) => void (s.rng = [0, 0, 0, 0]), /rng is \[0,0,0,0\]/],
-    ["an unknown optimizer", (s) => void (s.optimizer.type = "lbfgs"), /optimizer.type is "lbfgs"/],
-    ["a negative step", (s) => void (s.optimizer.step = -1), /optimizer.step is -1/],
-    ["slots not a list", (s) => void (s.optimizer.slots = {}), /optimizer.slots is not a list/],
+  // biome-ignore lint/suspicious/noExplicitAny: hand edits of a JSON value
+  type Json = Record<string, any>;
+  const cases: [string, (s: Json) => void, RegExp][] = [
+    [
+      "epoch -5",
+      (s) => {
+        s.epoch = -5;
+      },
+      /epoch is -5; expected an integer >= 0/,
+    ],
+    [
+      "epoch 1.5",
+      (s) => {
+        s.epoch = 1.5;
+      },
+      /epoch is 1.5/,
+    ],
+    [
+      "epochs 0",
+      (s) => {
+        s.options.epochs = 0;
+      },
+      /options.epochs is 0/,
+    ],
+    [
+      "batch size a string",
+      (s) => {
+        s.options.batchSize = "8";
+      },
+      /options.batchSize is "8"/,
+    ],
+    [
+      "lr NaN (null in JSON)",
+      (s) => {
+        s.options.lr = null;
+      },
+      /options.lr is null/,
+    ],
+    [
+      "an all-zero rng",
+      (s) => {
+        s.rng = [0, 0, 0, 0];
+      },
+      /rng is \[0,0,0,0\]/,
+    ],
+    [
+      "an unknown optimizer",
+      (s) => {
+        s.optimizer.type = "lbfgs";
+      },
+      /optimizer.type is "lbfgs"/,
+    ],
+    [
+      "a negative step",
+      (s) => {
+        s.optimizer.step = -1;
+      },
+      /optimizer.step is -1/,
+    ],
+    [
+      "slots not a list",
+      (s) => {
+        s.optimizer.slots = {};
+      },
+      /optimizer.slots is not a list/,
+    ],
     [
       "a bad epoch record",
-      (s) => void (s.metrics.epochs = [{ epoch: 1, trainLoss: "x" }]),
+      (s) => {
+        s.metrics.epochs = [{ epoch: 1, trainLoss: "x" }];
+      },
       /metrics.epochs\[0\]/,
     ],
     [
       "another version",
-      (s) => void (s.version = 2),
+      (s) => {
+        s.version = 2;
+      },
       /not a training state written by this version/,
     ],
   ];
   test("a valid state passes", () => assert.equal(checkTrainingState(valid(), "t").epoch, 2));
   for (const [name, edit, pattern] of cases) {
     test(name, () => {
-      const s = valid() as Record<string, any>;
+      const s = valid() as Json;
       edit(s);
       assert.throws(
         () => checkTrainingState(s, "t.json"),

@@ -37,18 +37,27 @@ describe("atomic writes refuse what is not a regular file", () => {
   const targets: [string, () => string, RegExp][] = [
     [
       "a symlink",
-      () => (symlinkSync(victim, join(dir, "link")), join(dir, "link")),
+      () => {
+        symlinkSync(victim, join(dir, "link"));
+        return join(dir, "link");
+      },
       /is a symbolic link; refusing/,
     ],
     [
       "a FIFO",
-      () => (spawnSync("mkfifo", [join(dir, "fifo")]), join(dir, "fifo")),
+      () => {
+        spawnSync("mkfifo", [join(dir, "fifo")]);
+        return join(dir, "fifo");
+      },
       /is a FIFO \(named pipe\); refusing/,
     ],
     ["a device", () => "/dev/null", /is a device; refusing/],
     [
       "a folder",
-      () => (mkdirSync(join(dir, "folder")), join(dir, "folder")),
+      () => {
+        mkdirSync(join(dir, "folder"));
+        return join(dir, "folder");
+      },
       /is a folder; refusing/,
     ],
   ];
