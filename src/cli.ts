@@ -2,12 +2,32 @@
 // The `mnistc` command line: the only entry point that reads argv. Each command's handler lives in
 // `src/cli/<command>.ts`, is loaded on demand (so `check` never pays for loading TensorFlow.js) and
 // returns the exit code. A `UserError` anywhere prints one line and exits 1; anything else is a bug.
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { UserError } from "./errors.js";
+import { packagePath } from "./paths.js";
 // The same parsers as the emitted train.mjs's (one implementation: `--seed ""` is an error in both).
 import { addTrainOptions, optionParsers } from "./runtime/train/options.js";
+import { readRegularFile } from "./util/files.js";
 
-const { positiveInt, nonNegativeInt } = optionParsers;
+const { positiveInt } = optionParsers;
+
+function port(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new InvalidArgumentError("expected a port number 0-65535 (0 picks a free port)");
+  }
+  return n;
+}
+
+function version(): string {
+  const pkg = JSON.parse(
+    readRegularFile(packagePath("package.json"), {
+      maxBytes: 1 << 20,
+      what: "package.json",
+    }).toString("utf8"),
+  ) as { version?: string };
+  return pkg.version ?? "unknown";
+}
 
 async function run(action: () => Promise<number>): Promise<void> {
   try {
@@ -27,9 +47,15 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   if (err.code !== "EPIPE") throw err;
   process.exit(0);
 });
+// A closed stderr (`mnistc train ... 2>&1 | head`) only loses the progress and log lines: the work
+// goes on and its files are written, rather than dying with a stack trace nobody can read.
+process.stderr.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+});
 
 const program = new Command("mnistc")
   .description("Declarative model-spec compiler for small vision models")
+  .version(version(), "-V, --version", "print the version")
   .showHelpAfterError()
   .configureOutput({ outputError: (s, write) => write(s) });
 program.exitOverride((err) => {
@@ -39,7 +65,7 @@ program.exitOverride((err) => {
 program
   .command("check")
   .description("check specs; print every problem as file:line:col")
-  .argument("<spec...>", "spec files")
+  .argument("<spec...>", "spec files (`-` reads one from standard input)")
   .option("--json", "print diagnostics as JSON")
   .action((specs: string[], opts) =>
     run(async () => (await import("./cli/check.js")).check(specs, opts)),
@@ -143,7 +169,7 @@ program
   .command("serve")
   .description("HTTP service and draw-a-digit page for an ONNX model")
   .argument("[model]", "ONNX file (default: models/step4.onnx)")
-  .addOption(new Option("--port <n>", "port").default(8080).argParser(nonNegativeInt))
+  .addOption(new Option("--port <n>", "port (0: a free one)").default(8080).argParser(port))
   .option("--host <host>", "address to listen on", "127.0.0.1")
   .action((model: string | undefined, opts) =>
     run(async () => (await import("./cli/serve.js")).serve(model, opts)),

@@ -22,6 +22,7 @@ const bad = (name: string) => `test/fixtures/specs/bad/${name}.yaml`;
 const CASES: [string, string[], string][] = [
   ["syntax", ["E0001", "E0001"], "2:1"],
   ["empty", ["E0002"], "1:1"],
+  ["too-deep", ["E0003"], "4:72"],
   ["not-a-map", ["E0104"], "1:1"],
   ["unknown-layer", ["E0101", "E0101", "E0101", "E0101"], "5:5"],
   ["missing-field", ["E0102", "E0102", "E0102"], "1:8"],
@@ -36,6 +37,7 @@ const CASES: [string, string[], string][] = [
   ["dataset", ["E0111", "E0111", "E0111", "E0111"], "1:8"],
   ["add-unknown-block", ["E0112", "E0112", "E0112"], "7:12"],
   ["residual-form", ["E0102", "E0103", "E0110", "E0104", "E0101"], "6:11"],
+  ["name-path", ["E0113"], "2:1"],
   ["kernel-too-large", ["E0201"], "7:5"],
   ["size-collapses", ["E0201"], "6:5"],
   ["linear-without-flatten", ["E0203"], "5:5"],
@@ -48,6 +50,7 @@ const CASES: [string, string[], string][] = [
   ["same-stride", ["E0209"], "4:5"],
   ["pool-padding", ["E0210"], "5:5"],
   ["over-budget", ["E0301"], "6:5"],
+  ["too-large", ["E0302"], "6:5"],
 ];
 
 for (const [name, codes, at] of CASES) {

@@ -1,9 +1,9 @@
 // `mnistc check SPEC... [--json]`: every problem of every spec, each located as file:line:col (with
 // notes where the cause sits elsewhere), including an over-budget model. Exit 1 on any error.
-import { readFile } from "node:fs/promises";
 import type { Diagnostic } from "../compiler/diagnostics.js";
 import { checkSpec, formatDiagnostic } from "../compiler/index.js";
 import { readFailure } from "../errors.js";
+import { readSpecSource, specLabel } from "./spec.js";
 
 export interface CheckOptions {
   json?: boolean;
@@ -18,10 +18,11 @@ export interface FileResult {
 }
 
 /** Check one file; an unreadable file is an E0000 diagnostic on the whole file (line 0). */
-export async function checkFile(file: string): Promise<FileResult> {
+export async function checkFile(path: string): Promise<FileResult> {
+  const file = specLabel(path);
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = await readSpecSource(path);
   } catch (err) {
     const span = { file, line: 0, col: 0, endLine: 0, endCol: 0 };
     const d: Diagnostic = {

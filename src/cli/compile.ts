@@ -1,7 +1,7 @@
 // `mnistc compile SPEC [--target NAME] [-o OUT] [--weights CHECKPOINT]`: emit a backend's output
 // and write it (a directory for tfjs, one file for onnx). Without flags: the tfjs training program
 // into out/<spec name>/tfjs/, and the path is printed.
-import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { BACKENDS, findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
@@ -10,6 +10,7 @@ import { formatDiagnostic } from "../compiler/index.js";
 import type { WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
 import { readCheckpoint } from "../runtime/train/checkpoint.js";
+import { writeFileAtomic } from "../util/files.js";
 import { loadSpec } from "./spec.js";
 
 export interface CompileOptions {
@@ -30,13 +31,7 @@ function loadWeights(
 }
 
 function write(path: string, contents: string | Uint8Array): void {
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, contents);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new UserError(`${path}: cannot write (${code})`);
-  }
+  writeFileAtomic(path, contents);
 }
 
 function isDirectory(path: string): boolean {

@@ -94,7 +94,7 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
   const { classes, inputShape } = model.info;
   const data = loadMnist({
     ...(opts.data !== undefined ? { dir: opts.data } : {}),
-    trainLimit: 0,
+    train: false,
     ...(opts.testLimit !== undefined ? { testLimit: opts.testLimit } : {}),
     classes,
   });

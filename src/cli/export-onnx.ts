@@ -1,12 +1,11 @@
 // A training checkpoint (tfjs layout) → an ONNX file: what `mnistc export` does, and what a
 // training run calls at its end to leave `model.onnx` beside its checkpoint.
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import { onnxBackend } from "../backends/onnx/index.js";
 import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
 import type { ModelIR } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
-import { readCheckpoint, writeFileAtomic } from "../runtime/train/checkpoint.js";
+import { readCheckpoint } from "../runtime/train/checkpoint.js";
+import { writeFileAtomic } from "../util/files.js";
 
 export interface ExportedOnnx {
   file: string;
@@ -34,11 +33,6 @@ export function exportCheckpointToOnnx(
       `${checkpointDir}: ${first ? first.message : "the ONNX backend emitted nothing"}`,
     );
   }
-  mkdirSync(dirname(outFile), { recursive: true });
-  try {
-    writeFileAtomic(outFile, file.contents);
-  } catch (err) {
-    throw new UserError(`${outFile}: cannot write (${(err as NodeJS.ErrnoException).code ?? err})`);
-  }
+  writeFileAtomic(outFile, file.contents);
   return { file: outFile, bytes: file.contents.length };
 }

@@ -1,19 +1,15 @@
 // `mnistc inspect MODEL.onnx [--json]`: what is inside an ONNX file (any, not only mnistc's).
-import { readFile } from "node:fs/promises";
 import { describeModel, formatDescription } from "../backends/onnx/dump.js";
-import { cannotRead } from "../errors.js";
 import { decodeModel } from "../formats/onnx-proto.js";
+import { MAX_MODEL_BYTES } from "../runtime/inference/limits.js";
+import { readRegularFile } from "../util/files.js";
 
 export interface InspectOptions {
   json?: boolean;
 }
 
 async function readModelBytes(file: string): Promise<Uint8Array> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    throw cannotRead(file, err, "an ONNX file");
-  }
+  return readRegularFile(file, { maxBytes: MAX_MODEL_BYTES, what: "an ONNX file" });
 }
 
 export async function inspect(file: string, opts: InspectOptions): Promise<number> {

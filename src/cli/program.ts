@@ -1,7 +1,6 @@
 // The tfjs training program of a spec, emitted into a folder and imported: what `mnistc train`
 // runs, what `npm run bench:train` times and what the tests load. The one place that writes the
 // backend's files and imports the `model.mjs` they hold.
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { findBackend } from "../backends/index.js";
@@ -10,6 +9,7 @@ import { formatDiagnostic } from "../compiler/index.js";
 import type { ModelIR } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
 import type { BuildModel, TrainSpec } from "../runtime/train/loop.js";
+import { writeFileAtomic } from "../util/files.js";
 
 /** What an emitted `model.mjs` exports. */
 export interface EmittedProgram {
@@ -24,15 +24,6 @@ export async function loadProgram(ir: ModelIR, dir: string): Promise<EmittedProg
   const result = backend.emit(ir, { runtimeImport: runtimeImportFor(dir) });
   const errors = result.diagnostics.filter((d) => d.severity === "error");
   if (errors.length > 0) throw new UserError(errors.map(formatDiagnostic).join("\n"));
-  for (const file of result.files) {
-    const path = join(dir, file.path);
-    try {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(path, file.contents);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new UserError(`${path}: cannot write (${code})`);
-    }
-  }
+  for (const file of result.files) writeFileAtomic(join(dir, file.path), file.contents);
   return (await import(pathToFileURL(join(dir, "model.mjs")).href)) as EmittedProgram;
 }

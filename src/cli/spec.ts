@@ -1,23 +1,51 @@
 // Loading a spec for any command: read the file (naming it when it cannot be read), compile it and
 // print its diagnostics to stderr. Returns undefined when the spec has errors.
-import { readFile } from "node:fs/promises";
 import { compileSpec, formatDiagnostic } from "../compiler/index.js";
 import type { ModelIR } from "../compiler/ir.js";
+import { MAX_SPEC_BYTES } from "../compiler/limits.js";
 import { readFailure, UserError } from "../errors.js";
+import { readRegularFile, readStdin } from "../util/files.js";
 
-/** Why a file cannot be read, in words (`no such file`), without Node's stack or errno noise. */
+/** `-` names standard input (`mnistc check -`); diagnostics then say `stdin`. */
+export const STDIN = "-";
+// Also the default model name of a spec read from standard input (a valid folder name).
+export const STDIN_NAME = "stdin";
+
+/** The file name diagnostics use for `path`. */
+export function specLabel(path: string): string {
+  return path === STDIN ? STDIN_NAME : path;
+}
+
+/**
+ * A spec's text: a regular file (a FIFO, device or folder is refused, never read), or standard
+ * input for `-`; at most MAX_SPEC_BYTES. Throws a UserError whose message is the reason only.
+ */
+export async function readSpecSource(path: string): Promise<string> {
+  if (path === STDIN) return (await readStdin(MAX_SPEC_BYTES, "a spec")).toString("utf8");
+  try {
+    return readRegularFile(path, { maxBytes: MAX_SPEC_BYTES, what: "a spec file" }).toString(
+      "utf8",
+    );
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    const prefix = `${path}: `;
+    throw new UserError(
+      err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message,
+    );
+  }
+}
 
 /** The text of a spec file; a UserError naming the file if it cannot be read. */
 export async function readSpecText(path: string): Promise<string> {
   try {
-    return await readFile(path, "utf8");
+    return await readSpecSource(path);
   } catch (err) {
-    throw new UserError(`cannot read spec ${path}: ${readFailure(err, "a spec file")}`);
+    throw new UserError(`cannot read spec ${specLabel(path)}: ${readFailure(err, "a spec file")}`);
   }
 }
 
 export async function loadSpec(path: string): Promise<ModelIR | undefined> {
-  const { ir, diagnostics } = compileSpec(await readSpecText(path), path);
+  const { ir, diagnostics } = compileSpec(await readSpecText(path), specLabel(path));
   for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
   return ir;
 }

@@ -1,9 +1,10 @@
 // `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/`, load
 // that program's `model.mjs` and run the same training function its `train.mjs` calls, so what
 // this command trains is exactly the emitted program.
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import type { ModelIR } from "../compiler/ir.js";
 import type { StepperFactory } from "../runtime/train/loop.js";
+import { checkOutFolder, outFolder } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
 import { loadProgram } from "./program.js";
 import { loadSpec } from "./spec.js";
@@ -46,7 +47,9 @@ async function onnxSteps(ir: ModelIR, threads: number | undefined): Promise<Step
 export async function train(specPath: string, opts: TrainCliOptions): Promise<number> {
   const ir = await loadSpec(specPath);
   if (!ir) return 1;
-  const out = resolve(opts.out ?? join("runs", ir.name));
+  const out = outFolder(ir.name, opts.out);
+  // Before anything is written: a folder holding a run is not overwritten by accident.
+  checkOutFolder(out, opts);
   const programDir = join(out, "program");
   const program = await loadProgram(ir, programDir);
   const { initEngine } = await import("../runtime/tfjs/engine.js");

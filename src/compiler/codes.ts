@@ -9,6 +9,7 @@ export const CODES = {
   E0000: "cannot read the spec file",
   E0001: "YAML syntax error",
   E0002: "empty spec",
+  E0003: "spec too large or nested too deeply to parse",
   E0101: "unknown layer type",
   E0102: "missing field",
   E0103: "unknown field",
@@ -21,6 +22,7 @@ export const CODES = {
   E0110: "unknown value",
   E0111: "spec does not fit its dataset",
   E0112: "add: names no earlier block",
+  E0113: "model name cannot be a folder name",
   E0201: "kernel or pool window larger than its input (the spatial size would collapse)",
   E0203: "linear on an image without flatten",
   E0204: "layer needs an image input",
@@ -31,6 +33,7 @@ export const CODES = {
   E0209: "padding: same with a stride other than 1",
   E0210: "pool padding more than half its window",
   E0301: "over the parameter budget",
+  E0302: "layer or model too large to allocate",
 } as const;
 
 export const BACKEND_CODES = {

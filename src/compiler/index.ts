@@ -6,6 +6,7 @@ import { budgetDiagnostic } from "./budget.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { checkDataset, checkHead } from "./head.js";
 import type { ModelIR } from "./ir.js";
+import { nameDiagnostic, sizeDiagnostics, textLimits } from "./limits.js";
 import { duplicateBlocks, lower } from "./lower.js";
 import { countParams } from "./params.js";
 import { parse } from "./parse.js";
@@ -28,6 +29,8 @@ export interface CompileResult {
 const hasError = (ds: Diagnostic[]) => ds.some((d) => d.severity === "error");
 
 function compile(text: string, file: string, max: number | undefined, withBudget: boolean) {
+  const tooLarge = textLimits(text, file);
+  if (tooLarge) return { diagnostics: [tooLarge] };
   const { parsed, diagnostics } = parse(text, file);
   if (!parsed) return { diagnostics };
   const { source, value } = parsed;
@@ -40,7 +43,10 @@ function compile(text: string, file: string, max: number | undefined, withBudget
   const model = lower(value as Record<string, unknown>, source, basename(file, extname(file)));
   if (hasError(model.diagnostics)) return { diagnostics: model.diagnostics };
   const shapeErrors = inferShapes(model.nodes, model.input, source);
+  const explicitName = typeof (value as { name?: unknown }).name === "string";
+  const badName = nameDiagnostic(model.name, explicitName, source.key([], "name"), file);
   const found = [
+    ...(badName ? [badName] : []),
     ...shapeErrors,
     ...checkHead(model, shapeErrors.length === 0, source),
     ...checkDataset(model, source),
@@ -48,6 +54,8 @@ function compile(text: string, file: string, max: number | undefined, withBudget
   if (hasError(found)) return { diagnostics: found.sort((a, b) => a.span.line - b.span.line) };
 
   const totals = countParams(model.nodes);
+  const tooBig = sizeDiagnostics(model.nodes, model.input, source.at(["input"]));
+  if (hasError(tooBig)) return { diagnostics: tooBig };
   receptiveFields(model.nodes, model.input);
   const { diagnostics: _resolved, ...lowered } = model;
   const ir: ModelIR = { ...lowered, file, totals };

@@ -2,6 +2,7 @@
 // runtime (normalization for `predict`/`serve`/`eval`) and shown by `inspect`. Values are strings:
 // numbers in decimal, arrays as JSON.
 import type { ModelIR } from "../compiler/ir.js";
+import { nameProblem } from "../compiler/names.js";
 import type { ModelProto } from "./onnx-proto.js";
 
 export const META = {
@@ -80,4 +81,55 @@ export function readMetadata(model: ModelProto): MnistcMetadata {
   const weights = props.get(META.weights);
   if (weights) result.weights = weights;
   return result;
+}
+
+/**
+ * What is wrong with mnistc's keys in a model, one message per bad key (none when all are well
+ * formed or absent): normalization that would give NaN or infinite inputs, a class count or input
+ * shape that is not a positive integer. `readMetadata` ignores a malformed value; a model about to
+ * be run must not, so `DigitModel.load` refuses a model with any of these.
+ */
+export function metadataProblems(model: ModelProto): string[] {
+  const props = new Map(model.metadataProps.map((p) => [p.key ?? "", p.value ?? ""]));
+  const problems: string[] = [];
+  const parse = (text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  };
+  const numbers = (key: string, ok: (v: number) => boolean, expected: string): void => {
+    const text = props.get(key);
+    if (text === undefined) return;
+    const value = parse(text);
+    if (
+      !Array.isArray(value) ||
+      value.length === 0 ||
+      !value.every((v) => typeof v === "number" && Number.isFinite(v) && ok(v))
+    ) {
+      problems.push(`${key} is ${JSON.stringify(text)}; expected a JSON list of ${expected}`);
+    }
+  };
+  const spec = props.get(META.spec);
+  const badName = spec === undefined ? undefined : nameProblem(spec);
+  if (badName) problems.push(`${META.spec} ${JSON.stringify(spec?.slice(0, 80))}: ${badName}`);
+  numbers(META.mean, () => true, "finite numbers");
+  numbers(META.std, (v) => v > 0, "positive finite numbers");
+  const classes = props.get(META.classes);
+  if (classes !== undefined && !(/^\d+$/.test(classes) && Number(classes) >= 1)) {
+    problems.push(`${META.classes} is ${JSON.stringify(classes)}; expected a positive integer`);
+  }
+  const shape = props.get(META.inputShape);
+  if (shape !== undefined) {
+    const value = parse(shape);
+    if (
+      !Array.isArray(value) ||
+      value.length !== 3 ||
+      !value.every((v) => Number.isSafeInteger(v) && v > 0)
+    ) {
+      problems.push(`${META.inputShape} is ${JSON.stringify(shape)}; expected [C, H, W]`);
+    }
+  }
+  return problems;
 }

@@ -1,8 +1,17 @@
 // IDX files (the MNIST container format): a big-endian header, then unsigned bytes. Files may be
 // gzipped (detected by the gzip magic bytes, whatever their name). Every check names the file, so
 // a truncated download or a foreign file is a one-line `UserError`, never a crash later on.
-import { gunzipSync } from "node:zlib";
+//
+// Limits, checked before anything large is allocated: the header is read first (from the first
+// bytes of a gzipped file), the size it declares must be at most MAX_IDX_BYTES, and a gzipped file
+// is inflated with that size as a hard stop: a file that decompresses to more than its header
+// declares (a decompression bomb) is refused as soon as it passes it.
+import { gunzipSync, constants as zlibConstants } from "node:zlib";
 import { UserError } from "../../errors.js";
+import { formatBytes } from "../../util/files.js";
+
+/** Largest decompressed IDX file accepted (MNIST's training images are 47 MB). */
+export const MAX_IDX_BYTES = 1024 * 1024 * 1024;
 
 /** Magic numbers: 0x0000 0x08 (unsigned byte) then the number of dimensions. */
 export const IDX_IMAGES_MAGIC = 2051;
@@ -25,15 +34,64 @@ function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** The raw bytes of an IDX file, gunzipped when they carry the gzip magic. */
-export function decompressIdx(bytes: Uint8Array, file: string): Uint8Array {
-  if (!isGzip(bytes)) return bytes;
+function corrupt(file: string, err: unknown): UserError {
+  return new UserError(`${file}: corrupt gzip data (${(err as Error).message})`);
+}
+
+/**
+ * At least the first `need` decompressed bytes of a gzipped file (fewer only when the whole file
+ * holds fewer), inflating only a short prefix of it: a header is read without inflating the rest.
+ */
+function gunzipHead(bytes: Uint8Array, need: number, file: string): Uint8Array {
+  for (const prefix of [256, 4096, 65536]) {
+    const input = bytes.subarray(0, Math.min(prefix, bytes.length));
+    let out: Uint8Array;
+    try {
+      out = gunzipSync(input, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    } catch (err) {
+      throw corrupt(file, err);
+    }
+    if (out.length >= need || input.length === bytes.length) return out;
+  }
+  throw new UserError(`${file}: no IDX header in the first 64 KiB of gzip data`);
+}
+
+/**
+ * The raw bytes of an IDX file, gunzipped when they carry the gzip magic, never more than
+ * `headerBytes + bodyBytes(header)` (what the header declares) and never more than MAX_IDX_BYTES.
+ */
+function idxBytes(
+  raw: Uint8Array,
+  file: string,
+  words: number,
+  magic: number,
+  what: string,
+  bodyBytes: (view: DataView) => number,
+): Uint8Array {
+  const gz = isGzip(raw);
+  const head = gz ? gunzipHead(raw, 4 * words, file) : raw;
+  const expected = 4 * words + bodyBytes(header(head, file, words, magic, what));
+  if (expected > MAX_IDX_BYTES) {
+    throw new UserError(
+      `${file}: the header declares ${expected} bytes of data; at most ${formatBytes(MAX_IDX_BYTES)} are accepted`,
+    );
+  }
+  if (!gz) return raw;
   try {
-    return new Uint8Array(gunzipSync(bytes));
+    return new Uint8Array(gunzipSync(raw, { maxOutputLength: Math.max(1, expected) }));
   } catch (err) {
-    throw new UserError(`${file}: corrupt gzip data (${(err as Error).message})`);
+    if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new UserError(
+        `${file}: decompresses to more than the ${expected} bytes its header declares`,
+      );
+    }
+    throw corrupt(file, err);
   }
 }
+
+const imagesBody = (view: DataView): number =>
+  view.getUint32(4) * view.getUint32(8) * view.getUint32(12);
+const labelsBody = (view: DataView): number => view.getUint32(4);
 
 /** The header of `words` 32-bit words, after checking the magic number (a foreign file first). */
 function header(
@@ -70,7 +128,7 @@ function checkLength(bytes: Uint8Array, file: string, headerBytes: number, body:
 }
 
 export function parseIdxImages(raw: Uint8Array, file: string): IdxImages {
-  const bytes = decompressIdx(raw, file);
+  const bytes = idxBytes(raw, file, 4, IDX_IMAGES_MAGIC, "images", imagesBody);
   const view = header(bytes, file, 4, IDX_IMAGES_MAGIC, "images");
   const count = view.getUint32(4);
   const rows = view.getUint32(8);
@@ -81,7 +139,7 @@ export function parseIdxImages(raw: Uint8Array, file: string): IdxImages {
 }
 
 export function parseIdxLabels(raw: Uint8Array, file: string): IdxLabels {
-  const bytes = decompressIdx(raw, file);
+  const bytes = idxBytes(raw, file, 2, IDX_LABELS_MAGIC, "labels", labelsBody);
   const view = header(bytes, file, 2, IDX_LABELS_MAGIC, "labels");
   const count = view.getUint32(4);
   checkLength(bytes, file, 8, count);

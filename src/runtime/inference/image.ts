@@ -1,8 +1,22 @@
 // Image files to grayscale: PNG (pngjs: any color type and bit depth) and PGM (P2 ASCII and P5
 // binary, maxval up to 65535). The result is one luminance value per pixel, 0..255, row-major.
-import { readFile } from "node:fs/promises";
+//
+// The limits live here, so `predict`, the server and any other caller get the same ones: an image
+// may have at most MAX_IMAGE_PIXELS pixels, checked from the header before anything is allocated,
+// and a PNG's compressed data may not inflate to more than its header's size says (so a small file
+// cannot make the decoder inflate hundreds of megabytes: a decompression bomb stops at the limit).
+import { inflateSync, constants as zlibConstants } from "node:zlib";
 import { PNG } from "pngjs";
-import { cannotRead, UserError } from "../../errors.js";
+import { UserError } from "../../errors.js";
+import { readRegularFile } from "../../util/files.js";
+
+/**
+ * Largest image accepted, in pixels (2048x2048), whatever its shape. A 1 MB PNG can declare a far
+ * larger image (zeros compress well); the limit is checked before decoding.
+ */
+export const MAX_IMAGE_PIXELS = 2048 * 2048;
+/** Largest image file read from disk (a 2048x2048 ASCII PGM of 16-bit values fits). */
+export const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
 
 export interface GrayImage {
   width: number;
@@ -31,9 +45,115 @@ function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d || b === 0x0b || b === 0x0c;
 }
 
-function checkSize(width: number, height: number, file: string): void {
+function checkSize(width: number, height: number, file: string, kind: string): void {
   if (width <= 0 || height <= 0) {
     throw new UserError(`${file}: the image is empty (${width}x${height})`);
+  }
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new UserError(
+      `${file}: the ${kind} image is ${width}x${height}; at most ${MAX_IMAGE_PIXELS} pixels (2048x2048) are accepted`,
+    );
+  }
+}
+
+/** Channels per PNG color type, and the bit depths each allows (PNG spec, table 11.1). */
+const PNG_COLOR_TYPES: Record<number, { channels: number; depths: number[] }> = {
+  0: { channels: 1, depths: [1, 2, 4, 8, 16] },
+  2: { channels: 3, depths: [8, 16] },
+  3: { channels: 1, depths: [1, 2, 4, 8] },
+  4: { channels: 2, depths: [8, 16] },
+  6: { channels: 4, depths: [8, 16] },
+};
+
+/** Bytes of filtered scanlines (one filter byte per row) of a w x h image, bpp bits per pixel. */
+function scanlineBytes(width: number, height: number, bitsPerPixel: number): number {
+  if (width === 0 || height === 0) return 0;
+  return height * (1 + Math.ceil((width * bitsPerPixel) / 8));
+}
+
+/** The inflated size of a PNG's image data: one pass, or Adam7's seven passes when interlaced. */
+function pngDataBytes(width: number, height: number, bpp: number, interlaced: boolean): number {
+  if (!interlaced) return scanlineBytes(width, height, bpp);
+  // Adam7: [x0, y0, dx, dy] per pass.
+  const passes = [
+    [0, 0, 8, 8],
+    [4, 0, 8, 8],
+    [0, 4, 4, 8],
+    [2, 0, 4, 4],
+    [0, 2, 2, 4],
+    [1, 0, 2, 2],
+    [0, 1, 1, 2],
+  ] as const;
+  let total = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const w = Math.ceil(Math.max(0, width - x0) / dx);
+    const h = Math.ceil(Math.max(0, height - y0) / dy);
+    total += scanlineBytes(w, h, bpp);
+  }
+  return total;
+}
+
+/**
+ * Checks a PNG's structure and sizes before pngjs allocates anything: IHDR first and well formed,
+ * the pixel limit, every chunk inside the file, and the image data inflating to exactly the size
+ * the header implies (inflation stops as soon as it would exceed it).
+ */
+function checkPng(bytes: Uint8Array, file: string): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bad = (why: string) => new UserError(`${file}: not a readable PNG image (${why})`);
+  const type = (at: number) =>
+    String.fromCharCode(bytes[at] ?? 0, bytes[at + 1] ?? 0, bytes[at + 2] ?? 0, bytes[at + 3] ?? 0);
+  if (bytes.length < 8 + 12 + 13 || view.getUint32(8) !== 13 || type(12) !== "IHDR") {
+    throw bad("it does not start with an IHDR header");
+  }
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  const depth = bytes[24] ?? 0;
+  const colorType = bytes[25] ?? 0;
+  const interlace = bytes[28] ?? 0;
+  const color = PNG_COLOR_TYPES[colorType];
+  if (!color) throw bad(`color type ${colorType}`);
+  if (!color.depths.includes(depth)) throw bad(`bit depth ${depth} with color type ${colorType}`);
+  if ((bytes[26] ?? 0) !== 0 || (bytes[27] ?? 0) !== 0 || interlace > 1) {
+    throw bad("unknown compression, filter or interlace method");
+  }
+  checkSize(width, height, file, "PNG");
+
+  const idat: Uint8Array[] = [];
+  let pos = 8;
+  let ended = false;
+  while (pos + 12 <= bytes.length) {
+    const length = view.getUint32(pos);
+    if (length > bytes.length - pos - 12) throw bad(`chunk ${type(pos + 4)} runs past the end`);
+    const chunkType = type(pos + 4);
+    if (chunkType === "IDAT") idat.push(bytes.subarray(pos + 8, pos + 8 + length));
+    pos += 12 + length;
+    if (chunkType === "IEND") {
+      ended = true;
+      break;
+    }
+  }
+  if (idat.length === 0) throw bad("no image data");
+  if (!ended) throw bad("truncated: no IEND chunk");
+  const expected = pngDataBytes(width, height, depth * color.channels, interlace === 1);
+  let inflated: Buffer;
+  try {
+    inflated = inflateSync(Buffer.concat(idat), {
+      maxOutputLength: expected,
+      finishFlush: zlibConstants.Z_SYNC_FLUSH,
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw bad(
+        `its data inflates to more than the ${expected} bytes its ${width}x${height} header declares`,
+      );
+    }
+    throw bad(`corrupt compressed data: ${(err as Error).message}`);
+  }
+  if (inflated.length !== expected) {
+    throw bad(
+      `its data inflates to ${inflated.length} bytes; its ${width}x${height} header declares ${expected}`,
+    );
   }
 }
 
@@ -48,6 +168,7 @@ function luma(r: number, g: number, b: number): number {
  * stay visible as ink, whatever the drawing tool left in the transparent pixels' color.
  */
 function decodePng(bytes: Uint8Array, file: string): GrayImage {
+  checkPng(bytes, file);
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
@@ -55,7 +176,7 @@ function decodePng(bytes: Uint8Array, file: string): GrayImage {
     throw new UserError(`${file}: not a readable PNG image (${(err as Error).message})`);
   }
   const { width, height, data } = png;
-  checkSize(width, height, file);
+  checkSize(width, height, file, "PNG");
   const count = width * height;
   let paintedLuma = 0;
   let paintedAlpha = 0;
@@ -96,6 +217,10 @@ class PgmHeader {
       this.pos++;
     }
     if (start === this.pos) throw new UserError(`${this.file}: bad PGM header (no ${what})`);
+    // Nothing in a PGM needs more than 10 digits; a longer run is not a number we can use.
+    if (this.pos - start > 10) {
+      throw new UserError(`${this.file}: bad PGM header (${what} has ${this.pos - start} digits)`);
+    }
     return Number(new TextDecoder().decode(b.subarray(start, this.pos)));
   }
 }
@@ -105,12 +230,23 @@ function decodePgm(bytes: Uint8Array, file: string): GrayImage {
   const header = new PgmHeader(bytes, file);
   const width = header.int("width");
   const height = header.int("height");
+  checkSize(width, height, file, "PGM");
   const maxval = header.int("maxval");
-  checkSize(width, height, file);
   if (maxval < 1 || maxval > 65535) {
     throw new UserError(`${file}: PGM maxval ${maxval} is outside 1..65535`);
   }
   const count = width * height;
+  // Before allocating: the data must be able to hold `count` pixels (P5: 1 or 2 bytes each; P2:
+  // at least a digit each), so a short file cannot declare a large image.
+  const available = Math.max(0, bytes.length - header.pos - 1);
+  const need = binary ? count * (maxval > 255 ? 2 : 1) : count;
+  if (available < need) {
+    throw new UserError(
+      binary
+        ? `${file}: PGM data is truncated (${available} of ${need} bytes)`
+        : `${file}: PGM data is truncated (${available} bytes cannot hold ${count} pixels)`,
+    );
+  }
   const gray = new Float32Array(count);
   const scale = 255 / maxval;
   const sample = (v: number, i: number): number => {
@@ -157,12 +293,8 @@ export function decodeImage(bytes: Uint8Array, file: string): GrayImage {
   throw new UserError(`${file}: not a PNG or PGM image`);
 }
 
+/** Reads and decodes an image file; a FIFO, device or folder is refused, never read. */
 export async function readImage(file: string): Promise<GrayImage> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    throw cannotRead(file, err, "an image");
-  }
+  const bytes = readRegularFile(file, { maxBytes: MAX_IMAGE_FILE_BYTES, what: "an image" });
   return decodeImage(bytes, file);
 }

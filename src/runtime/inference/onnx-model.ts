@@ -5,13 +5,16 @@
 // with known C, H, W and write [N, classes]; mnistc's own files also carry the normalization in
 // their metadata, other models are assumed to take x/255 (mean 0, std 1).
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
-import { cannotRead, UserError } from "../../errors.js";
-import { readMetadata } from "../../formats/onnx-metadata.js";
+import { UserError } from "../../errors.js";
+import { META, metadataProblems, readMetadata } from "../../formats/onnx-metadata.js";
 import { decodeModel } from "../../formats/onnx-proto.js";
 import { packagePath } from "../../paths.js";
+import { readRegularFile } from "../../util/files.js";
+import { MAX_MODEL_BYTES } from "./limits.js";
+
+export { MAX_MODEL_BYTES } from "./limits.js";
 
 /** The shipped model used when a command names none: the seed's net (specs/step4.yaml), trained. */
 export function defaultModelFile(): string {
@@ -28,6 +31,26 @@ export function resolveModelFile(file: string | undefined): string {
     );
   }
   return fallback;
+}
+
+/** Float initializers holding NaN or an infinity: such a model answers NaN, so it is refused. */
+function nonFiniteWeights(proto: ReturnType<typeof decodeModel>): string[] {
+  const bad: string[] = [];
+  for (const t of proto.graph?.initializer ?? []) {
+    if (t.dataType !== 1) continue; // FLOAT
+    const raw = t.rawData;
+    let finite = true;
+    if (raw && raw.length > 0) {
+      const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      for (let i = 0; i + 4 <= raw.length && finite; i += 4) {
+        finite = Number.isFinite(view.getFloat32(i, true));
+      }
+    } else {
+      finite = (t.floatData ?? []).every((v) => Number.isFinite(v));
+    }
+    if (!finite) bad.push(`initializer ${t.name} holds NaN or infinite values`);
+  }
+  return bad;
 }
 
 export interface DigitModelInfo {
@@ -50,21 +73,24 @@ export interface DigitModelOptions {
   threads?: number;
 }
 
-function readError(file: string, err: unknown): UserError {
-  return cannotRead(file, err, "an ONNX file");
-}
-
 function knownDims(dims: readonly (number | string)[]): number[] | undefined {
   const rest = dims.slice(1);
   return rest.every((d) => typeof d === "number" && d > 0) ? (rest as number[]) : undefined;
 }
 
 /** Broadcast a per-channel list (one value, or one per channel) to `channels` values. */
-function perChannel(values: number[] | undefined, channels: number, fallback: number): number[] {
+function perChannel(
+  values: number[] | undefined,
+  channels: number,
+  fallback: number,
+  what: string,
+): number[] {
   if (!values) return new Array(channels).fill(fallback);
   if (values.length === channels) return values;
   if (values.length === 1) return new Array(channels).fill(values[0]);
-  return new Array(channels).fill(fallback);
+  throw new UserError(
+    `${what} has ${values.length} values for an input of ${channels} channels (expected 1 or ${channels})`,
+  );
 }
 
 export class DigitModel {
@@ -79,13 +105,13 @@ export class DigitModel {
 
   /** Load and check a model; every problem with the file is a `UserError` naming it. */
   static async load(file: string, options: DigitModelOptions = {}): Promise<DigitModel> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(file);
-    } catch (err) {
-      throw readError(file, err);
-    }
+    const bytes = readRegularFile(file, { maxBytes: MAX_MODEL_BYTES, what: "an ONNX file" });
     const proto = decodeModel(bytes, file);
+    const problems = metadataProblems(proto);
+    if (problems.length > 0) throw new UserError(`${file}: bad metadata: ${problems.join("; ")}`);
+    const badWeights = nonFiniteWeights(proto);
+    if (badWeights.length > 0)
+      throw new UserError(`${file}: bad weights: ${badWeights.join("; ")}`);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes, {
@@ -122,13 +148,29 @@ export class DigitModel {
       );
     }
 
+    const width2 = outDims.length === 2 && typeof outDims[1] === "number" ? outDims[1] : undefined;
+    if (meta.classes !== undefined && width2 !== undefined && meta.classes !== width2) {
+      await session.release();
+      throw new UserError(
+        `${file}: bad metadata: ${META.classes} says ${meta.classes} classes, the output [N, ${width2}] has ${width2}`,
+      );
+    }
+    let mean: number[];
+    let std: number[];
+    try {
+      mean = perChannel(meta.mean, channels, 0, `${file}: bad metadata: ${META.mean}`);
+      std = perChannel(meta.std, channels, 1, `${file}: bad metadata: ${META.std}`);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
     const info: DigitModelInfo = {
       name: meta.spec ?? (proto.graph?.name || basename(file, ".onnx")),
       file,
       inputShape: [channels, height, width],
       classes,
-      mean: perChannel(meta.mean, channels, 0),
-      std: perChannel(meta.std, channels, 1),
+      mean,
+      std,
       ...(meta.trainableParams !== undefined ? { params: meta.trainableParams } : {}),
       ...(meta.weights !== undefined ? { weights: meta.weights } : {}),
     };
@@ -169,7 +211,16 @@ export class DigitModel {
 
   private async run(images: Float32Array, n: number): Promise<Float32Array> {
     const tensor = new ort.Tensor("float32", images, [n, ...this.info.inputShape]);
-    const result = await this.session.run({ [this.inputName]: tensor });
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = await this.session.run({ [this.inputName]: tensor });
+    } catch (err) {
+      // A graph whose declared input does not fit its own layers fails only when run.
+      const reason = (err as Error).message.split("\n")[0];
+      throw new UserError(
+        `${this.info.file}: onnxruntime cannot run the model on input [${[n, ...this.info.inputShape].join(", ")}]: ${reason}`,
+      );
+    }
     const out = result[this.outputName];
     if (!out) throw new Error(`predictBatch: the model returned no ${this.outputName}`);
     const data = out.data as Float32Array;

@@ -1,8 +1,10 @@
 // Runs single-image predictions on the shared model in batches: while one batch is in the model,
 // arriving images queue, and the next run takes all of them (up to `maxBatch`). A lone request runs
 // at once (no added latency); under concurrent load one ORT run serves many requests, which costs
-// far less than one run each.
+// far less than one run each. The queue is bounded: past `maxQueue` waiting images a request is
+// refused with 503 and Retry-After, so a flood cannot grow the server's memory without end.
 import type { DigitModel } from "../inference/onnx-model.js";
+import { busy } from "./http-error.js";
 
 interface Pending {
   pixels: Uint8Array;
@@ -17,10 +19,14 @@ export class PredictionBatcher {
   constructor(
     private readonly model: DigitModel,
     private readonly maxBatch = 64,
+    private readonly maxQueue = 256,
   ) {}
 
   /** Log-probabilities (one per class) for one image of 8-bit pixels, white on black. */
   predict(pixels: Uint8Array): Promise<Float32Array> {
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(busy("the server is busy: too many images wait for the model"));
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ pixels, resolve, reject });
       if (!this.running) void this.drain();

@@ -11,3 +11,11 @@ export class HttpError extends Error {
     super(message);
   }
 }
+
+/** Seconds a client is asked to wait when the server is too busy to take its request. */
+export const RETRY_AFTER_SECONDS = 1;
+
+/** 503 with `Retry-After`: a bounded queue is full, or the server is stopping. */
+export function busy(message: string): HttpError {
+  return new HttpError(503, message, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+}

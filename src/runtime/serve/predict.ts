@@ -14,11 +14,8 @@ import { HttpError } from "./http-error.js";
 
 export const PIXELS = MNIST_SIDE * MNIST_SIDE;
 
-/**
- * Largest image accepted, in pixels (2048x2048). A 1 MB PNG can declare a far larger image (zeros
- * compress well); decoding it would take gigabytes, so the size is checked before decoding.
- */
-export const MAX_IMAGE_PIXELS = 2048 * 2048;
+/** The decoder's limit (src/runtime/inference/image.ts), the same for `predict` and the server. */
+export { MAX_IMAGE_PIXELS } from "../inference/image.js";
 
 export interface Prediction {
   digit: number;
@@ -79,27 +76,10 @@ function parseJsonPixels(body: Buffer): Uint8Array {
   return prepare(() => preprocessImage(raw, MNIST_SIDE, MNIST_SIDE, "the pixels"));
 }
 
-/** Width and height an image declares in its header, read without decoding it. */
-function declaredSize(body: Buffer, kind: "PNG" | "PGM"): [number, number] | undefined {
-  if (kind === "PNG") {
-    // The IHDR chunk always comes first: width and height at bytes 16 and 20, big-endian.
-    return body.length >= 24 ? [body.readUInt32BE(16), body.readUInt32BE(20)] : undefined;
-  }
-  const header = body.subarray(0, 512).toString("latin1");
-  const match = /^P[25](?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)/.exec(header);
-  return match ? [Number(match[1]), Number(match[2])] : undefined;
-}
-
 function parseImage(body: Buffer, kind: "PNG" | "PGM"): Uint8Array {
   const signature = kind === "PNG" ? body[0] === 0x89 : body[0] === 0x50;
   if (!signature) throw new HttpError(400, `the body is not a ${kind} image`);
-  const size = declaredSize(body, kind);
-  if (size && size[0] * size[1] > MAX_IMAGE_PIXELS) {
-    throw new HttpError(
-      400,
-      `the ${kind} image is ${size[0]}x${size[1]}; at most ${MAX_IMAGE_PIXELS} pixels (2048x2048) are accepted`,
-    );
-  }
+  // The decoder checks the size the image will really take before allocating it.
   return prepare(() => {
     const image = decodeImage(body, `the ${kind} body`);
     return preprocessImage(image.data, image.width, image.height, `the ${kind} body`);

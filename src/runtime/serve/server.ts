@@ -4,8 +4,14 @@
 // Every request is answered and logged (one line on `log`: method, path, status, ms); a handler's
 // HttpError becomes `{"error"}` with its status, anything else a logged 500 — a bad request never
 // takes the server down. `close()` stops accepting, lets in-flight requests finish, then resolves.
+//
+// Under a hostile client: bodies are decoded in worker threads (decode-pool.ts), so the event loop
+// never spends more than a fraction of a millisecond on one; both queues (decoding, the model) are
+// bounded and answer 503 with Retry-After when full; a body that has not arrived within the request
+// timeout is a 408 and its connection is closed; a client that hangs up is one log line.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import { basename } from "node:path";
 import { performance } from "node:perf_hooks";
 import { UserError } from "../../errors.js";
 import type { DigitModel } from "../inference/onnx-model.js";
@@ -13,9 +19,10 @@ import { MNIST_SIDE } from "../inference/preprocess.js";
 import { argmax, toProbabilities } from "../inference/probabilities.js";
 import { type Asset, loadAssets } from "./assets.js";
 import { PredictionBatcher } from "./batcher.js";
-import { MAX_BODY_BYTES, readBody } from "./body.js";
+import { BODY_TIMEOUT_MS, MAX_BODY_BYTES, readBody } from "./body.js";
+import { DecodePool } from "./decode-pool.js";
 import { HttpError } from "./http-error.js";
-import { type Prediction, parsePredictBody } from "./predict.js";
+import type { Prediction } from "./predict.js";
 
 export interface ServerOptions {
   model: DigitModel;
@@ -25,6 +32,14 @@ export interface ServerOptions {
   port?: number;
   /** One line per request; default: stderr. `false`: silent. */
   log?: ((line: string) => void) | false;
+  /** A request body must have arrived within this many ms (default 30 s), else 408. */
+  requestTimeoutMs?: number;
+  /** Decode worker threads (default: cores - 1, at least 1). */
+  decodeWorkers?: number;
+  /** Bodies waiting for a decode worker before 503 (default 64). */
+  maxDecodeQueue?: number;
+  /** Images waiting for the model before 503 (default 256). */
+  maxModelQueue?: number;
 }
 
 export interface RunningServer {
@@ -101,12 +116,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     options.log === false
       ? () => {}
       : (options.log ?? ((line: string) => process.stderr.write(`${line}\n`)));
-  const batcher = new PredictionBatcher(model);
+  const requestTimeoutMs = options.requestTimeoutMs ?? BODY_TIMEOUT_MS;
+  const batcher = new PredictionBatcher(model, 64, options.maxModelQueue ?? 256);
+  const pool = new DecodePool({
+    ...(options.decodeWorkers !== undefined ? { size: options.decodeWorkers } : {}),
+    ...(options.maxDecodeQueue !== undefined ? { maxQueue: options.maxDecodeQueue } : {}),
+    log,
+  });
 
   const predict: Handler = async (req) => {
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_BODY_BYTES, requestTimeoutMs);
     const start = performance.now();
-    const pixels = parsePredictBody(req.headers["content-type"], body);
+    const pixels = await pool.decode(req.headers["content-type"], body);
     const probabilities = toProbabilities(await batcher.predict(pixels));
     const prediction: Prediction = {
       digit: argmax(probabilities),
@@ -121,7 +142,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     json(200, {
       status: "ok",
       model: model.info.name,
-      file: model.info.file,
+      // The file's name only: where the server's files live is nobody else's business.
+      file: basename(model.info.file),
       params: model.info.params ?? null,
       inputShape: model.info.inputShape,
       classes: model.info.classes,
@@ -170,28 +192,69 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     // A body left unread (413, or an error before reading) must not be parsed as the next
     // request: close the connection rather than read it all. So does a server that is closing.
-    if (!req.complete || closing) reply.headers.Connection = "close";
+    const unread = !req.complete;
+    if (unread || closing) reply.headers.Connection = "close";
     if (res.destroyed) return; // the client hung up; the close listener logs it
     res.writeHead(reply.status, reply.headers);
     res.end(reply.body);
+    // A client still trickling a body it was refused (408, 413) is not waited for: once the
+    // answer is out, the connection is closed, whatever the client keeps sending.
+    if (unread) res.once("finish", () => hangUp(req.socket));
   }
 
-  const server = createServer((req, res) => void handle(req, res));
+  function hangUp(socket: Socket): void {
+    socket.end();
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  const server = createServer(
+    // Node checks its own request and header timeouts this often (default 30 s, which let a slow
+    // client live up to twice the timeout).
+    { connectionsCheckingInterval: 1000 },
+    (req, res) => {
+      handle(req, res).catch((err) => {
+        log(`internal error on ${req.method} ${req.url}: ${(err as Error).stack ?? err}`);
+        res.destroy();
+      });
+    },
+  );
+  // A malformed request or a connection reset before a request was read: one line, no trace.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    const code = err.code ?? err.message;
+    // A hang-up is already the request's own "aborted" line (or nothing, between requests).
+    const hangUp = code === "ECONNRESET" || code === "EPIPE" || code === "HPE_INVALID_EOF_STATE";
+    if (!hangUp) log(`client error: ${code}`);
+    if (socket.writable && code === "HPE_HEADER_OVERFLOW") {
+      socket.end("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n");
+    } else if (socket.writable && !hangUp && code !== "ERR_HTTP_REQUEST_TIMEOUT") {
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    } else if (socket.writable && code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+    } else {
+      socket.destroy();
+    }
+  });
   // `Expect: 100-continue`: a body declared too large is refused before the client sends it.
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
     if (!(Number(req.headers["content-length"]) > MAX_BODY_BYTES)) res.writeContinue();
     void handle(req, res);
   });
   server.keepAliveTimeout = 5_000;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.headersTimeout = Math.min(10_000, requestTimeoutMs);
+  // Node's own backstop, just after ours (a body not in after requestTimeoutMs is our 408).
+  server.requestTimeout = requestTimeoutMs + 1000;
 
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? 0;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => reject(listenError(err, `${host}:${port}`)));
-    server.listen(port, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (err) => reject(listenError(err, `${host}:${port}`)));
+      server.listen(port, host, () => resolve());
+    });
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const url = `http://${hostForUrl(address)}:${address.port}/`;
 
@@ -208,6 +271,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       server.once("close", () => {
         clearInterval(idle);
         clearTimeout(grace);
+        void pool.close();
       });
     });
     return closed;

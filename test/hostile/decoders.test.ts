@@ -1,0 +1,153 @@
+// Hostile class 1a: limits live in the decoders. Every case feeds bytes that lie about their size
+// and asserts a one-line UserError, fast, before anything large is allocated — for PNG, PGM and
+// (gzipped) IDX, through the same functions `predict`, `eval --data`, `train --data` and the
+// server call.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { UserError } from "../../src/errors.js";
+import { MAX_IDX_BYTES, parseIdxImages, parseIdxLabels } from "../../src/runtime/data/idx.js";
+import { loadMnist, MNIST_FILES } from "../../src/runtime/data/mnist.js";
+import { decodeImage, MAX_IMAGE_PIXELS, readImage } from "../../src/runtime/inference/image.js";
+import { gzip, idxImages, idxLabels, rawPng, squarePng, zeroBomb } from "./bytes.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mnistc-hostile-dec-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `f`, which must throw a UserError matching `pattern` within `ms`. */
+function refusedFast(f: () => unknown, pattern: RegExp, ms = 200): void {
+  const start = performance.now();
+  assert.throws(f, (err: unknown) => err instanceof UserError && pattern.test(err.message));
+  const took = performance.now() - start;
+  assert.ok(took < ms, `took ${took.toFixed(1)} ms, expected under ${ms}`);
+}
+
+const bomb = zeroBomb(40); // 40 MiB of zeros in about 40 KiB
+
+describe("PNG", () => {
+  const cases: [string, Buffer, RegExp][] = [
+    [
+      "interlaced, header within the limit, data inflating to 40 MiB",
+      rawPng({ width: 2048, height: 2048, interlace: 1, idat: bomb }),
+      /inflates to more than the 4198144 bytes its 2048x2048 header declares/,
+    ],
+    [
+      "a 1x1 header over a bomb",
+      rawPng({ width: 1, height: 1, interlace: 1, idat: bomb }),
+      /inflates to more than the 2 bytes its 1x1 header declares/,
+    ],
+    [
+      "non-interlaced bomb",
+      rawPng({ width: 64, height: 64, idat: bomb }),
+      /inflates to more than the 4160 bytes/,
+    ],
+    [
+      "a header declaring 100000x100000",
+      rawPng({ width: 100000, height: 100000, idat: bomb }),
+      /100000x100000; at most 4194304 pixels/,
+    ],
+    [
+      "a header declaring 4097x1024 (one pixel row over the limit's area)",
+      rawPng({ width: 4097, height: 1024, idat: bomb }),
+      /4097x1024; at most/,
+    ],
+    [
+      "16-bit RGBA 2048x2048 whose data is short",
+      rawPng({ width: 2048, height: 2048, depth: 16, colorType: 6, idat: zeroBomb(1) }),
+      /inflates to 1048576 bytes; its 2048x2048 header declares/,
+    ],
+    ["bad bit depth", rawPng({ width: 8, height: 8, depth: 3, idat: bomb }), /bit depth 3/],
+    [
+      "a chunk longer than the file",
+      (() => {
+        const png = rawPng({ width: 8, height: 8, idat: bomb });
+        png.writeUInt32BE(0x7fffffff, 33); // the IDAT length
+        return png;
+      })(),
+      /runs past the end/,
+    ],
+  ];
+  for (const [name, bytes, pattern] of cases) {
+    test(name, () => refusedFast(() => decodeImage(bytes, "x.png"), pattern));
+  }
+
+  test("the largest image accepted still decodes (2048x2048)", () => {
+    const image = decodeImage(squarePng(2048), "big.png");
+    assert.equal(image.width * image.height, MAX_IMAGE_PIXELS);
+  });
+
+  test("readImage (predict) refuses the same bomb from a file", async () => {
+    const file = join(dir, "bomb.png");
+    writeFileSync(file, rawPng({ width: 2048, height: 2048, interlace: 1, idat: bomb }));
+    await assert.rejects(
+      readImage(file),
+      /bomb\.png: not a readable PNG image \(its data inflates/,
+    );
+  });
+});
+
+describe("PGM", () => {
+  const cases: [string, string, RegExp][] = [
+    ["P5 declaring 99999x99999", "P5 99999 99999 255\n\0\0", /99999x99999; at most 4194304/],
+    ["P5 declaring 2000x2000 with 2 bytes", "P5 2000 2000 255\n\0\0", /truncated \(2 of 4000000/],
+    ["P2 declaring 2000x2000 with 3 pixels", "P2 2000 2000 255\n0 0 0", /cannot hold 4000000/],
+    ["a 20-digit width", "P2 99999999999999999999 1 255\n0", /width has 20 digits/],
+    ["a 16-bit P5 that is short", "P5 1000 1000 65535\n\0\0\0", /of 2000000 bytes/],
+  ];
+  for (const [name, text, pattern] of cases) {
+    test(name, () => refusedFast(() => decodeImage(Buffer.from(text, "latin1"), "x.pgm"), pattern));
+  }
+});
+
+describe("IDX", () => {
+  test("a gzipped file that inflates past its header stops at the header's size", () => {
+    const bytes = gzip(idxImages(1, 28, 28, Buffer.alloc(100 * 1024 * 1024)));
+    refusedFast(
+      () => parseIdxImages(bytes, "x.gz"),
+      /decompresses to more than the 800 bytes its header declares/,
+    );
+  });
+  test("a header declaring 4 billion images is refused before inflating", () => {
+    const bytes = gzip(idxImages(0xffffffff, 28, 28, Buffer.alloc(16)));
+    refusedFast(() => parseIdxImages(bytes, "x.gz"), /at most 1 GiB are accepted/);
+    assert.equal(MAX_IDX_BYTES, 1024 ** 3);
+  });
+  test("labels: more bytes than the header declares, plain and gzipped", () => {
+    const plain = idxLabels(2, Buffer.alloc(10));
+    refusedFast(() => parseIdxLabels(plain, "l"), /8 unexpected bytes after the data/);
+    refusedFast(() => parseIdxLabels(gzip(plain), "l.gz"), /more than the 10 bytes/);
+  });
+  test("fewer bytes than declared: truncated", () => {
+    refusedFast(
+      () => parseIdxImages(gzip(idxImages(3, 28, 28, Buffer.alloc(784))), "t.gz"),
+      /truncated/,
+    );
+  });
+
+  test("train --data / eval --data read through the same limits (a bomb in a data folder)", () => {
+    const data = join(dir, "data");
+    mkdirSync(data, { recursive: true });
+    const write = (name: string, bytes: Uint8Array) => writeFileSync(join(data, name), bytes);
+    write(
+      `${MNIST_FILES.testImages}.gz`,
+      gzip(idxImages(2, 28, 28, Buffer.alloc(50 * 1024 * 1024))),
+    );
+    write(MNIST_FILES.testLabels, idxLabels(2, Buffer.from([1, 2])));
+    refusedFast(
+      () => loadMnist({ dir: data, train: false }),
+      /decompresses to more than the 1584 bytes/,
+    );
+  });
+
+  test("eval --data DIR with only the two test files works", () => {
+    const data = join(dir, "test-only");
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, MNIST_FILES.testImages), idxImages(2, 28, 28, Buffer.alloc(2 * 784)));
+    writeFileSync(join(data, MNIST_FILES.testLabels), idxLabels(2, Buffer.from([3, 4])));
+    const loaded = loadMnist({ dir: data, train: false });
+    assert.equal(loaded.test.count, 2);
+    assert.equal(loaded.train.count, 0);
+  });
+});

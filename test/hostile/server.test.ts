@@ -1,0 +1,155 @@
+// Hostile class 1b: the server under hostile clients. A decode bomb is a fast 400 while /healthz
+// keeps answering; a client trickling a body is cut at the request timeout it was given (408 and
+// the connection closed); full queues answer 503 with Retry-After; a client that hangs up is one
+// log line and the server keeps serving. (Latency figures are measured by `npm run bench:hostile`,
+// not here.)
+import assert from "node:assert/strict";
+import { connect, type Socket } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { DigitModel } from "../../src/runtime/inference/onnx-model.js";
+import { type RunningServer, startServer } from "../../src/runtime/serve/server.js";
+import { servedModelFile } from "../serve-helpers.js";
+import { rawPng, squarePng, zeroBomb } from "./bytes.js";
+
+let model: DigitModel;
+let server: RunningServer;
+const lines: string[] = [];
+
+before(async () => {
+  model = await DigitModel.load(servedModelFile(), { threads: 1 });
+  server = await startServer({
+    model,
+    port: 0,
+    log: (line) => lines.push(line),
+    requestTimeoutMs: 1000,
+    decodeWorkers: 1,
+    maxDecodeQueue: 2,
+  });
+});
+
+after(async () => {
+  await server.close();
+  await model.release();
+});
+
+const url = (path: string) => new URL(path, server.url);
+
+async function post(body: Uint8Array, type = "image/png"): Promise<Response> {
+  return fetch(url("/api/predict"), {
+    method: "POST",
+    headers: { "Content-Type": type },
+    body: new Uint8Array(body),
+  });
+}
+
+/** A raw connection to the server. */
+function socket(): Promise<Socket> {
+  const { hostname, port } = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), hostname, () => resolve(s));
+    s.on("error", reject);
+  });
+}
+
+describe("serve under hostile clients", () => {
+  test("a decode bomb is a 400 and /healthz answers meanwhile", async () => {
+    const bomb = rawPng({ width: 2048, height: 2048, interlace: 1, idat: zeroBomb(200) });
+    const pending = post(bomb);
+    const t = performance.now();
+    const health = await fetch(url("/healthz"));
+    assert.equal(health.status, 200);
+    assert.ok(performance.now() - t < 500, "healthz answered while the bomb was in flight");
+    const answer = await pending;
+    assert.equal(answer.status, 400);
+    assert.match(((await answer.json()) as { error: string }).error, /inflates to more than/);
+  });
+
+  test("a body trickled a byte at a time is cut at the request timeout: 408, connection closed", async () => {
+    const s = await socket();
+    const started = performance.now();
+    let received = "";
+    s.on("data", (d) => {
+      received += d.toString("latin1");
+    });
+    const closed = new Promise<number>((resolve) =>
+      s.on("close", () => resolve(performance.now())),
+    );
+    s.write(
+      "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n",
+    );
+    const drip = setInterval(() => {
+      if (!s.destroyed) s.write("x");
+    }, 100);
+    // Meanwhile the server answers others at once.
+    const health = await fetch(url("/healthz"));
+    assert.equal(health.status, 200);
+    const end = await closed;
+    clearInterval(drip);
+    assert.match(received, /^HTTP\/1\.1 408 /);
+    const lived = end - started;
+    assert.ok(
+      lived >= 900 && lived < 3000,
+      `the slow client lived ${lived.toFixed(0)} ms (timeout 1000)`,
+    );
+  });
+
+  test("a full decode queue answers 503 with Retry-After", async () => {
+    const big = squarePng(2048);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post(big)));
+    const statuses = answers.map((a) => a.status);
+    assert.ok(statuses.includes(503), `statuses: ${statuses}`);
+    assert.ok(statuses.includes(200), `statuses: ${statuses}`);
+    const busy = answers.find((a) => a.status === 503);
+    assert.equal(busy?.headers.get("retry-after"), "1");
+  });
+
+  test("a client that hangs up mid-body is one log line; the server keeps serving", async () => {
+    const before = lines.length;
+    const s = await socket();
+    s.write(
+      "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc",
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const added = lines.slice(before);
+    assert.deepEqual(
+      added.map((l) => l.replace(/ [\d.]+ms$/, "")),
+      ["POST /api/predict aborted"],
+    );
+    assert.equal((await fetch(url("/healthz"))).status, 200);
+  });
+
+  test("garbage instead of HTTP is one log line, not a stack", async () => {
+    const before = lines.length;
+    const s = await socket();
+    s.write("\x00\x01\x02 not http\r\n\r\n");
+    s.resume(); // read the 400, so that the server's close reaches us
+    await new Promise((r) => s.on("close", r));
+    const added = lines.slice(before);
+    assert.equal(added.length, 1, added.join("\n"));
+    assert.match(added[0] ?? "", /^client error: HPE_/);
+  });
+
+  test("/healthz names the model's file, not where it lives", async () => {
+    const body = (await (await fetch(url("/healthz"))).json()) as { file: string };
+    assert.ok(!body.file.includes("/"), body.file);
+  });
+});
+
+describe("a full model queue", () => {
+  test("answers 503 with Retry-After", async () => {
+    const own = await startServer({ model, port: 0, log: false, maxModelQueue: 0 });
+    try {
+      const r = await fetch(new URL("/api/predict", own.url), {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ pixels: new Array(784).fill(0) }),
+      });
+      assert.equal(r.status, 503);
+      assert.equal(r.headers.get("retry-after"), "1");
+    } finally {
+      await own.close();
+    }
+  });
+});
