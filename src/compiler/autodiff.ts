@@ -20,8 +20,6 @@ export interface GradBuilder<T> {
   reshape(a: T, shape: number[]): T;
   /** A [C] vector as [1, C, 1, 1], to broadcast over an NCHW tensor. */
   perChannel(a: T): T;
-  /** a·scale + shift per channel of an NCHW tensor (scale, shift: [C]), in one pass. */
-  affine(a: T, scale: T, shift: T): T;
   /** Σ over batch and space of an NCHW tensor: [C]. */
   sumPerChannel(a: T): T;
   /** Σ over the batch of [B, F]: [F]. */

@@ -437,10 +437,12 @@ export const OPS: OpTableDef = {
       const gamma = need(v.params.weight, "batch norm weight");
       const dbeta = b.sumPerChannel(v.dy);
       const dgamma = b.sumPerChannel(b.mul(v.dy, xhat));
-      const centred = () =>
-        b.add(v.dy, b.affine(xhat, b.scale(dgamma, -1 / n), b.scale(dbeta, -1 / n)));
+      const centred = b.sub(
+        b.sub(v.dy, b.perChannel(b.scale(dbeta, 1 / n))),
+        b.mul(xhat, b.perChannel(b.scale(dgamma, 1 / n))),
+      );
       return {
-        inputs: [v.wanted[0] ? b.mul(centred(), b.perChannel(b.mul(gamma, invstd))) : undefined],
+        inputs: [v.wanted[0] ? b.mul(centred, b.perChannel(b.mul(gamma, invstd))) : undefined],
         params: { weight: dgamma, bias: dbeta },
       };
     },
