@@ -3,7 +3,7 @@
 // refuses, and the CLI around it (compile --target pytorch, export --format triton|safetensors,
 // eval SPEC --weights). pytorch-run.test.ts runs what is emitted.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -12,9 +12,12 @@ import {
   safetensorsFromWeights,
   torchWeightsFromSafetensors,
 } from "../src/backends/pytorch/weights.js";
+import { compile } from "../src/cli/compile.js";
+import { exportModel } from "../src/cli/export.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR } from "../src/compiler/ir.js";
+import { UserError } from "../src/errors.js";
 import { parseSafetensors } from "../src/formats/safetensors.js";
 import { packagePath } from "../src/paths.js";
 import { expectGolden } from "./helpers/golden.js";
@@ -23,7 +26,7 @@ import { assertUserError, runCli, writeTfjsCheckpoint } from "./onnx-helpers.js"
 const dir = mkdtempSync(join(tmpdir(), "mnistc-pytorch-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function compile(text: string, file: string): ModelIR {
+function compileText(text: string, file: string): ModelIR {
   const { ir, diagnostics } = compileSpec(text, file);
   assert.ok(ir, `${file} does not compile: ${JSON.stringify(diagnostics)}`);
   return ir;
@@ -38,7 +41,7 @@ const PYTORCH_SPECS = [
   packagePath("test", "fixtures", "specs", "good", "options.yaml"),
 ];
 
-const compileFile = (path: string) => compile(readFileSync(path, "utf8"), path);
+const compileFile = (path: string) => compileText(readFileSync(path, "utf8"), path);
 
 for (const path of PYTORCH_SPECS) {
   const ir = compileFile(path);
@@ -68,7 +71,7 @@ function tiny(layers: string[], extra: string[] = []): ModelIR {
     "  - log_softmax",
     "",
   ].join("\n");
-  return compile(text, "tiny.yaml");
+  return compileText(text, "tiny.yaml");
 }
 
 describe("the code per op", () => {
@@ -133,7 +136,7 @@ describe("the code per op", () => {
       ["train", "nn.Module has its own"],
       ["class", "a Python keyword"],
     ] as const) {
-      const ir = compile(
+      const ir = compileText(
         readFileSync(packagePath("specs", "step1.yaml"), "utf8").replace(
           /^ {2}- conv1:/m,
           `  - ${name}:`,
@@ -175,59 +178,71 @@ describe("the code per op", () => {
   });
 });
 
+/** Runs a command handler in this process, its stderr lines collected instead of printed. */
+async function quietly<T>(action: () => Promise<T>): Promise<{ value: T; stderr: string }> {
+  const write = process.stderr.write;
+  let stderr = "";
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { value: await action(), stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+async function refusedWith(action: () => Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(
+    quietly(action),
+    (err: unknown) => err instanceof UserError && pattern.test(err.message),
+  );
+}
+
 describe("mnistc compile --target pytorch, export --format triton | safetensors, eval --weights", () => {
   const step4 = packagePath("specs", "step4.yaml");
   const ir = compileFile(step4);
   const weights = torchInitWeights(ir, 11);
   const checkpoint = join(dir, "ckpt-step4");
   writeTfjsCheckpoint(checkpoint, ir, weights);
+  const safetensors = join(dir, "step4.safetensors");
+  const fromCheckpoint = join(dir, "a.onnx");
 
-  test("compile writes model.py and train.py; --weights is refused with the way to load them", () => {
+  test("compile writes model.py and train.py; --weights is refused with the way to load them", async () => {
     const out = join(dir, "compiled");
-    const r = runCli(["compile", step4, "--target", "pytorch", "-o", out]);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /step4 -> .*model\.py, .*train\.py/);
+    const { value, stderr } = await quietly(() => compile(step4, { target: "pytorch", out }));
+    assert.equal(value, 0);
+    assert.match(stderr, /step4 -> .*model\.py, .*train\.py/);
     const emitted = pytorchBackend.emit(ir, {}).files;
     for (const f of emitted) assert.equal(readFileSync(join(out, f.path), "utf8"), f.contents);
-    assertUserError(
-      runCli(["compile", step4, "--target", "pytorch", "--weights", checkpoint, "-o", out]),
+    await refusedWith(
+      () => compile(step4, { target: "pytorch", out, weights: checkpoint }),
       /--weights is not supported for --target pytorch: model\.py loads weights when it runs/,
     );
   });
 
-  test("a checkpoint becomes a safetensors file of mnistc's names, and back to the same ONNX", () => {
-    const file = join(dir, "step4.safetensors");
-    const r = runCli([
-      "export",
-      step4,
-      "--weights",
-      checkpoint,
-      "--format",
-      "safetensors",
-      "-o",
-      file,
-    ]);
-    assert.equal(r.status, 0, r.stderr);
-    const back = torchWeightsFromSafetensors(ir, parseSafetensors(readFileSync(file)));
+  test("a checkpoint becomes a safetensors file of mnistc's names, and back to the same ONNX", async () => {
+    const run = (opts: Parameters<typeof exportModel>[1]) =>
+      quietly(() => exportModel(step4, opts)).then((r) => r.value);
+    assert.equal(await run({ weights: checkpoint, format: "safetensors", out: safetensors }), 0);
+    const back = torchWeightsFromSafetensors(ir, parseSafetensors(readFileSync(safetensors)));
     assert.ok("weights" in back);
     assert.deepEqual(back.weights, weights);
-    assert.deepEqual(readFileSync(file), Buffer.from(safetensorsFromWeights(ir, weights)));
-    const fromCheckpoint = join(dir, "a.onnx");
+    assert.deepEqual(readFileSync(safetensors), Buffer.from(safetensorsFromWeights(ir, weights)));
     const fromSafetensors = join(dir, "b.onnx");
-    assert.equal(
-      runCli(["export", step4, "--weights", checkpoint, "-o", fromCheckpoint]).status,
-      0,
-    );
-    assert.equal(runCli(["export", step4, "--weights", file, "-o", fromSafetensors]).status, 0);
+    assert.equal(await run({ weights: checkpoint, out: fromCheckpoint }), 0);
+    assert.equal(await run({ weights: safetensors, out: fromSafetensors }), 0);
     assert.deepEqual(readFileSync(fromSafetensors), readFileSync(fromCheckpoint));
     const compiled = join(dir, "c.onnx");
-    assert.equal(
-      runCli(["compile", step4, "--target", "onnx", "--weights", file, "-o", compiled]).status,
-      0,
+    const { value } = await quietly(() =>
+      compile(step4, { target: "onnx", weights: safetensors, out: compiled }),
     );
+    assert.equal(value, 0);
     assert.deepEqual(readFileSync(compiled), readFileSync(fromCheckpoint));
+  });
 
-    // eval SPEC --weights scores the same model as eval of the exported file.
+  test("eval SPEC --weights scores the same model as eval of the exported file (the CLI)", () => {
     const score = (args: string[]) => {
       const e = runCli(["eval", ...args, "--test-limit", "100", "--json"]);
       assert.equal(e.status, 0, e.stderr);
@@ -235,34 +250,38 @@ describe("mnistc compile --target pytorch, export --format triton | safetensors,
       return { accuracy, loss, file: model.file };
     };
     const direct = score([fromCheckpoint]);
-    const viaSpec = score([step4, "--weights", file]);
+    const viaSpec = score([step4, "--weights", safetensors]);
     assert.deepEqual({ ...viaSpec, file: direct.file }, direct);
-    assert.equal(viaSpec.file, file);
+    assert.equal(viaSpec.file, safetensors);
     assertUserError(
-      runCli(["eval", fromCheckpoint, "--weights", file]),
+      runCli(["eval", fromCheckpoint, "--weights", safetensors]),
       /--weights goes with a spec: mnistc eval SPEC\.yaml --weights WEIGHTS/,
     );
   });
 
-  test("--format triton writes REPO/<name>/config.pbtxt and REPO/<name>/1/model.onnx", () => {
+  test("--format triton writes REPO/<name>/config.pbtxt and REPO/<name>/1/model.onnx", async () => {
     const repo = join(dir, "repo");
-    const r = runCli(["export", step4, "--weights", checkpoint, "--format", "triton", "-o", repo]);
-    assert.equal(r.status, 0, r.stderr);
+    const { value, stderr } = await quietly(() =>
+      exportModel(step4, { weights: checkpoint, format: "triton", out: repo }),
+    );
+    assert.equal(value, 0);
+    assert.match(stderr, /wrote Triton model repository .*repo: .*config\.pbtxt, .*model\.onnx/);
     expectGolden(
       "triton/step4/config.pbtxt",
       readFileSync(join(repo, "step4", "config.pbtxt"), "utf8"),
     );
-    const onnxFile = join(dir, "plain.onnx");
-    assert.equal(runCli(["export", step4, "--weights", checkpoint, "-o", onnxFile]).status, 0);
-    assert.deepEqual(readFileSync(join(repo, "step4", "1", "model.onnx")), readFileSync(onnxFile));
-    assertUserError(
-      runCli(["export", step4, "--weights", checkpoint, "--format", "tflite", "-o", repo]),
-      /unknown format "tflite" \(known formats: onnx, triton, safetensors\)/,
+    assert.deepEqual(
+      readFileSync(join(repo, "step4", "1", "model.onnx")),
+      readFileSync(fromCheckpoint),
     );
-    assert.ok(!existsSync(join(repo, "step4", "2")));
+    assert.deepEqual(readdirSync(join(repo, "step4")).sort(), ["1", "config.pbtxt"]);
+    await refusedWith(
+      () => exportModel(step4, { weights: checkpoint, format: "tflite", out: repo }),
+      /^unknown format "tflite" \(known formats: onnx, triton, safetensors\)$/,
+    );
   });
 
-  test("a file that is no safetensors is named, with what is wrong", () => {
+  test("a file that is no safetensors is named, with what is wrong (the CLI: one line, exit 1)", () => {
     const notes = join(dir, "notes.txt");
     writeFileSync(notes, "these are my notes, not weights\n");
     assertUserError(

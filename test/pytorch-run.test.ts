@@ -1,9 +1,10 @@
 // Runs what the PyTorch backend emits, with Debian's python3-torch (CI installs it, .ci/run):
 //   - model.py of every shipped spec, every-op.yaml and options.yaml loads mnistc's weights with
 //     strict=True and gives the ONNX model's log-probabilities within 1e-5 on MNIST test images;
+//   - train.py rotates images as mnistc's augmentation does;
 //   - one train.py step from mnistc's initial weights on a fixed batch (no augmentation, no
 //     dropout) gives the weights and batch-norm statistics of mnistc's own tfjs step within 1e-4;
-//   - torchrun with 2 processes (DDP over gloo on loopback) trains step4 on 512 images and writes
+//   - torchrun with 2 processes (DDP over gloo on loopback) trains step4 on 256 images and writes
 //     safetensors that `mnistc export` turns into an ONNX model that `mnistc eval` scores exactly
 //     as train.py's own test pass did.
 // Skipped, saying why, only where /usr/bin/python3 cannot import torch and CI is not set.
@@ -30,6 +31,7 @@ import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { decodeModel, toNumber } from "../src/formats/onnx-proto.js";
 import { parseSafetensors } from "../src/formats/safetensors.js";
 import { packagePath } from "../src/paths.js";
+import { rotateImage } from "../src/runtime/data/augment.js";
 import { defaultMnistDir, loadMnist } from "../src/runtime/data/mnist.js";
 import { readCheckpoint } from "../src/runtime/train/checkpoint.js";
 import type { BuildModel, TrainSpec } from "../src/runtime/train/loop.js";
@@ -191,14 +193,25 @@ test("model.py loads mnistc's weights (strict) and gives the ONNX log-probabilit
       name: label,
     });
   }
+  // And train.py's rotation against mnistc's augmentation, on real digits.
+  const angles = [7, -7, 3.5, -30, 90, 0, 45, -12.25];
+  const imagesFile = join(dir, "parity", "images.u8");
+  writeFileSync(imagesFile, test.images.subarray(0, angles.length * 784));
+  const rotate = {
+    dir: join(dir, "parity", "step4"),
+    images: imagesFile,
+    count: angles.length,
+    angles,
+    output: join(dir, "parity", "rotated.f32"),
+  };
   const jobsFile = join(dir, "parity", "jobs.json");
-  writeFileSync(jobsFile, JSON.stringify(jobs));
+  writeFileSync(jobsFile, JSON.stringify({ models: jobs, rotate }));
   const output = await run(PYTHON, [packagePath("test", "python", "run_models.py"), jobsFile]);
   const lines = output
     .trim()
     .split("\n")
     .filter((l) => l.startsWith("{"));
-  assert.equal(lines.length, jobs.length, output);
+  assert.equal(lines.length, jobs.length + 1, output);
   const failures: string[] = [];
   jobs.forEach((job, i) => {
     const report = JSON.parse(lines[i] as string);
@@ -240,6 +253,18 @@ test("model.py loads mnistc's weights (strict) and gives the ONNX log-probabilit
     );
   });
   assert.deepEqual(failures, []);
+
+  const rawRotated = readFileSync(rotate.output);
+  const rotated = new Float32Array(
+    rawRotated.buffer.slice(rawRotated.byteOffset, rawRotated.byteOffset + rawRotated.length),
+  );
+  const ours = new Float32Array(angles.length * 784);
+  angles.forEach((a, i) => {
+    rotateImage(test.images, i * 784, 28, 28, a, ours, i * 784);
+  });
+  const rotationDiff = maxDiff(rotated, ours);
+  t.diagnostic(`rotation: max |train.py - mnistc| ${rotationDiff.toExponential(2)} (of 255)`);
+  assert.ok(rotationDiff <= 1e-3, `train.py rotates differently: max |diff| ${rotationDiff}`);
 });
 
 // --- one training step against mnistc's ----------------------------------------------------
@@ -359,7 +384,7 @@ test("torchrun --nproc_per_node 2: DDP trains step4; mnistc exports and scores i
   const log = await run(TORCHRUN, [
     ...["--standalone", "--nproc_per_node", "2", "--redirects", "1", "--tee", "1"],
     ...["--log_dir", join(base, "logs"), join(base, "out", "train.py")],
-    ...["--epochs", "1", "--train-limit", "512", "--test-limit", "200"],
+    ...["--epochs", "1", "--train-limit", "256", "--test-limit", "200"],
     ...["--data", mnistDir, "--out", out],
   ]);
   t.diagnostic(`torchrun: ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -369,19 +394,19 @@ test("torchrun --nproc_per_node 2: DDP trains step4; mnistc exports and scores i
   };
   assert.equal(metrics.options.processes, 2);
   assert.match(metrics.engine, /^PyTorch .* \(cpu, 2 processes\)$/);
-  assert.equal(metrics.trainExamples, 512);
+  assert.equal(metrics.trainExamples, 256);
   const [epoch] = metrics.epochs;
   assert.ok(epoch);
   // Only process 0 prints and writes.
   assert.equal((log.match(/epoch 1\/1/g) ?? []).length, 1, log);
   assert.match(log, /\[default0\]:epoch 1\/1/);
-  // Scheduler stepped once per batch, as mnistc steps it: 512 / 128 = 4 batches.
+  // Scheduler stepped once per batch, as mnistc steps it: 256 / 128 = 2 batches.
   const { scheduler } = ir.train;
   assert.equal(scheduler.type, "onecycle");
   const expectedLr = scheduleAt(
-    { scheduler, baseLr: ir.train.optimizer.lr, epochs: 1, stepsPerEpoch: 4 },
+    { scheduler, baseLr: ir.train.optimizer.lr, epochs: 1, stepsPerEpoch: 2 },
     0,
-    3,
+    1,
   ).lr;
   assert.ok(Math.abs(epoch.lr - expectedLr) < 1e-12, `lr ${epoch.lr} vs ${expectedLr}`);
 

@@ -10,9 +10,11 @@ import {
   safetensorsFromWeights,
   torchWeightsFromSafetensors,
 } from "../src/backends/pytorch/weights.js";
+import { loadWeights } from "../src/cli/weights.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR } from "../src/compiler/ir.js";
+import { UserError } from "../src/errors.js";
 import {
   encodeSafetensors,
   parseSafetensors,
@@ -242,29 +244,23 @@ describe("safetensors weights against a spec", () => {
       r,
       /step4\.safetensors: does not fit spec step1: conv1\.0\.weight is \[16, 1, 3, 3\] in the spec but \[128, 1, 3, 3\] in the file; .*; and \d+ more$/m,
     );
+    // The same loader, in this process: a damaged file and a missing one.
+    const step4 = compile("step4");
     const broken = join(dir, "broken.safetensors");
     writeFileSync(broken, safetensorsFromWeights(ir, weights).subarray(0, 100));
-    assertUserError(
-      runCli([
-        "export",
-        packagePath("specs", "step4.yaml"),
-        "--weights",
-        broken,
-        "-o",
-        join(dir, "y.onnx"),
-      ]),
-      /broken\.safetensors: truncated: the header is \d+ bytes but the file has 92 after the length$/m,
+    assert.throws(
+      () => loadWeights(broken, step4),
+      (err: unknown) =>
+        err instanceof UserError &&
+        /broken\.safetensors: truncated: the header is \d+ bytes but the file has 92 after the length$/.test(
+          err.message,
+        ),
     );
-    assertUserError(
-      runCli([
-        "export",
-        packagePath("specs", "step4.yaml"),
-        "--weights",
-        join(dir, "none.safetensors"),
-        "-o",
-        join(dir, "z.onnx"),
-      ]),
-      /none\.safetensors: cannot read \(no such file\)$/m,
+    assert.throws(
+      () => loadWeights(join(dir, "none.safetensors"), step4),
+      (err: unknown) =>
+        err instanceof UserError &&
+        /none\.safetensors: cannot read \(no such file\)$/.test(err.message),
     );
   });
 });

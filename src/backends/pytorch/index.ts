@@ -124,6 +124,13 @@ function modelCode(ir: ModelIR): ModelCode {
       }
     }
   }
+  // A kept output is assigned after its group's statement: it must be that group's last output.
+  const lastOfGroup = new Set(groups.map((g) => g.nodes.at(-1)?.name));
+  for (const name of kept.keys()) {
+    if (!lastOfGroup.has(name)) {
+      throw new Error(`pytorch backend: ${name} is read later but is inside its block`);
+    }
+  }
   const read = (group: Group, name: string) =>
     name === group.before ? "x" : (kept.get(name) ?? name);
 

@@ -103,11 +103,12 @@ def load_split(folder, prefix, limit):
     return images, labels
 
 
-def rotate_randomly(x, degrees):
-    """Each image rotated by its own angle drawn from ±degrees, about its centre, with bilinear
-    sampling and zero fill: mnistc's augmentation (torchvision's RandomRotation, fill=0)."""
+def rotate(x, degrees):
+    """Images [B, C, H, W], each rotated by its angle in `degrees` [B] (counter-clockwise as shown)
+    about its centre, with bilinear sampling and zero fill: mnistc's augmentation, as
+    torchvision's RandomRotation(fill=0) does it."""
     b, _, h, w = x.shape
-    angle = (torch.rand(b, device=x.device) * 2 - 1) * math.radians(degrees)
+    angle = degrees * (math.pi / 180)
     cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
     aspect = (h - 1) / (w - 1)  # grid_sample's coordinates run from -1 to 1 along either axis
     theta = torch.stack(
@@ -121,11 +122,12 @@ def rotate_randomly(x, degrees):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def prepare(images, rotate):
-    """uint8 images as the model's input: rotated if `rotate` > 0, then (x / 255 - MEAN) / STD."""
+def prepare(images, degrees):
+    """uint8 images as the model's input: each rotated by an angle drawn from ±degrees (if > 0),
+    then normalized, (x / 255 - MEAN) / STD."""
     x = images.float() / 255
-    if rotate > 0:
-        x = rotate_randomly(x, rotate)
+    if degrees > 0:
+        x = rotate(x, (torch.rand(len(x), device=x.device) * 2 - 1) * degrees)
     mean = torch.tensor(MEAN, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(STD, device=x.device).view(1, -1, 1, 1)
     return (x - mean) / std
