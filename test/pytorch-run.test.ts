@@ -13,7 +13,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { after, test } from "node:test";
+import { after, describe, type TestContext, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import * as ort from "onnxruntime-node";
 import { onnxBackend } from "../src/backends/onnx/index.js";
@@ -50,6 +50,19 @@ const skip =
     : `${PYTHON} cannot import torch (apt-get install python3-torch, as .ci/run does)`;
 const requireTorch = () =>
   assert.ok(haveTorch, `${PYTHON} cannot import torch: install Debian's python3-torch`);
+
+/**
+ * The tests below are collected and run concurrently (see the end): most of their time is Python
+ * starting and waiting on its processes, which overlaps well even on two cores.
+ */
+const tests: (() => void)[] = [];
+function concurrently(
+  name: string,
+  options: { skip: string | false },
+  fn: (t: TestContext) => Promise<void>,
+): void {
+  tests.push(() => test(name, options, fn));
+}
 
 const dir = mkdtempSync(join(tmpdir(), "mnistc-pytorch-run-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,117 +168,121 @@ function testWeights(ir: ModelIR): WeightMap {
   return weights;
 }
 
-test("model.py loads mnistc's weights (strict) and gives the ONNX log-probabilities within 1e-5 + 1e-6 relative", {
-  skip,
-}, async (t) => {
-  requireTorch();
-  const test = loadMnist({ trainLimit: 0, testLimit: IMAGES }).test;
-  const jobs = [];
-  const expected = new Map<string, { ir: ModelIR; logProbs: Float32Array }>();
-  const cases = PARITY_SPECS.map((path) => {
-    const ir = compile(readFileSync(path, "utf8"), path);
-    return { ir, label: ir.name, weights: testWeights(ir) };
-  });
-  const step4 = cases.find((c) => c.label === "step4")?.ir;
-  assert.ok(step4);
-  cases.push({ ir: step4, label: "step4-trained", weights: trainedStep4() });
-  for (const { ir, label, weights } of cases) {
-    const out = join(dir, "parity", label);
-    emitPytorch(ir, out);
-    writeFileSync(join(out, "weights.safetensors"), safetensorsFromWeights(ir, weights));
-    const [mean = 0] = ir.data.mean;
-    const [std = 1] = ir.data.std;
-    const input = Float32Array.from(test.images, (v) => (v / 255 - mean) / std);
-    writeFileSync(join(out, "input.f32"), input);
-    const bytes = onnxBackend.emit(ir, { weights }).files[0]?.contents;
-    assert.ok(bytes instanceof Uint8Array);
-    const session = await ort.InferenceSession.create(bytes);
-    const feeds = { input: new ort.Tensor("float32", input, [IMAGES, 1, 28, 28]) };
-    const result = await session.run(feeds);
-    await session.release();
-    expected.set(label, { ir, logProbs: result.log_probs?.data as Float32Array });
-    jobs.push({
-      dir: out,
-      weights: join(out, "weights.safetensors"),
-      input: join(out, "input.f32"),
-      count: IMAGES,
-      output: join(out, "output.f32"),
-      name: label,
+concurrently(
+  "model.py loads mnistc's weights (strict) and gives the ONNX log-probabilities within 1e-5 + 1e-6 relative",
+  {
+    skip,
+  },
+  async (t) => {
+    requireTorch();
+    const test = loadMnist({ trainLimit: 0, testLimit: IMAGES }).test;
+    const jobs = [];
+    const expected = new Map<string, { ir: ModelIR; logProbs: Float32Array }>();
+    const cases = PARITY_SPECS.map((path) => {
+      const ir = compile(readFileSync(path, "utf8"), path);
+      return { ir, label: ir.name, weights: testWeights(ir) };
     });
-  }
-  // And train.py's rotation against mnistc's augmentation, on real digits.
-  const angles = [7, -7, 3.5, -30, 90, 0, 45, -12.25];
-  const imagesFile = join(dir, "parity", "images.u8");
-  writeFileSync(imagesFile, test.images.subarray(0, angles.length * 784));
-  const rotate = {
-    dir: join(dir, "parity", "step4"),
-    images: imagesFile,
-    count: angles.length,
-    angles,
-    output: join(dir, "parity", "rotated.f32"),
-  };
-  const jobsFile = join(dir, "parity", "jobs.json");
-  writeFileSync(jobsFile, JSON.stringify({ models: jobs, rotate }));
-  const output = await run(PYTHON, [packagePath("test", "python", "run_models.py"), jobsFile]);
-  const lines = output
-    .trim()
-    .split("\n")
-    .filter((l) => l.startsWith("{"));
-  assert.equal(lines.length, jobs.length + 1, output);
-  const failures: string[] = [];
-  jobs.forEach((job, i) => {
-    const report = JSON.parse(lines[i] as string);
-    const { ir, logProbs } = expected.get(job.name) as { ir: ModelIR; logProbs: Float32Array };
-    const names = ir.nodes.flatMap((n) => n.params.map((p) => p.name));
-    assert.deepEqual(report.names, names, `${job.name}: state_dict names`);
-    assert.deepEqual(report.parameters, names, `${job.name}: PARAMETERS`);
-    assert.deepEqual(report.shape, [IMAGES, ir.classes]);
-    assert.deepEqual(report.one, [1, ir.classes], `${job.name}: a batch of one`);
-    const raw = readFileSync(job.output);
-    const got = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
-    // 1e-5, plus float32's own spacing where a log-probability is large: ulp(43) is 3.8e-6,
-    // and two float32 implementations summing in different orders differ by a few ulps there.
-    assert.equal(got.length, logProbs.length);
-    let diff = 0;
-    let diffModerate = 0;
-    let range = 0;
-    got.forEach((v, k) => {
-      const want = logProbs[k] as number;
-      const d = Math.abs(v - want);
-      diff = Math.max(diff, d);
-      if (Math.abs(want) <= 10) diffModerate = Math.max(diffModerate, d);
-      range = Math.max(range, Math.abs(want));
-      if (d > TOLERANCE + 1e-6 * Math.abs(want)) {
-        failures.push(`${job.name}: log p ${want} vs PyTorch's ${v} at ${k}`);
-      }
-    });
-    for (let row = 0; row < IMAGES; row++) {
-      const k = ir.classes;
-      if (
-        argmax(got.subarray(row * k, (row + 1) * k)) !==
-        argmax(logProbs.subarray(row * k, (row + 1) * k))
-      ) {
-        failures.push(`${job.name}: image ${row} is classified differently`);
-      }
+    const step4 = cases.find((c) => c.label === "step4")?.ir;
+    assert.ok(step4);
+    cases.push({ ir: step4, label: "step4-trained", weights: trainedStep4() });
+    for (const { ir, label, weights } of cases) {
+      const out = join(dir, "parity", label);
+      emitPytorch(ir, out);
+      writeFileSync(join(out, "weights.safetensors"), safetensorsFromWeights(ir, weights));
+      const [mean = 0] = ir.data.mean;
+      const [std = 1] = ir.data.std;
+      const input = Float32Array.from(test.images, (v) => (v / 255 - mean) / std);
+      writeFileSync(join(out, "input.f32"), input);
+      const bytes = onnxBackend.emit(ir, { weights }).files[0]?.contents;
+      assert.ok(bytes instanceof Uint8Array);
+      const session = await ort.InferenceSession.create(bytes);
+      const feeds = { input: new ort.Tensor("float32", input, [IMAGES, 1, 28, 28]) };
+      const result = await session.run(feeds);
+      await session.release();
+      expected.set(label, { ir, logProbs: result.log_probs?.data as Float32Array });
+      jobs.push({
+        dir: out,
+        weights: join(out, "weights.safetensors"),
+        input: join(out, "input.f32"),
+        count: IMAGES,
+        output: join(out, "output.f32"),
+        name: label,
+      });
     }
-    t.diagnostic(
-      `${job.name}: max |PyTorch - ONNX| ${diff.toExponential(2)} (${diffModerate.toExponential(2)} where |log p| <= 10; max |log p| ${range.toFixed(1)})`,
-    );
-  });
-  assert.deepEqual(failures, []);
+    // And train.py's rotation against mnistc's augmentation, on real digits.
+    const angles = [7, -7, 3.5, -30, 90, 0, 45, -12.25];
+    const imagesFile = join(dir, "parity", "images.u8");
+    writeFileSync(imagesFile, test.images.subarray(0, angles.length * 784));
+    const rotate = {
+      dir: join(dir, "parity", "step4"),
+      images: imagesFile,
+      count: angles.length,
+      angles,
+      output: join(dir, "parity", "rotated.f32"),
+    };
+    const jobsFile = join(dir, "parity", "jobs.json");
+    writeFileSync(jobsFile, JSON.stringify({ models: jobs, rotate }));
+    const output = await run(PYTHON, [packagePath("test", "python", "run_models.py"), jobsFile]);
+    const lines = output
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("{"));
+    assert.equal(lines.length, jobs.length + 1, output);
+    const failures: string[] = [];
+    jobs.forEach((job, i) => {
+      const report = JSON.parse(lines[i] as string);
+      const { ir, logProbs } = expected.get(job.name) as { ir: ModelIR; logProbs: Float32Array };
+      const names = ir.nodes.flatMap((n) => n.params.map((p) => p.name));
+      assert.deepEqual(report.names, names, `${job.name}: state_dict names`);
+      assert.deepEqual(report.parameters, names, `${job.name}: PARAMETERS`);
+      assert.deepEqual(report.shape, [IMAGES, ir.classes]);
+      assert.deepEqual(report.one, [1, ir.classes], `${job.name}: a batch of one`);
+      const raw = readFileSync(job.output);
+      const got = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+      // 1e-5, plus float32's own spacing where a log-probability is large: ulp(43) is 3.8e-6,
+      // and two float32 implementations summing in different orders differ by a few ulps there.
+      assert.equal(got.length, logProbs.length);
+      let diff = 0;
+      let diffModerate = 0;
+      let range = 0;
+      got.forEach((v, k) => {
+        const want = logProbs[k] as number;
+        const d = Math.abs(v - want);
+        diff = Math.max(diff, d);
+        if (Math.abs(want) <= 10) diffModerate = Math.max(diffModerate, d);
+        range = Math.max(range, Math.abs(want));
+        if (d > TOLERANCE + 1e-6 * Math.abs(want)) {
+          failures.push(`${job.name}: log p ${want} vs PyTorch's ${v} at ${k}`);
+        }
+      });
+      for (let row = 0; row < IMAGES; row++) {
+        const k = ir.classes;
+        if (
+          argmax(got.subarray(row * k, (row + 1) * k)) !==
+          argmax(logProbs.subarray(row * k, (row + 1) * k))
+        ) {
+          failures.push(`${job.name}: image ${row} is classified differently`);
+        }
+      }
+      t.diagnostic(
+        `${job.name}: max |PyTorch - ONNX| ${diff.toExponential(2)} (${diffModerate.toExponential(2)} where |log p| <= 10; max |log p| ${range.toFixed(1)})`,
+      );
+    });
+    assert.deepEqual(failures, []);
 
-  const rawRotated = readFileSync(rotate.output);
-  const rotated = new Float32Array(
-    rawRotated.buffer.slice(rawRotated.byteOffset, rawRotated.byteOffset + rawRotated.length),
-  );
-  const ours = new Float32Array(angles.length * 784);
-  angles.forEach((a, i) => {
-    rotateImage(test.images, i * 784, 28, 28, a, ours, i * 784);
-  });
-  const rotationDiff = maxDiff(rotated, ours);
-  t.diagnostic(`rotation: max |train.py - mnistc| ${rotationDiff.toExponential(2)} (of 255)`);
-  assert.ok(rotationDiff <= 1e-3, `train.py rotates differently: max |diff| ${rotationDiff}`);
-});
+    const rawRotated = readFileSync(rotate.output);
+    const rotated = new Float32Array(
+      rawRotated.buffer.slice(rawRotated.byteOffset, rawRotated.byteOffset + rawRotated.length),
+    );
+    const ours = new Float32Array(angles.length * 784);
+    angles.forEach((a, i) => {
+      rotateImage(test.images, i * 784, 28, 28, a, ours, i * 784);
+    });
+    const rotationDiff = maxDiff(rotated, ours);
+    t.diagnostic(`rotation: max |train.py - mnistc| ${rotationDiff.toExponential(2)} (of 255)`);
+    assert.ok(rotationDiff <= 1e-3, `train.py rotates differently: max |diff| ${rotationDiff}`);
+  },
+);
 
 // --- one training step against mnistc's ----------------------------------------------------
 
@@ -302,129 +319,148 @@ interface TfjsProgram {
 }
 
 for (const ir of STEP_VARIANTS) {
-  test(`${ir.name}: one train.py step equals mnistc's tfjs step within 1e-4`, {
-    skip,
-  }, async (t) => {
-    requireTorch();
-    assert.equal(ir.train.augment.rotate, 0);
-    assert.ok(ir.nodes.every((n) => n.kind !== "dropout"));
-    const base = join(dir, "step", ir.name);
-    emitPytorch(ir, join(base, "pytorch"));
-    const init = join(base, "init.safetensors");
-    writeFileSync(init, safetensorsFromWeights(ir, torchInitWeights(ir, ir.train.seed)));
-    // train.py: one epoch of one batch (its sampler shuffles the batch: the mean loss and the
-    // batch statistics do not depend on the order).
-    const python = run(PYTHON, [
-      join(base, "pytorch", "train.py"),
-      ...["--epochs", "1", "--train-limit", String(BATCH), "--test-limit", "100"],
-      ...["--init", init, "--data", mnistDir, "--out", join(base, "torch-out"), "--quiet"],
-    ]);
+  concurrently(
+    `${ir.name}: one train.py step equals mnistc's tfjs step within 1e-4`,
+    {
+      skip,
+    },
+    async (t) => {
+      requireTorch();
+      assert.equal(ir.train.augment.rotate, 0);
+      assert.ok(ir.nodes.every((n) => n.kind !== "dropout"));
+      const base = join(dir, "step", ir.name);
+      emitPytorch(ir, join(base, "pytorch"));
+      const init = join(base, "init.safetensors");
+      writeFileSync(init, safetensorsFromWeights(ir, torchInitWeights(ir, ir.train.seed)));
+      // train.py: one epoch of one batch (its sampler shuffles the batch: the mean loss and the
+      // batch statistics do not depend on the order).
+      const python = run(PYTHON, [
+        join(base, "pytorch", "train.py"),
+        ...["--epochs", "1", "--train-limit", String(BATCH), "--test-limit", "100"],
+        ...["--init", init, "--data", mnistDir, "--out", join(base, "torch-out"), "--quiet"],
+      ]);
 
-    // mnistc: the tfjs program the tfjs backend emits, run by the runtime's loop.
-    const tfjsDir = join(base, "tfjs");
-    mkdirSync(tfjsDir, { recursive: true });
-    for (const f of tfjsBackend.emit(ir, { runtimeImport: runtimeImportFor(tfjsDir) }).files) {
-      writeFileSync(join(tfjsDir, f.path), f.contents);
-    }
-    const program = (await import(pathToFileURL(join(tfjsDir, "model.mjs")).href)) as TfjsProgram;
-    const { initEngine } = await import("../src/runtime/tfjs/engine.js");
-    const { runTraining } = await import("../src/runtime/train/loop.js");
-    const { tf, name: engine } = await initEngine();
-    const tfjsOut = join(base, "tfjs-out");
-    const mnistc = await runTraining({
-      tf,
-      engine,
-      spec: program.spec,
-      buildModel: program.buildModel,
-      data: loadMnist({ trainLimit: BATCH, testLimit: 100 }),
-      options: { quiet: true, out: tfjsOut, epochs: 1 },
-    });
-    const mapped = torchWeightsFromTfjs(ir, readCheckpoint(join(tfjsOut, "checkpoint")).arrays);
-    assert.ok("weights" in mapped);
+      // mnistc: the tfjs program the tfjs backend emits, run by the runtime's loop.
+      const tfjsDir = join(base, "tfjs");
+      mkdirSync(tfjsDir, { recursive: true });
+      for (const f of tfjsBackend.emit(ir, { runtimeImport: runtimeImportFor(tfjsDir) }).files) {
+        writeFileSync(join(tfjsDir, f.path), f.contents);
+      }
+      const program = (await import(pathToFileURL(join(tfjsDir, "model.mjs")).href)) as TfjsProgram;
+      const { initEngine } = await import("../src/runtime/tfjs/engine.js");
+      const { runTraining } = await import("../src/runtime/train/loop.js");
+      const { tf, name: engine } = await initEngine();
+      const tfjsOut = join(base, "tfjs-out");
+      const mnistc = await runTraining({
+        tf,
+        engine,
+        spec: program.spec,
+        buildModel: program.buildModel,
+        data: loadMnist({ trainLimit: BATCH, testLimit: 100 }),
+        options: { quiet: true, out: tfjsOut, epochs: 1 },
+      });
+      const mapped = torchWeightsFromTfjs(ir, readCheckpoint(join(tfjsOut, "checkpoint")).arrays);
+      assert.ok("weights" in mapped);
 
-    await python;
-    const written = parseSafetensors(readFileSync(join(base, "torch-out", "weights.safetensors")));
-    const torch = torchWeightsFromSafetensors(ir, written);
-    assert.ok("weights" in torch, "errors" in torch ? torch.errors.join("; ") : "");
-    const initial = torchInitWeights(ir, ir.train.seed);
-    let worst = 0;
-    let moved = 0;
-    for (const [name, w] of mapped.weights) {
-      const theirs = torch.weights.get(name)?.data ?? new Float32Array();
-      const diff = maxDiff(theirs, w.data);
-      worst = Math.max(worst, diff);
-      assert.ok(diff <= 1e-4, `${name}: max |PyTorch - mnistc| ${diff} > 1e-4`);
-      moved = Math.max(moved, maxDiff(w.data, initial.get(name)?.data ?? new Float32Array()));
-    }
-    t.diagnostic(`max |PyTorch - mnistc| over every tensor: ${worst.toExponential(2)}`);
-    assert.ok(moved > 1e-3, `the step barely moved the weights (${moved})`);
-    const metrics = JSON.parse(readFileSync(join(base, "torch-out", "metrics.json"), "utf8"));
-    const [theirs] = metrics.epochs;
-    const [ours] = mnistc.epochs;
-    assert.ok(ours && theirs);
-    assert.ok(Math.abs(theirs.trainLoss - ours.trainLoss) <= 1e-4, "the step's loss");
-    assert.equal(theirs.lr, ours.lr);
-  });
+      await python;
+      const written = parseSafetensors(
+        readFileSync(join(base, "torch-out", "weights.safetensors")),
+      );
+      const torch = torchWeightsFromSafetensors(ir, written);
+      assert.ok("weights" in torch, "errors" in torch ? torch.errors.join("; ") : "");
+      const initial = torchInitWeights(ir, ir.train.seed);
+      let worst = 0;
+      let moved = 0;
+      for (const [name, w] of mapped.weights) {
+        const theirs = torch.weights.get(name)?.data ?? new Float32Array();
+        const diff = maxDiff(theirs, w.data);
+        worst = Math.max(worst, diff);
+        assert.ok(diff <= 1e-4, `${name}: max |PyTorch - mnistc| ${diff} > 1e-4`);
+        moved = Math.max(moved, maxDiff(w.data, initial.get(name)?.data ?? new Float32Array()));
+      }
+      t.diagnostic(`max |PyTorch - mnistc| over every tensor: ${worst.toExponential(2)}`);
+      assert.ok(moved > 1e-3, `the step barely moved the weights (${moved})`);
+      const metrics = JSON.parse(readFileSync(join(base, "torch-out", "metrics.json"), "utf8"));
+      const [theirs] = metrics.epochs;
+      const [ours] = mnistc.epochs;
+      assert.ok(ours && theirs);
+      assert.ok(Math.abs(theirs.trainLoss - ours.trainLoss) <= 1e-4, "the step's loss");
+      assert.equal(theirs.lr, ours.lr);
+    },
+  );
 }
 
 // --- torchrun: two processes on loopback, back into mnistc ---------------------------------
 
-test("torchrun --nproc_per_node 2: DDP trains step4; mnistc exports and scores its safetensors", {
-  skip,
-}, async (t) => {
-  requireTorch();
-  const specPath = packagePath("specs", "step4.yaml");
-  const ir = compile(readFileSync(specPath, "utf8"), specPath);
-  const base = join(dir, "ddp");
-  emitPytorch(ir, join(base, "out"));
-  const out = join(base, "run");
-  // Debian's torchrun (1.13 on Python 3.11) cannot parse its own default `--redirects 0
-  // --tee 0`; stdout teed into per-rank logs works with every torchrun.
-  const started = Date.now();
-  const log = await run(TORCHRUN, [
-    ...["--standalone", "--nproc_per_node", "2", "--redirects", "1", "--tee", "1"],
-    ...["--log_dir", join(base, "logs"), join(base, "out", "train.py")],
-    ...["--epochs", "1", "--train-limit", "256", "--test-limit", "200"],
-    ...["--data", mnistDir, "--out", out],
-  ]);
-  t.diagnostic(`torchrun: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  assert.deepEqual(readdirSync(out).sort(), ["metrics.json", "weights.safetensors"]);
-  const metrics = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as RunMetrics & {
-    options: { processes: number };
-  };
-  assert.equal(metrics.options.processes, 2);
-  assert.match(metrics.engine, /^PyTorch .* \(cpu, 2 processes\)$/);
-  assert.equal(metrics.trainExamples, 256);
-  const [epoch] = metrics.epochs;
-  assert.ok(epoch);
-  // Only process 0 prints and writes.
-  assert.equal((log.match(/epoch 1\/1/g) ?? []).length, 1, log);
-  assert.match(log, /\[default0\]:epoch 1\/1/);
-  // Scheduler stepped once per batch, as mnistc steps it: 256 / 128 = 2 batches.
-  const { scheduler } = ir.train;
-  assert.equal(scheduler.type, "onecycle");
-  const expectedLr = scheduleAt(
-    { scheduler, baseLr: ir.train.optimizer.lr, epochs: 1, stepsPerEpoch: 2 },
-    0,
-    1,
-  ).lr;
-  assert.ok(Math.abs(epoch.lr - expectedLr) < 1e-12, `lr ${epoch.lr} vs ${expectedLr}`);
+concurrently(
+  "torchrun --nproc_per_node 2: DDP trains step4; mnistc exports and scores its safetensors",
+  {
+    skip,
+  },
+  async (t) => {
+    requireTorch();
+    const specPath = packagePath("specs", "step4.yaml");
+    const ir = compile(readFileSync(specPath, "utf8"), specPath);
+    const base = join(dir, "ddp");
+    emitPytorch(ir, join(base, "out"));
+    const out = join(base, "run");
+    // Debian's torchrun (1.13 on Python 3.11) cannot parse its own default `--redirects 0
+    // --tee 0`; stdout teed into per-rank logs works with every torchrun.
+    const started = Date.now();
+    const log = await run(TORCHRUN, [
+      ...["--standalone", "--nproc_per_node", "2", "--redirects", "1", "--tee", "1"],
+      ...["--log_dir", join(base, "logs"), join(base, "out", "train.py")],
+      ...["--epochs", "1", "--train-limit", "256", "--test-limit", "200"],
+      ...["--data", mnistDir, "--out", out],
+    ]);
+    t.diagnostic(`torchrun: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.deepEqual(readdirSync(out).sort(), ["metrics.json", "weights.safetensors"]);
+    const metrics = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as RunMetrics & {
+      options: { processes: number };
+    };
+    assert.equal(metrics.options.processes, 2);
+    assert.match(metrics.engine, /^PyTorch .* \(cpu, 2 processes\)$/);
+    assert.equal(metrics.trainExamples, 256);
+    const [epoch] = metrics.epochs;
+    assert.ok(epoch);
+    // Only process 0 prints and writes.
+    assert.equal((log.match(/epoch 1\/1/g) ?? []).length, 1, log);
+    assert.match(log, /\[default0\]:epoch 1\/1/);
+    // Scheduler stepped once per batch, as mnistc steps it: 256 / 128 = 2 batches.
+    const { scheduler } = ir.train;
+    assert.equal(scheduler.type, "onecycle");
+    const expectedLr = scheduleAt(
+      { scheduler, baseLr: ir.train.optimizer.lr, epochs: 1, stepsPerEpoch: 2 },
+      0,
+      1,
+    ).lr;
+    assert.ok(Math.abs(epoch.lr - expectedLr) < 1e-12, `lr ${epoch.lr} vs ${expectedLr}`);
 
-  const onnxFile = join(base, "step4.onnx");
-  const exported = runCli([
-    "export",
-    specPath,
-    "--weights",
-    join(out, "weights.safetensors"),
-    "-o",
-    onnxFile,
-  ]);
-  assert.equal(exported.status, 0, exported.stderr);
-  const evaluated = runCli(["eval", onnxFile, "--test-limit", "200", "--json"]);
-  assert.equal(evaluated.status, 0, evaluated.stderr);
-  const report = JSON.parse(evaluated.stdout);
-  assert.equal(report.count, 200);
-  assert.equal(report.accuracy, epoch.testAccuracy);
-  assert.ok(Math.abs(report.loss - epoch.testLoss) <= 1e-4, `${report.loss} vs ${epoch.testLoss}`);
-  t.diagnostic(`${basename(onnxFile)}: ${(100 * report.accuracy).toFixed(1)}% on 200 test images`);
+    const onnxFile = join(base, "step4.onnx");
+    const exported = runCli([
+      "export",
+      specPath,
+      "--weights",
+      join(out, "weights.safetensors"),
+      "-o",
+      onnxFile,
+    ]);
+    assert.equal(exported.status, 0, exported.stderr);
+    const evaluated = runCli(["eval", onnxFile, "--test-limit", "200", "--json"]);
+    assert.equal(evaluated.status, 0, evaluated.stderr);
+    const report = JSON.parse(evaluated.stdout);
+    assert.equal(report.count, 200);
+    assert.equal(report.accuracy, epoch.testAccuracy);
+    assert.ok(
+      Math.abs(report.loss - epoch.testLoss) <= 1e-4,
+      `${report.loss} vs ${epoch.testLoss}`,
+    );
+    t.diagnostic(
+      `${basename(onnxFile)}: ${(100 * report.accuracy).toFixed(1)}% on 200 test images`,
+    );
+  },
+);
+
+describe("what the PyTorch backend emits, run", { concurrency: true }, () => {
+  for (const define of tests) define();
 });
