@@ -243,7 +243,10 @@ def main():
     torch.manual_seed(args.seed)
     net = Net()
     if args.init:
-        load_weights(net, args.init)
+        try:
+            load_weights(net, args.init)
+        except (OSError, RuntimeError, KeyError, ValueError) as err:
+            fail(f"{args.init}: {err}")
     net.to(device)
     model = net
     if world > 1:
