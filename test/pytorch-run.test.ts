@@ -67,8 +67,12 @@ function concurrently(
 const dir = mkdtempSync(join(tmpdir(), "mnistc-pytorch-run-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const mnistDir = defaultMnistDir();
-/** One thread per Python process: the suite runs two test files at once on two cores. */
-const pythonEnv = { ...process.env, OMP_NUM_THREADS: "1" };
+/**
+ * One thread per Python process (the suite runs two test files at once on two cores), and gloo on
+ * the loopback interface whatever the host name resolves to (torchrun --standalone's rendezvous
+ * is on localhost already).
+ */
+const pythonEnv = { ...process.env, OMP_NUM_THREADS: "1", GLOO_SOCKET_IFNAME: "lo" };
 
 function compile(text: string, file: string): ModelIR {
   const { ir, diagnostics } = compileSpec(text, file);
