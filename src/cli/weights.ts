@@ -9,7 +9,6 @@ import type { ModelIR, WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
 import { parseSafetensors, SafetensorsError } from "../formats/safetensors.js";
 import { readCheckpoint } from "../runtime/train/checkpoint.js";
-import { readFailure } from "./spec.js";
 
 /** How many mismatches one error line names before it counts the rest. */
 const SHOWN = 6;
@@ -28,7 +27,9 @@ export function readSafetensorsWeights(path: string, ir: ModelIR): WeightMap {
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    throw new UserError(`${path}: cannot read (${readFailure(err)})`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(err)})`;
+    throw new UserError(`${path}: ${why}`);
   }
   let mapped: ReturnType<typeof torchWeightsFromSafetensors>;
   try {
