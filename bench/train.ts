@@ -18,15 +18,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
-import { tfjsParams } from "../src/backends/tfjs/weights.js";
+import { onnxSteps } from "../src/cli/onnx-steps.js";
 import { loadProgram } from "../src/cli/program.js";
 import { compileSpec, formatDiagnostic } from "../src/compiler/index.js";
 import type { ModelIR } from "../src/compiler/ir.js";
-import { encodeModel } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 import type { Batch } from "../src/runtime/data/batches.js";
-import { onnxStepper } from "../src/runtime/onnx-train/stepper.js";
 import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
 import type { BuildModel } from "../src/runtime/train/loop.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
@@ -141,21 +138,13 @@ async function makeStepper(
   const stepper =
     threads === undefined
       ? tfjsStepper(tf, model, optimizer, [ir.input.height, ir.input.width])
-      : await onnxStepper({
-          stepGraph(batch) {
-            const { model: graph, signature } = buildTrainingStep(ir, batch);
-            return { bytes: encodeModel(graph), signature };
-          },
-          evalGraph: () => new Uint8Array(),
-          placements: tfjsParams(ir).map((p) => ({
-            name: p.param.name,
-            tfjsName: p.tfjsName,
-            shape: p.param.shape,
-            layout: p.layout,
-          })),
-          optimizer: ir.train.optimizer,
-          threads,
-        })({ tf, model, optimizer, spec: { ...ir, params: [] } as never, batchSize });
+      : await (await onnxSteps(ir, threads))({
+          tf,
+          model,
+          optimizer,
+          spec: { ...ir, params: [] } as never,
+          batchSize,
+        });
   const batch = randomBatch(ir, batchSize);
   const hyper = { lr: ir.train.optimizer.lr };
   return {

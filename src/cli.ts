@@ -97,7 +97,10 @@ program
     "-o, --out <path>",
     "output directory or file (default: out/<spec>/tfjs/, out/<spec>/<spec>.onnx)",
   )
-  .option("--weights <checkpoint>", "trained checkpoint directory (onnx)")
+  .option(
+    "--weights <path>",
+    "trained weights (onnx): a checkpoint directory or a .safetensors file",
+  )
   .addHelpText("after", `\nTargets:\n${targets.join("\n")}`)
   .action((spec: string, opts) =>
     run(async () => (await import("./cli/compile.js")).compile(spec, opts)),
@@ -128,10 +131,18 @@ train.action((spec: string, opts) =>
 
 program
   .command("export")
-  .description("export a trained checkpoint as an ONNX model")
+  .description("export trained weights as an ONNX model, a Triton model repository or safetensors")
   .argument("<spec>", "spec file")
-  .requiredOption("--weights <checkpoint>", "checkpoint directory (model.json + weights)")
-  .requiredOption("-o, --out <file>", "ONNX file to write")
+  .requiredOption(
+    "--weights <path>",
+    "checkpoint directory (mnistc train) or .safetensors file (PyTorch, the emitted train.py)",
+  )
+  .requiredOption("-o, --out <path>", "ONNX file, Triton repository folder, or .safetensors file")
+  .option(
+    "-f, --format <format>",
+    "onnx | triton (OUT/<name>/config.pbtxt + 1/model.onnx) | safetensors",
+    "onnx",
+  )
   .action((spec: string, opts) =>
     run(async () => (await import("./cli/export.js")).exportModel(spec, opts)),
   );
@@ -139,7 +150,8 @@ program
 program
   .command("eval")
   .description("accuracy, loss, per-class accuracy and confusion matrix of an ONNX model")
-  .argument("[model]", "ONNX file (default: models/step4.onnx)")
+  .argument("[model]", "ONNX file (default: models/step4.onnx), or a spec with --weights")
+  .option("--weights <path>", "with a spec: its checkpoint directory or .safetensors file")
   .option("--data <dir>", "folder with the four MNIST IDX files (plain or .gz)")
   .option("--test-limit <n>", "use the first N test images", positiveInt)
   .option("--json", "print JSON")

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import type { Backend } from "../src/backends/backend.js";
 import { onnxBackend } from "../src/backends/onnx/index.js";
+import { pytorchBackend } from "../src/backends/pytorch/index.js";
 import { tfjsBackend } from "../src/backends/tfjs/index.js";
 import { checkFile } from "../src/cli/check.js";
 import { BACKEND_CODES } from "../src/compiler/codes.js";
@@ -82,13 +83,20 @@ test("every backend code is what its backend emits, and no code is listed twice"
   missing.delete("fc.1.bias");
   const wrong = torchInitWeights(ir);
   wrong.set("fc.1.bias", { shape: [3], data: new Float32Array(3) });
-  const codes = (backend: Backend, weights: WeightMap) =>
-    backend.emit(ir, { weights }).diagnostics.map((d) => d.code);
+  const codes = (backend: Backend, weights?: WeightMap, spec = ir) =>
+    backend.emit(spec, weights ? { weights } : {}).diagnostics.map((d) => d.code);
+  const trainBlock = compileSpec(
+    readFileSync(path, "utf8").replace(/^ {2}- conv1:/m, "  - train:"),
+    path,
+  ).ir;
+  assert.ok(trainBlock);
   assert.deepEqual(
     [
       ...codes(onnxBackend, missing),
       ...codes(onnxBackend, wrong),
       ...codes(tfjsBackend, torchInitWeights(ir)),
+      ...codes(pytorchBackend, undefined, trainBlock),
+      ...codes(pytorchBackend, torchInitWeights(ir)),
     ],
     Object.keys(BACKEND_CODES),
   );

@@ -9,17 +9,14 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, test } from "node:test";
 import type * as tfNs from "@tensorflow/tfjs";
-import { onnxBackend } from "../src/backends/onnx/index.js";
-import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
-import { tfjsParams, tfjsWeightsFromTorch } from "../src/backends/tfjs/weights.js";
+import { tfjsWeightsFromTorch } from "../src/backends/tfjs/weights.js";
+import { onnxSteps } from "../src/cli/onnx-steps.js";
 import { loadProgram } from "../src/cli/program.js";
 import { compileSpec } from "../src/compiler/index.js";
 import type { ModelIR, OptimizerIR } from "../src/compiler/ir.js";
-import { encodeModel } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 import { BatchAssembler } from "../src/runtime/data/batches.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
-import { onnxStepper } from "../src/runtime/onnx-train/stepper.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { loadWeightsInto } from "../src/runtime/train/checkpoint.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
@@ -65,21 +62,7 @@ async function side(ir: ModelIR, onnx: boolean): Promise<Side> {
   loadWeightsInto(tf, model, mapped.weights, ir.name);
   const optimizer = createOptimizer(tf, ir.train.optimizer);
   const stepper = onnx
-    ? await onnxStepper({
-        stepGraph: (batch) => {
-          const { model: m, signature } = buildTrainingStep(ir, batch);
-          return { bytes: encodeModel(m), signature };
-        },
-        evalGraph: (weights) => onnxBackend.emit(ir, { weights }).files[0]?.contents as Uint8Array,
-        placements: tfjsParams(ir).map((p) => ({
-          name: p.param.name,
-          tfjsName: p.tfjsName,
-          shape: p.param.shape,
-          layout: p.layout,
-        })),
-        optimizer: ir.train.optimizer,
-        threads: 1,
-      })({ tf, model, optimizer, spec: program.spec, batchSize: BATCH })
+    ? await (await onnxSteps(ir, 1))({ tf, model, optimizer, spec: program.spec, batchSize: BATCH })
     : tfjsStepper(tf, model, optimizer, [28, 28]);
   return {
     model,

@@ -6,15 +6,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { onnxBackend } from "../src/backends/onnx/index.js";
-import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
-import { tfjsParams } from "../src/backends/tfjs/weights.js";
+import { onnxSteps } from "../src/cli/onnx-steps.js";
 import { loadProgram } from "../src/cli/program.js";
 import { compileSpec } from "../src/compiler/index.js";
-import { encodeModel } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
-import { onnxStepper } from "../src/runtime/onnx-train/stepper.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { runTraining } from "../src/runtime/train/loop.js";
 
@@ -31,21 +27,7 @@ ir.train.batchSize = 32;
 const { tf, name: engine } = await initEngine();
 const program = await loadProgram(ir, join(tmp, "program"));
 const data = loadMnist({ trainLimit: 256, testLimit: 100 });
-const stepper = onnxStepper({
-  stepGraph(batch) {
-    const { model, signature } = buildTrainingStep(ir, batch);
-    return { bytes: encodeModel(model), signature };
-  },
-  evalGraph: (weights) => onnxBackend.emit(ir, { weights }).files[0]?.contents as Uint8Array,
-  placements: tfjsParams(ir).map((p) => ({
-    name: p.param.name,
-    tfjsName: p.tfjsName,
-    shape: p.param.shape,
-    layout: p.layout,
-  })),
-  optimizer: ir.train.optimizer,
-  threads: 1,
-});
+const stepper = await onnxSteps(ir, 1);
 
 async function train(out: string, onnx: boolean, epochs: number, resume = false) {
   const metrics = await runTraining({

@@ -5,16 +5,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { onnxBackend } from "../src/backends/onnx/index.js";
-import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
-import { tfjsParams } from "../src/backends/tfjs/weights.js";
+import { onnxSteps } from "../src/cli/onnx-steps.js";
 import { loadProgram } from "../src/cli/program.js";
 import { compileSpec } from "../src/compiler/index.js";
-import { encodeModel } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 import { BatchAssembler } from "../src/runtime/data/batches.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
-import { onnxStepper } from "../src/runtime/onnx-train/stepper.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
 import { tfjsStepper } from "../src/runtime/train/step.js";
@@ -38,21 +34,13 @@ test(`${STEPS} steps of step4: ONNX and tfjs losses agree within 1e-3`, async ()
   const a = await build("tfjs");
   const b = await build("onnx");
   const tfjs = tfjsStepper(tf, a.model, a.optimizer, [28, 28]);
-  const onnx = await onnxStepper({
-    stepGraph: (batch) => {
-      const { model, signature } = buildTrainingStep(ir, batch);
-      return { bytes: encodeModel(model), signature };
-    },
-    evalGraph: (weights) => onnxBackend.emit(ir, { weights }).files[0]?.contents as Uint8Array,
-    placements: tfjsParams(ir).map((p) => ({
-      name: p.param.name,
-      tfjsName: p.tfjsName,
-      shape: p.param.shape,
-      layout: p.layout,
-    })),
-    optimizer: ir.train.optimizer,
-    threads: 1,
-  })({ tf, model: b.model, optimizer: b.optimizer, spec: b.program.spec, batchSize: BATCH });
+  const onnx = await (await onnxSteps(ir, 1))({
+    tf,
+    model: b.model,
+    optimizer: b.optimizer,
+    spec: b.program.spec,
+    batchSize: BATCH,
+  });
   const assembler = new BatchAssembler(mnist.train, BATCH, 10, { mean: 0.1307, std: 0.3081 });
   const hyper = { lr: 0.01, momentum: 0.9 };
   for (let i = 0; i < STEPS; i++) {

@@ -4,5 +4,5 @@ import { BACKENDS } from "../src/backends/index.js";
 
 test("backends are listed once each", () => {
   const names = BACKENDS.map((b) => b.name);
-  assert.deepEqual(names, ["tfjs", "onnx", "onnx-train"]);
+  assert.deepEqual(names, ["tfjs", "onnx", "onnx-train", "pytorch"]);
 });

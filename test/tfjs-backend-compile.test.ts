@@ -74,7 +74,7 @@ test("compile: user mistakes are one line and exit 1", () => {
   const cases: [args: string[], message: RegExp][] = [
     [
       ["--target", "keras", "-o", "x"],
-      /^mnistc: error: unknown target "keras" \(known targets: tfjs, onnx, onnx-train\)\n$/,
+      /^mnistc: error: unknown target "keras" \(known targets: tfjs, onnx, onnx-train, pytorch\)\n$/,
     ],
     [
       ["--target", "tfjs", "-o", "x", "--weights", "ckpt"],

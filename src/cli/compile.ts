@@ -1,37 +1,22 @@
-// `mnistc compile SPEC [--target NAME] [-o OUT] [--weights CHECKPOINT]`: emit a backend's output
-// and write it (a directory for tfjs, one file for onnx). Without flags: the tfjs training program
+// `mnistc compile SPEC [--target NAME] [-o OUT] [--weights WEIGHTS]`: emit a backend's output
+// and write it (a directory for tfjs and pytorch, one file for onnx; WEIGHTS: a checkpoint
+// directory or a safetensors file). Without flags: the tfjs training program
 // into out/<spec name>/tfjs/, and the path is printed.
 import { statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { BACKENDS, findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
-import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
 import { formatDiagnostic } from "../compiler/index.js";
-import type { WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
-import { readCheckpoint } from "../runtime/train/checkpoint.js";
 import { writeFileAtomic } from "../util/files.js";
 import { loadSpec } from "./spec.js";
+import { loadWeights } from "./weights.js";
 
 export interface CompileOptions {
   target: string;
   /** Default: `out/<spec name>/<target>/` for a directory target, `out/<spec name>/<name>.<target>` for a file. */
   out?: string;
   weights?: string;
-}
-
-function loadWeights(
-  checkpoint: string,
-  ir: Parameters<typeof torchWeightsFromTfjs>[0],
-): WeightMap {
-  const { arrays } = readCheckpoint(checkpoint);
-  const mapped = torchWeightsFromTfjs(ir, arrays);
-  if ("error" in mapped) throw new UserError(`${checkpoint}: ${mapped.error}`);
-  return mapped.weights;
-}
-
-function write(path: string, contents: string | Uint8Array): void {
-  writeFileAtomic(path, contents);
 }
 
 function isDirectory(path: string): boolean {
@@ -51,6 +36,11 @@ export async function compile(spec: string, opts: CompileOptions): Promise<numbe
   if (opts.weights && backend.name === "tfjs") {
     throw new UserError(
       "--weights is not supported for --target tfjs: the tfjs program initializes and trains its own weights (use it with --target onnx)",
+    );
+  }
+  if (opts.weights && backend.name === "pytorch") {
+    throw new UserError(
+      "--weights is not supported for --target pytorch: model.py loads weights when it runs (load_weights; mnistc export --format safetensors turns a checkpoint into a weights file)",
     );
   }
   const ir = await loadSpec(spec);
@@ -73,7 +63,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<numbe
   const written: string[] = [];
   for (const file of result.files) {
     const path = backend.output === "dir" ? join(out, file.path) : out;
-    write(path, file.contents);
+    writeFileAtomic(path, file.contents);
     written.push(path);
   }
   const what = weights ? "trained weights" : "seeded initial weights";

@@ -1,14 +1,41 @@
 // `mnistc eval [MODEL] [--data DIR] [--test-limit N] [--json]`: an ONNX model on the MNIST test set
 // with onnxruntime-node: accuracy, mean NLL loss, per-class accuracy, confusion matrix, speed.
+// `mnistc eval SPEC --weights WEIGHTS` evaluates the spec's ONNX model with those weights (a
+// checkpoint directory or a safetensors file) without writing it anywhere the user sees.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { loadMnist } from "../runtime/data/mnist.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 import { argmax } from "../runtime/inference/probabilities.js";
+import { onnxBytes } from "./export-onnx.js";
+import { loadSpec } from "./spec.js";
+import { loadWeights } from "./weights.js";
 
 export interface EvalOptions {
   data?: string;
   testLimit?: number;
   json?: boolean;
+  /** With a spec as MODEL: its trained weights. */
+  weights?: string;
+}
+
+/** The ONNX model of `spec` with `weights`, in a temporary file (removed after loading). */
+async function loadSpecModel(spec: string, weights: string): Promise<DigitModel | undefined> {
+  const ir = await loadSpec(spec);
+  if (!ir) return undefined;
+  const bytes = onnxBytes(ir, loadWeights(weights, ir), weights);
+  const dir = mkdtempSync(join(tmpdir(), "mnistc-eval-"));
+  try {
+    const file = join(dir, `${ir.name}.onnx`);
+    writeFileSync(file, bytes);
+    const model = await DigitModel.load(file);
+    model.info.file = weights;
+    return model;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Images per onnxruntime call: large enough to amortize the call, small enough for the cache. */
@@ -90,7 +117,17 @@ export function formatConfusion(confusion: number[][]): string {
 }
 
 export async function evaluate(modelArg: string | undefined, opts: EvalOptions): Promise<number> {
-  const model = await DigitModel.load(resolveModelFile(modelArg));
+  let model: DigitModel;
+  if (opts.weights !== undefined) {
+    if (modelArg === undefined || !/\.ya?ml$/.test(modelArg)) {
+      throw new UserError("--weights goes with a spec: mnistc eval SPEC.yaml --weights WEIGHTS");
+    }
+    const loaded = await loadSpecModel(modelArg, opts.weights);
+    if (!loaded) return 1;
+    model = loaded;
+  } else {
+    model = await DigitModel.load(resolveModelFile(modelArg));
+  }
   const { classes, inputShape } = model.info;
   const data = loadMnist({
     ...(opts.data !== undefined ? { dir: opts.data } : {}),

@@ -2,10 +2,9 @@
 // that program's `model.mjs` and run the same training function its `train.mjs` calls, so what
 // this command trains is exactly the emitted program.
 import { join } from "node:path";
-import type { ModelIR } from "../compiler/ir.js";
-import type { StepperFactory } from "../runtime/train/loop.js";
 import { checkOutFolder, outFolder } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
+import { onnxSteps } from "./onnx-steps.js";
 import { loadProgram } from "./program.js";
 import { loadSpec } from "./spec.js";
 
@@ -14,34 +13,6 @@ export interface TrainCliOptions extends TrainOptions {
   backend?: "tfjs" | "onnx";
   /** onnxruntime's threads (default: every core). */
   threads?: number;
-}
-
-/** The compiled step of `ir` on onnxruntime, with what only the compiler and backends know. */
-async function onnxSteps(ir: ModelIR, threads: number | undefined): Promise<StepperFactory> {
-  const { onnxStepper } = await import("../runtime/onnx-train/stepper.js");
-  const { buildTrainingStep } = await import("../backends/onnx-train/index.js");
-  const { onnxBackend } = await import("../backends/onnx/index.js");
-  const { tfjsParams } = await import("../backends/tfjs/weights.js");
-  const { encodeModel } = await import("../formats/onnx-proto.js");
-  return onnxStepper({
-    stepGraph(batch) {
-      const { model, signature } = buildTrainingStep(ir, batch);
-      return { bytes: encodeModel(model), signature };
-    },
-    evalGraph(weights) {
-      const file = onnxBackend.emit(ir, { weights }).files[0];
-      if (!(file?.contents instanceof Uint8Array)) throw new Error("onnx backend emitted no model");
-      return file.contents;
-    },
-    placements: tfjsParams(ir).map((p) => ({
-      name: p.param.name,
-      tfjsName: p.tfjsName,
-      shape: p.param.shape,
-      layout: p.layout,
-    })),
-    optimizer: ir.train.optimizer,
-    threads,
-  });
 }
 
 export async function train(specPath: string, opts: TrainCliOptions): Promise<number> {

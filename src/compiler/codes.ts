@@ -40,6 +40,8 @@ export const BACKEND_CODES = {
   E0801: "onnx: a weight of the spec is missing from the given weights",
   E0802: "onnx: a given weight has another shape than the spec's",
   E0901: "tfjs: weights given (its program initializes and trains its own)",
+  E0902: "pytorch: a block name that cannot be an nn.Module attribute",
+  E0903: "pytorch: weights given (model.py loads them at run time)",
 } as const;
 
 export type Code = keyof typeof CODES;

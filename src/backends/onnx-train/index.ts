@@ -19,6 +19,9 @@ import {
   onnx,
   type ValueInfoProto,
 } from "../../formats/onnx-proto.js";
+import type { StepSignature, StepStateEntry } from "../../formats/step-signature.js";
+
+export type { StepSignature, StepStateEntry };
 import type { Backend, EmitResult } from "../backend.js";
 import { onnxBackend } from "../onnx/index.js";
 import { TRAIN_FORWARD, type TrainForwardContext } from "./forward.js";
@@ -27,35 +30,6 @@ import { slotNames, update } from "./optimizer.js";
 
 /** ScatterElements' `reduction` (max-pool gradients) needs opset 16; 17 is what ORT runs best. */
 export const TRAIN_OPSET = 17;
-
-export interface StateEntry {
-  /** Input name: a parameter's, a buffer's, or `<parameter>.<slot>`. */
-  name: string;
-  /** Output name of its value after the step. */
-  next: string;
-  shape: number[];
-  kind: "param" | "buffer" | "slot";
-  /** The parameter a slot belongs to. */
-  of?: string;
-  slot?: string;
-}
-
-/** What the runtime needs to drive the step graph. */
-export interface StepSignature {
-  spec: string;
-  batch: number;
-  opset: number;
-  /** Images NCHW and one-hot targets. */
-  x: { name: "x"; shape: number[] };
-  target: { name: "target"; shape: number[] };
-  /** Scalar inputs: lr always; momentum for SGD with momentum and Adam; Adam's step_size, bc2_sqrt. */
-  scalars: string[];
-  masks: { name: string; node: string; shape: number[]; p: number }[];
-  state: StateEntry[];
-  /** Scalar outputs. */
-  loss: "loss";
-  correct: "correct";
-}
 
 /** Whether SGD keeps momentum buffers: with momentum, or when OneCycleLR cycles it in. */
 export function usesMomentum(ir: ModelIR): boolean {
@@ -93,7 +67,7 @@ export function buildTrainingStep(
   }
 
   // Parameters and buffers are inputs (the runtime owns them), in model order.
-  const state: StateEntry[] = [];
+  const state: StepStateEntry[] = [];
   const tensors = new Map<string, Tensor>();
   for (const node of ir.nodes) {
     for (const p of node.params) {
@@ -151,7 +125,7 @@ export function buildTrainingStep(
   const grads = backward(ir, g, x, forward, tensors, g.scale(target, -1 / batch), batch);
 
   const slots = slotNames(opt, momentum);
-  const slotState: StateEntry[] = [];
+  const slotState: StepStateEntry[] = [];
   for (const entry of state) {
     if (entry.kind === "buffer") {
       const next = updates.get(entry.name) ?? (tensors.get(entry.name) as Tensor);

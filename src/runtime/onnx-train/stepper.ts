@@ -13,6 +13,7 @@ import type * as tfNs from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import type { OptimizerIR, WeightMap } from "../../compiler/ir.js";
 import { type Layout, tfjsToTorchLayout, torchToTfjsLayout } from "../../formats/tfjs-layout.js";
+import type { StepSignature } from "../../formats/step-signature.js";
 import { sizeOf } from "../../util/shape.js";
 import { type Batch, BatchAssembler } from "../data/batches.js";
 import type { MnistSplit } from "../data/mnist.js";
@@ -20,27 +21,6 @@ import { argmax } from "../inference/probabilities.js";
 import type { StepperFactory } from "../train/loop.js";
 import type { OptimizerState, SlotArray, StepHyper } from "../train/optim.js";
 import type { Stepper, StepResult } from "../train/step.js";
-
-/** One tensor of the step graph's signature (see backends/onnx-train). */
-export interface StepStateEntry {
-  name: string;
-  next: string;
-  shape: number[];
-  kind: "param" | "buffer" | "slot";
-  of?: string;
-  slot?: string;
-}
-
-export interface StepSignatureLike {
-  batch: number;
-  x: { name: string; shape: number[] };
-  target: { name: string; shape: number[] };
-  scalars: string[];
-  masks: { name: string; node: string; shape: number[]; p: number }[];
-  state: StepStateEntry[];
-  loss: string;
-  correct: string;
-}
 
 /** Where a PyTorch parameter lives in the tfjs model. */
 export interface TfjsPlacement {
@@ -52,7 +32,7 @@ export interface TfjsPlacement {
 
 export interface OnnxStepperOptions {
   /** The step graph (ONNX bytes) and its signature for a batch size. */
-  stepGraph(batch: number): { bytes: Uint8Array; signature: StepSignatureLike };
+  stepGraph(batch: number): { bytes: Uint8Array; signature: StepSignature };
   /** The inference graph with the given weights, for evaluation. */
   evalGraph(weights: WeightMap): Uint8Array;
   placements: TfjsPlacement[];
@@ -101,7 +81,7 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
     );
     const sessions = new Map<
       number,
-      { session: ort.InferenceSession; signature: StepSignatureLike }
+      { session: ort.InferenceSession; signature: StepSignature }
     >();
     const sessionFor = async (batch: number) => {
       let entry = sessions.get(batch);

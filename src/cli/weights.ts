@@ -1,0 +1,62 @@
+// Trained weights for a spec, from either side of the PyTorch boundary: a checkpoint directory as
+// `mnistc train` writes it (tfjs layout, mapped to PyTorch's), or a safetensors file as the
+// emitted train.py or any PyTorch code writes it (PyTorch's names and layouts already). What
+// `compile --weights`, `export --weights` and `eval --weights` read.
+import { statSync } from "node:fs";
+import { torchWeightsFromSafetensors } from "../backends/pytorch/weights.js";
+import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
+import type { ModelIR, WeightMap } from "../compiler/ir.js";
+import { UserError } from "../errors.js";
+import { parseSafetensors, SafetensorsError } from "../formats/safetensors.js";
+import { MAX_CHECKPOINT_FILE_BYTES, readCheckpoint } from "../runtime/train/checkpoint.js";
+import { readRegularFile } from "../util/files.js";
+
+/** How many mismatches one error line names before it counts the rest. */
+const SHOWN = 6;
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A safetensors file's weights for `ir`; a UserError names the file and every mismatch. */
+export function readSafetensorsWeights(path: string, ir: ModelIR): WeightMap {
+  // A regular file under the checkpoint limit, read as every other input is (util/files.ts).
+  const bytes = readRegularFile(path, {
+    maxBytes: MAX_CHECKPOINT_FILE_BYTES,
+    what: "a safetensors file",
+  });
+  let mapped: ReturnType<typeof torchWeightsFromSafetensors>;
+  try {
+    mapped = torchWeightsFromSafetensors(ir, parseSafetensors(bytes));
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw new UserError(`${path}: ${err.message}`);
+    throw err;
+  }
+  if ("errors" in mapped) {
+    const { errors } = mapped;
+    const more = errors.length > SHOWN ? `; and ${errors.length - SHOWN} more` : "";
+    throw new UserError(
+      `${path}: does not fit spec ${ir.name}: ${errors.slice(0, SHOWN).join("; ")}${more}`,
+    );
+  }
+  return mapped.weights;
+}
+
+/** A checkpoint directory's weights for `ir`, in PyTorch layout. */
+export function readCheckpointWeights(dir: string, ir: ModelIR): WeightMap {
+  const { arrays } = readCheckpoint(dir);
+  const mapped = torchWeightsFromTfjs(ir, arrays);
+  if ("error" in mapped) throw new UserError(`${dir}: ${mapped.error}`);
+  return mapped.weights;
+}
+
+/** A file is read as safetensors (so is a missing `*.safetensors`), anything else as a checkpoint. */
+export function loadWeights(path: string, ir: ModelIR): WeightMap {
+  return isFile(path) || path.endsWith(".safetensors")
+    ? readSafetensorsWeights(path, ir)
+    : readCheckpointWeights(path, ir);
+}
