@@ -32,4 +32,3 @@ export async function onnxSteps(ir: ModelIR, threads: number | undefined): Promi
     threads,
   });
 }
-

