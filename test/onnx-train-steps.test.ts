@@ -1,5 +1,10 @@
-// Twenty training steps of step4 from its seeded init on real batches, on the tfjs program (wasm
-// engine) and on the compiled ONNX step: the losses agree within 1e-3.
+// Twenty training steps from the seeded init on real batches, on the tfjs program and on the
+// compiled ONNX step: the losses agree within 1e-3. The tfjs side runs on its cpu engine, as the
+// one-step parity does: early training amplifies float32 differences step by step, and the wasm
+// engine's convolution rounding breaks the exact max-pool ties of MNIST's flat background its own
+// way, so from step 7 or so wasm and ONNX part (a few 1e-3 by step 20), while cpu and ONNX (and
+// PyTorch in float64) stay within 1e-6. sepres: batch norm, dropout, depthwise and dilated convs,
+// a residual add, cheap enough for the cpu engine.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,14 +20,15 @@ import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
 import { tfjsStepper } from "../src/runtime/train/step.js";
 
-const BATCH = 32;
+process.env.MNISTC_ENGINE = "cpu";
+const BATCH = 8;
 const STEPS = 20;
 const dir = mkdtempSync(join(tmpdir(), "mnistc-train-steps-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test(`${STEPS} steps of step4: ONNX and tfjs losses agree within 1e-3`, async () => {
+test(`${STEPS} steps of sepres: ONNX and tfjs losses agree within 1e-3`, async () => {
   const { tf } = await initEngine();
-  const path = packagePath("specs", "step4.yaml");
+  const path = packagePath("specs", "sepres.yaml");
   const { ir } = compileSpec(readFileSync(path, "utf8"), path);
   assert.ok(ir);
   const mnist = loadMnist({ trainLimit: STEPS * BATCH, testLimit: 0 });

@@ -484,9 +484,10 @@ def check_train_step(report, spec_path, images, labels, tmp, index):
     name = os.path.splitext(os.path.basename(spec_path))[0]
     with open(spec_path) as f:
         spec = yaml.safe_load(f)
-    module = build_module(spec)
     calibration = normalize(images[1000:1256], spec.get("data", {}))
-    weights = perturbed_values(module, calibration, seed=2000 + index)
+    weights = perturbed_values(build_module(spec), calibration, seed=2000 + index)
+    # A fresh module: perturbed_values leaves its batch norms with momentum None (cumulative).
+    module = build_module(spec)
     load_strict(module, weights)
     module.train()
     g = torch.Generator().manual_seed(3000 + index)
@@ -507,8 +508,10 @@ def check_train_step(report, spec_path, images, labels, tmp, index):
              for k, (m, _, _) in masks.items()]
     for m, _, _ in masks.values():
         m.mask = 1.0
+    module.eval()  # the shape probe must not move the running statistics
     with torch.no_grad():
         module(x)
+    module.train()
     for h in hooks:
         h.remove()
     feed = {}
@@ -542,9 +545,13 @@ def check_train_step(report, spec_path, images, labels, tmp, index):
             if torch.is_tensor(value) and value.shape == p.shape:
                 expected[f"{p_name}.{slot}"] = value
     worst, where = 0.0, ""
+    # A tensor that is ~0 (the gradient of a conv bias before batch norm: rounding noise) is measured
+    # against 1e-2 of the step's largest slot (CI's parity test, at a milder loss, uses 1e-3).
+    slots = [expected[k] for k in ours["next"] if k not in module.state_dict()]
+    floor = max([1e-3] + [1e-2 * float(t.detach().abs().max()) for t in slots])
     for key, got in ours["next"].items():
         want = expected[key].detach().double().flatten().numpy()
-        err = float(np.abs(np.asarray(got) - want).max() / max(np.abs(want).max(), 1e-3))
+        err = float(np.abs(np.asarray(got) - want).max() / max(np.abs(want).max(), floor))
         if err > worst:
             worst, where = err, key
     loss_err = abs(ours["loss"] - loss.item()) / abs(loss.item())
