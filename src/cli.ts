@@ -108,7 +108,7 @@ program
 
 const train = program
   .command("train")
-  .description("train a spec on MNIST with TensorFlow.js")
+  .description("train a spec on MNIST (the compiled ONNX step, or the tfjs program)")
   .argument("<spec>", "spec file");
 // The emitted program `train.mjs` accepts the same options; they are declared once in the runtime.
 addTrainOptions(train)

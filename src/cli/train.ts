@@ -1,6 +1,7 @@
 // `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/`, load
-// that program's `model.mjs` and run the same training function its `train.mjs` calls, so what
-// this command trains is exactly the emitted program.
+// that program's `model.mjs` and run the same training function its `train.mjs` calls. With
+// `--backend onnx` (the default) the compiled ONNX step takes the steps and the emitted model keeps
+// the checkpoints; with `--backend tfjs` what this command trains is exactly the emitted program.
 import { join } from "node:path";
 import { checkOutFolder, outFolder } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
