@@ -19,13 +19,12 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { onnxSteps } from "../src/cli/onnx-steps.js";
-import { loadProgram } from "../src/cli/program.js";
+import { type EmittedProgram, loadProgram } from "../src/cli/program.js";
 import { compileSpec, formatDiagnostic } from "../src/compiler/index.js";
 import type { ModelIR } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import type { Batch } from "../src/runtime/data/batches.js";
 import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
-import type { BuildModel } from "../src/runtime/train/loop.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
 import { tfjsStepper } from "../src/runtime/train/step.js";
 import { Rng } from "../src/util/rng.js";
@@ -96,10 +95,10 @@ function compile(file: string): ModelIR {
 }
 
 /** Emit the tfjs program to a temporary directory and import its model.mjs, as `train` does. */
-async function emittedBuildModel(ir: ModelIR): Promise<BuildModel> {
+async function emittedProgram(ir: ModelIR): Promise<EmittedProgram> {
   const dir = mkdtempSync(join(tmpdir(), "mnistc-bench-"));
   try {
-    return (await loadProgram(ir, dir)).buildModel;
+    return await loadProgram(ir, dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -125,15 +124,15 @@ function randomBatch(ir: ModelIR, batchSize: number): Batch {
   };
 }
 
-/** A stepper on the model `buildModel` builds: the training loop's own step, tfjs or ONNX. */
+/** A stepper on the emitted program's model: the training loop's own step, tfjs or ONNX. */
 async function makeStepper(
   tf: Tfjs,
   ir: ModelIR,
-  buildModel: BuildModel,
+  program: EmittedProgram,
   batchSize: number,
   threads: number | undefined,
 ): Promise<{ step: () => Promise<number>; dispose: () => void }> {
-  const model = buildModel(tf, { seed: ir.train.seed });
+  const model = program.buildModel(tf, { seed: ir.train.seed });
   const optimizer = createOptimizer(tf, ir.train.optimizer);
   const stepper =
     threads === undefined
@@ -142,7 +141,7 @@ async function makeStepper(
           tf,
           model,
           optimizer,
-          spec: { ...ir, params: [] } as never,
+          spec: program.spec,
           batchSize,
         });
   const batch = randomBatch(ir, batchSize);
@@ -229,13 +228,13 @@ async function main(): Promise<void> {
   const options = readOptions(process.argv.slice(2));
   const { tf, name: engine } = await initEngine();
   const ir = compile(options.spec);
-  const buildModel = await emittedBuildModel(ir);
+  const program = await emittedProgram(ir);
   process.stderr.write(
     `bench:train ${ir.name}, batch ${options.batchSize}: ${options.warmup} warm-up + ${options.steps} timed steps each\n`,
   );
   const rows: Row[] = [];
   const run = async (what: string, threads: number | undefined) => {
-    const stepper = await makeStepper(tf, ir, buildModel, options.batchSize, threads);
+    const stepper = await makeStepper(tf, ir, program, options.batchSize, threads);
     rows.push(await timeSteps(what, threads ?? 1, stepper, options));
     stepper.dispose();
     process.stderr.write(`  ${what}${threads ? ` (${threads} threads)` : ""}: done\n`);
@@ -247,13 +246,11 @@ async function main(): Promise<void> {
   if (ir.name === "step4") rows.push(...torchRows(options));
   let kernels: KernelTime[] | undefined;
   if (options.profile) {
-    const model = buildModel(tf, { seed: ir.train.seed });
-    const stepper = await makeStepper(tf, ir, buildModel, options.batchSize, undefined);
+    const stepper = await makeStepper(tf, ir, program, options.batchSize, undefined);
     const profile = await tf.profile(async () => {
       await stepper.step();
     });
     stepper.dispose();
-    model.dispose();
     kernels = await topKernels(
       profile.kernels,
       (k) => (tf.getKernel(k, tf.getBackend()) as unknown) !== undefined,

@@ -234,25 +234,25 @@ def mnistc_log_probs(onnx_path, pixels, tmp):
 # Data and weights.
 
 
-def read_idx_images(name):
+def read_idx(name, header):
+    """An IDX file's bytes after its `header` bytes (plain, or .gz when the plain file is absent)."""
     path = os.path.join(MNIST_DIR, name)
     opener = open
     if not os.path.exists(path) and os.path.exists(path + ".gz"):
         path, opener = path + ".gz", gzip.open
     with opener(path, "rb") as f:
         data = f.read()
+    return data, np.frombuffer(data, dtype=np.uint8, offset=header)
+
+
+def read_idx_images(name):
+    data, pixels = read_idx(name, 16)
     count, rows, cols = (int.from_bytes(data[o : o + 4], "big") for o in (4, 8, 12))
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+    return pixels.reshape(count, rows, cols)
 
 
 def read_idx_labels(name):
-    path = os.path.join(MNIST_DIR, name)
-    opener = open
-    if not os.path.exists(path) and os.path.exists(path + ".gz"):
-        path, opener = path + ".gz", gzip.open
-    with opener(path, "rb") as f:
-        data = f.read()
-    return np.frombuffer(data, dtype=np.uint8, offset=8).copy()
+    return read_idx(name, 8)[1].copy()
 
 
 def normalize(pixels, data):

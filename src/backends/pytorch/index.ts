@@ -6,9 +6,7 @@
 //   train.py  the spec's recipe with torch.optim and torch.optim.lr_scheduler, stepped as mnistc
 //             steps them; runs on CPU or CUDA, alone or under torchrun as DDP; the options of
 //             `mnistc train` that apply
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import Handlebars from "handlebars";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import {
   type AnyNodeIR,
@@ -20,22 +18,9 @@ import {
   type SchedulerIR,
 } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
-import { packagePath } from "../../paths.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
+import { template } from "../templates.js";
 import { py, TORCH_OPS, type TorchCode, type TorchContext } from "./ops.js";
-
-type Template = (context: object) => string;
-const templates = new Map<string, Template>();
-
-function template(name: string): Template {
-  let compiled = templates.get(name);
-  if (!compiled) {
-    const text = readFileSync(packagePath("src", "backends", "pytorch", "templates", name), "utf8");
-    compiled = Handlebars.compile(text, { noEscape: true, strict: true });
-    templates.set(name, compiled);
-  }
-  return compiled;
-}
 
 /** The PyTorch code of one node, from the backend's op table. */
 export function torchCode<K extends OpKind>(node: NodeIR<K>): TorchCode {
@@ -319,7 +304,10 @@ export function emitPytorch(ir: ModelIR): EmitResult {
   const lr = train.scheduler.type === "onecycle" ? train.scheduler.maxLr : train.optimizer.lr;
   const scheduler = schedulerCode(train.scheduler, lr);
   const optimizer = optimizerArgs(train.optimizer);
-  const model = template("model.py.hbs")({
+  const model = template(
+    "pytorch",
+    "model.py.hbs",
+  )({
     name: ir.name,
     nameLiteral: py(ir.name),
     source,
@@ -336,7 +324,10 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     init: code.init,
     forward: code.forward,
   });
-  const script = template("train.py.hbs")({
+  const script = template(
+    "pytorch",
+    "train.py.hbs",
+  )({
     name: ir.name,
     nameLiteral: py(ir.name),
     source,

@@ -3,9 +3,7 @@
 //              layers-API statement per layer, a comment per block (code per op from ./ops.ts)
 //   train.mjs  calls the runtime's `trainMain` with the command line (options of `mnistc train`)
 // Both import the runtime from `options.runtimeImport` (default `mnistc/runtime`).
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import Handlebars from "handlebars";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import {
   type AnyNodeIR,
@@ -15,8 +13,8 @@ import {
   type OpKind,
 } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
-import { packagePath } from "../../paths.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
+import { template } from "../templates.js";
 import { jsonLiteral } from "./json-literal.js";
 import {
   js,
@@ -28,21 +26,6 @@ import {
   type TfjsLayer,
 } from "./ops.js";
 import { DEFAULT_RUNTIME_IMPORT } from "./runtime-import.js";
-
-type Template = (context: object) => string;
-const templates = new Map<string, Template>();
-
-/** Templates are read once, from the package (`src/` holds them whether code runs from `dist/`). */
-function template(name: string): Template {
-  let compiled = templates.get(name);
-  if (!compiled) {
-    const text = readFileSync(packagePath("src", "backends", "tfjs", "templates", name), "utf8");
-    // Code, not HTML: no escaping; and a field the template names but the context lacks throws.
-    compiled = Handlebars.compile(text, { noEscape: true, strict: true });
-    templates.set(name, compiled);
-  }
-  return compiled;
-}
 
 /** The tfjs code of one node, from the backend's op table. */
 export function layerCode<K extends OpKind>(node: NodeIR<K>): LayerCode {
@@ -177,7 +160,10 @@ export function embeddedSpec(ir: ModelIR) {
 export function emitTfjs(ir: ModelIR, runtimeImport: string): EmitResult {
   const { blocks: body, uses } = blocks(ir);
   const common = { name: ir.name, source: basename(ir.file), runtimeImport };
-  const model = template("model.mjs.hbs")({
+  const model = template(
+    "tfjs",
+    "model.mjs.hbs",
+  )({
     ...common,
     nameJson: js(ir.name),
     inputShape: [ir.input.height, ir.input.width, ir.input.channels].join(", "),
@@ -188,7 +174,7 @@ export function emitTfjs(ir: ModelIR, runtimeImport: string): EmitResult {
     blocks: body,
     chain: isChain(ir),
   });
-  const train = template("train.mjs.hbs")(common);
+  const train = template("tfjs", "train.mjs.hbs")(common);
   return {
     files: [
       { path: "model.mjs", contents: model },
