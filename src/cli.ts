@@ -155,6 +155,10 @@ program
   .option("--data <dir>", "folder with the four MNIST IDX files (plain or .gz)")
   .option("--test-limit <n>", "use the first N test images", positiveInt)
   .option("--json", "print JSON")
+  .option(
+    "--report <dir>",
+    "also write report.json, confusion.png (heatmap) and misclassified.png (the wrong digits) into DIR",
+  )
   .action((model: string | undefined, opts) =>
     run(async () => (await import("./cli/eval.js")).evaluate(model, opts)),
   );

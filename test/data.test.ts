@@ -5,10 +5,11 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { UserError } from "../src/errors.js";
-import { rotateImage } from "../src/runtime/data/augment.js";
+import { affineImage, drawAffine, IDENTITY, rotateImage } from "../src/runtime/data/augment.js";
 import { BatchAssembler, batchCount, epochOrder } from "../src/runtime/data/batches.js";
 import { encodeIdxImages, encodeIdxLabels } from "../src/runtime/data/idx.js";
 import { loadMnist, MNIST_FILES, type MnistSplit } from "../src/runtime/data/mnist.js";
+import { holdOutValidation } from "../src/runtime/train/loop.js";
 import { Rng } from "../src/util/rng.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-data-"));
@@ -199,6 +200,124 @@ describe("rotation", () => {
   });
 });
 
+describe("affine augmentation", () => {
+  // A 5x5 image with one lit pixel at row 1, column 3: where it lands shows the transform.
+  const dot = (r: number, c: number) => {
+    const src = new Uint8Array(25);
+    src[r * 5 + c] = 200;
+    return src;
+  };
+  const apply = (src: Uint8Array, t: Partial<typeof IDENTITY>) => {
+    const out = new Float32Array(25);
+    affineImage(src, 0, 5, 5, { ...IDENTITY, ...t }, out, 0);
+    return out;
+  };
+  const lit = (out: Float32Array) =>
+    [...out].flatMap((v, i) => (v > 1e-3 ? [[Math.floor(i / 5), i % 5, Math.round(v)]] : []));
+
+  // [name, transform, lit source pixel, lit output pixels [row, col, value]]
+  const cases: [string, Partial<typeof IDENTITY>, [number, number], number[][]][] = [
+    ["identity", {}, [1, 3], [[1, 3, 200]]],
+    ["shift right 1, down 2", { dx: 1, dy: 2 }, [1, 3], [[3, 4, 200]]],
+    ["shift left 4: off the image, all zero", { dx: -4 }, [1, 3], []],
+    // Scale 2 about the center (2, 2): output p samples the source at 2 + (p - 2)/2, so (0, 4)
+    // samples the dot itself and its neighbours sample half-way (bilinear): the dot doubles.
+    [
+      "scale 2 spreads a pixel over 2x2, away from the center",
+      { scale: 2 },
+      [1, 3],
+      [
+        [0, 3, 100],
+        [0, 4, 200],
+        [1, 3, 50],
+        [1, 4, 100],
+      ],
+    ],
+    // Scale 0.5: output (1, 3) samples the source at 2 + 2·(1 - 2, 3 - 2) = (0, 4).
+    ["scale 0.5 pulls a pixel toward the center", { scale: 0.5 }, [0, 4], [[1, 3, 200]]],
+    [
+      "90 degrees counter-clockwise, then shift down 1",
+      { degrees: 90, dy: 1 },
+      [1, 3],
+      [[2, 1, 200]],
+    ],
+  ];
+  for (const [name, t, [r, c], expected] of cases) {
+    test(name, () => {
+      assert.deepEqual(lit(apply(dot(r, c), t)), expected);
+    });
+  }
+
+  test("rotation is the affine transform with rotation only", () => {
+    const src = new Uint8Array(784).map((_, i) => (i * 37 + 11) % 251);
+    const a = new Float32Array(784);
+    const b = new Float32Array(784);
+    rotateImage(src, 0, 28, 28, 12.5, a, 0);
+    affineImage(src, 0, 28, 28, { ...IDENTITY, degrees: 12.5 }, b, 0);
+    assert.deepEqual(a, b);
+  });
+
+  test("draws in RandomAffine's order; only what the recipe uses draws", () => {
+    const recipe = { rotate: 10, translate: 0.1, scale: [0.9, 1.1] as [number, number] };
+    const rng = new Rng(5);
+    const draws = [rng.uniform(-10, 10), rng.uniform(-2.8, 2.8), rng.uniform(-2.8, 2.8)];
+    const scale = rng.uniform(0.9, 1.1);
+    const t = drawAffine(recipe, 28, 28, new Rng(5));
+    assert.deepEqual(t, {
+      degrees: draws[0],
+      dx: Math.round(draws[1] as number),
+      dy: Math.round(draws[2] as number),
+      scale,
+    });
+    // Rotation alone draws one number, as before translate and scale existed.
+    const alone = new Rng(5);
+    drawAffine({ rotate: 7, translate: 0, scale: [1, 1] }, 28, 28, alone);
+    const once = new Rng(5);
+    once.uniform(-7, 7);
+    assert.equal(alone.uniform(0, 1), once.uniform(0, 1));
+    for (let i = 0; i < 200; i++) {
+      const d = drawAffine(recipe, 28, 28, rng);
+      assert.ok(Number.isInteger(d.dx) && Math.abs(d.dx) <= 3, `dx ${d.dx}`);
+      assert.ok(d.scale >= 0.9 && d.scale <= 1.1, `scale ${d.scale}`);
+    }
+  });
+});
+
+describe("validation split", () => {
+  const split: MnistSplit = {
+    count: 5,
+    rows: 1,
+    cols: 2,
+    images: Uint8Array.from([0, 1, 10, 11, 20, 21, 30, 31, 40, 41]),
+    labels: Uint8Array.from([0, 1, 2, 3, 4]),
+  };
+  const data = { dir: "d", train: split, test: { ...split, count: 0 } };
+
+  test("the last N training images, not trained on", () => {
+    const { train, val } = holdOutValidation(data, 2);
+    assert.equal(train.count, 3);
+    assert.deepEqual([...train.labels], [0, 1, 2]);
+    assert.deepEqual([...train.images], [0, 1, 10, 11, 20, 21]);
+    assert.equal(val.count, 2);
+    assert.deepEqual([...val.labels], [3, 4]);
+    assert.deepEqual([...val.images], [30, 31, 40, 41]);
+  });
+
+  test("must leave training images", () => {
+    assert.throws(
+      () => holdOutValidation(data, 5),
+      (e: unknown) => {
+        assert.ok(e instanceof UserError);
+        assert.match(
+          e.message,
+          /--val 5: the validation split must leave training images \(there are 5\)/,
+        );
+        return true;
+      },
+    );
+  });
+});
+
 describe("batches", () => {
   test("seeded shuffle: same seed, same order; a permutation", () => {
     const a = epochOrder(1000, new Rng(42));
@@ -255,7 +374,15 @@ describe("batches", () => {
     const fill = (seed: number) => {
       const rng = new Rng(seed);
       const order = epochOrder(64, rng);
-      return [...new BatchAssembler(data.train, 32, 10, norm).fill(0, 32, order, 7, rng).images];
+      return [
+        ...new BatchAssembler(data.train, 32, 10, norm).fill(
+          0,
+          32,
+          order,
+          { rotate: 7, translate: 0, scale: [1, 1] },
+          rng,
+        ).images,
+      ];
     };
     assert.deepEqual(fill(1), fill(1));
     assert.notDeepEqual(fill(1), fill(2));

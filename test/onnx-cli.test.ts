@@ -108,6 +108,38 @@ describe("mnistc eval", () => {
     assert.equal(table.trim().split("\n").length, 11);
   });
 
+  test("--report DIR: report.json with every mistake, a confusion heatmap, a grid of the mistakes", () => {
+    const out = join(dir, "report");
+    const r = runCli(["eval", exported, "--test-limit", "200", "--report", out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^report +.*report\.json, .*confusion\.png, .*misclassified\.png$/m);
+    const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+    const wrong =
+      200 - report.confusion.reduce((s: number, row: number[], i: number) => s + (row[i] ?? 0), 0);
+    assert.equal(report.misclassified.length, wrong);
+    assert.ok(wrong > 0, "an untrained step1 gets some wrong");
+    const confidences = report.misclassified.map((m: { confidence: number }) => m.confidence);
+    assert.deepEqual(
+      confidences,
+      [...confidences].sort((a, b) => b - a),
+      "most confident first",
+    );
+    for (const m of report.misclassified) {
+      assert.notEqual(m.label, m.predicted);
+      assert.equal(report.confusion[m.label][m.predicted] > 0, true);
+    }
+    for (const png of ["confusion.png", "misclassified.png"]) {
+      const bytes = readFileSync(join(out, png));
+      assert.deepEqual([...bytes.subarray(1, 4)], [0x50, 0x4e, 0x47], `${png} is a PNG`);
+      assert.ok(bytes.length > 5000, `${png}: ${bytes.length} bytes`);
+    }
+    // A file in the way of the folder is a one-line error.
+    assertUserError(
+      runCli(["eval", exported, "--test-limit", "10", "--report", notOnnx]),
+      /notes\.onnx: cannot create the folder/,
+    );
+  });
+
   test("errors: not ONNX, not an image model, no such data folder", () => {
     assertUserError(runCli(["eval", notOnnx]), /notes\.onnx is not an ONNX model/);
     assertUserError(runCli(["eval", vectorModel]), /vector\.onnx: not an image model/);

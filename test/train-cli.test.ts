@@ -76,7 +76,10 @@ for (const [name, spec, trainable, backend] of RUNS)
     assert.ok(last);
     assert.equal(onnx.count, 64);
     assert.equal(onnx.accuracy, last.testAccuracy);
-    assert.ok(Math.abs(onnx.loss - last.testLoss) < 1e-4, `${onnx.loss} vs ${last.testLoss}`);
+    assert.ok(
+      Math.abs(onnx.loss - (last.testLoss ?? Number.NaN)) < 1e-4,
+      `${onnx.loss} vs ${last.testLoss}`,
+    );
   });
 
 test("user mistakes are one line and exit 1", () => {
@@ -91,4 +94,47 @@ test("user mistakes are one line and exit 1", () => {
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   }
+});
+
+test("mnistc train --val N: trains on the rest, evaluates the held-out images, never the test set", () => {
+  const out = join(tmp, "val");
+  const args = ["--train-limit", "96", "--val", "32", "--batch-size", "32", "--epochs", "2"];
+  const r = mnistc("train", step4, ...args, "--out", out, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /data: 64 training \/ 32 validation images \(the last 32 training images\)/,
+  );
+  assert.match(r.stderr, /the test set is not read/);
+  assert.match(r.stderr, /2 epochs of 2 batches of 32/);
+  assert.match(r.stderr, /^epoch 2\/2 {2}train loss [\d.]+ acc [\d.]+% {2}val loss [\d.]+ acc/m);
+  const metrics = JSON.parse(r.stdout) as RunMetrics;
+  assert.equal(metrics.testExamples, 0);
+  assert.equal(metrics.valExamples, 32);
+  assert.equal(metrics.options.val, 32);
+  for (const e of metrics.epochs) {
+    assert.equal(e.testAccuracy, undefined);
+    assert.ok(e.valAccuracy !== undefined && e.valAccuracy >= 0 && e.valAccuracy <= 1);
+  }
+  // A resumed run keeps the split.
+  const more = mnistc("train", step4, "--out", out, "--resume", "--epochs", "3", "--json");
+  assert.equal(more.code, 0, more.stderr);
+  const resumed = JSON.parse(more.stdout) as RunMetrics;
+  assert.equal(resumed.valExamples, 32);
+  assert.equal(resumed.epochs.length, 3);
+  const bad = mnistc(
+    "train",
+    step4,
+    "--train-limit",
+    "96",
+    "--val",
+    "96",
+    "--out",
+    join(tmp, "v2"),
+  );
+  assert.equal(bad.code, 1);
+  assert.match(
+    bad.stderr,
+    /--val 96: the validation split must leave training images \(there are 96\)/,
+  );
 });

@@ -2,6 +2,7 @@
 // with onnxruntime-node: accuracy, mean NLL loss, per-class accuracy, confusion matrix, speed.
 // `mnistc eval SPEC --weights WEIGHTS` evaluates the spec's ONNX model with those weights (a
 // checkpoint directory or a safetensors file) without writing it anywhere the user sees.
+// `--report DIR` also writes report.json, confusion.png and misclassified.png into DIR.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,13 @@ import { UserError } from "../errors.js";
 import { loadMnist } from "../runtime/data/mnist.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 import { argmax } from "../runtime/inference/probabilities.js";
+import { renderConfusionPng } from "../runtime/report/confusion.js";
+import {
+  byConfidence,
+  type Misclassified,
+  renderMisclassifiedPng,
+} from "../runtime/report/misclassified.js";
+import { writeFileAtomic } from "../util/files.js";
 import { onnxBytes } from "./export-onnx.js";
 import { loadSpec } from "./spec.js";
 import { loadWeights } from "./weights.js";
@@ -19,7 +27,12 @@ export interface EvalOptions {
   json?: boolean;
   /** With a spec as MODEL: its trained weights. */
   weights?: string;
+  /** A folder for report.json, confusion.png and misclassified.png. */
+  report?: string;
 }
+
+/** The most confident mistakes shown in misclassified.png (report.json lists them all). */
+export const MAX_SHOWN = 100;
 
 /** The ONNX model of `spec` with `weights`, in a temporary file (removed after loading). */
 async function loadSpecModel(spec: string, weights: string): Promise<DigitModel | undefined> {
@@ -71,16 +84,20 @@ export class MetricsAccumulator {
     this.confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   }
 
-  add(logProbs: Float32Array, labels: Uint8Array): void {
+  /** Adds a batch; returns the positions in it of the images predicted wrong. */
+  add(logProbs: Float32Array, labels: Uint8Array): number[] {
     const k = this.classes;
+    const wrong: number[] = [];
     for (let i = 0; i < labels.length; i++) {
       const label = labels[i] ?? 0;
       const best = argmax(logProbs, i * k, k);
+      if (best !== label) wrong.push(i);
       const row = this.confusion[label];
       if (row) row[best] = (row[best] ?? 0) + 1;
       this.nll -= logProbs[i * k + label] ?? 0;
       this.count++;
     }
+    return wrong;
   }
 
   result(): EvalMetrics {
@@ -145,11 +162,24 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
 
   const plane = test.rows * test.cols;
   const metrics = new MetricsAccumulator(classes);
+  const mistakes: Misclassified[] = [];
   const started = process.hrtime.bigint();
   for (let start = 0; start < test.count; start += EVAL_BATCH) {
     const n = Math.min(EVAL_BATCH, test.count - start);
     const input = model.normalize(test.images.subarray(start * plane, (start + n) * plane), n);
-    metrics.add(await model.predictBatch(input, n), test.labels.subarray(start, start + n));
+    const logProbs = await model.predictBatch(input, n);
+    const labels = test.labels.subarray(start, start + n);
+    for (const i of metrics.add(logProbs, labels)) {
+      const predicted = argmax(logProbs, i * classes, classes);
+      const index = start + i;
+      mistakes.push({
+        index,
+        label: labels[i] ?? 0,
+        predicted,
+        confidence: Math.exp(logProbs[i * classes + predicted] ?? Number.NEGATIVE_INFINITY),
+        pixels: test.images.slice(index * plane, (index + 1) * plane),
+      });
+    }
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await model.release();
@@ -157,18 +187,22 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
   const m = metrics.result();
   const imagesPerSecond = Math.round(m.count / seconds);
   const { info } = model;
+  const report = {
+    model: { file: info.file, name: info.name, params: info.params, weights: info.weights },
+    data: data.dir,
+    count: m.count,
+    accuracy: m.accuracy,
+    loss: m.loss,
+    perClass: m.perClass,
+    confusion: m.confusion,
+    imagesPerSecond,
+    batchSize: EVAL_BATCH,
+  };
+  const written =
+    opts.report === undefined
+      ? []
+      : await writeReport(opts.report, report, byConfidence(mistakes), test);
   if (opts.json) {
-    const report = {
-      model: { file: info.file, name: info.name, params: info.params, weights: info.weights },
-      data: data.dir,
-      count: m.count,
-      accuracy: m.accuracy,
-      loss: m.loss,
-      perClass: m.perClass,
-      confusion: m.confusion,
-      imagesPerSecond,
-      batchSize: EVAL_BATCH,
-    };
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return 0;
   }
@@ -193,7 +227,45 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
     "",
     "confusion matrix (rows: true digit, columns: predicted):",
     formatConfusion(m.confusion),
+    ...(written.length > 0 ? ["", `report    ${written.join(", ")}`] : []),
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
   return 0;
+}
+
+/** report.json (the numbers and every mistake), confusion.png and misclassified.png in `dir`. */
+async function writeReport(
+  dir: string,
+  report: { model: { name?: string; file: string }; count: number; confusion: number[][] },
+  mistakes: Misclassified[],
+  test: { rows: number; cols: number },
+): Promise<string[]> {
+  const name = report.model.name ?? report.model.file;
+  const files = {
+    json: join(dir, "report.json"),
+    confusion: join(dir, "confusion.png"),
+    misclassified: join(dir, "misclassified.png"),
+  };
+  const listed = mistakes.map(({ index, label, predicted, confidence }) => ({
+    index,
+    label,
+    predicted,
+    confidence,
+  }));
+  writeFileAtomic(files.json, `${JSON.stringify({ ...report, misclassified: listed }, null, 2)}\n`);
+  const wrong = `${mistakes.length} of ${report.count} test images misclassified`;
+  writeFileAtomic(
+    files.confusion,
+    await renderConfusionPng(`${name}: confusion matrix (${wrong})`, report.confusion),
+  );
+  const shown = mistakes.slice(0, MAX_SHOWN);
+  const title =
+    shown.length < mistakes.length
+      ? `${name}: ${wrong}; the ${shown.length} most confident shown (true → predicted, confidence)`
+      : `${name}: ${wrong} (true → predicted, confidence)`;
+  writeFileAtomic(
+    files.misclassified,
+    renderMisclassifiedPng(shown, { rows: test.rows, cols: test.cols, title }),
+  );
+  return [files.json, files.confusion, files.misclassified];
 }

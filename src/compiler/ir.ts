@@ -146,6 +146,10 @@ export type SchedulerIR =
 export interface AugmentIR {
   /** Random rotation within ±degrees (0: off), zero fill, as torchvision RandomRotation. */
   rotate: number;
+  /** Random shift within ±translate·size per axis, whole pixels (0: off), as RandomAffine. */
+  translate: number;
+  /** Random scale drawn in [lo, hi] ([1, 1]: off), as RandomAffine. */
+  scale: [number, number];
 }
 
 export interface TrainIR {

@@ -272,7 +272,13 @@ function lowerScheduler(raw: Raw | undefined): SchedulerIR {
 }
 
 function lowerTrain(raw: Raw): TrainIR {
-  const augment: AugmentIR = { rotate: num(obj(raw.augment).rotate, 0) };
+  const rawAugment = obj(raw.augment);
+  const scale = Array.isArray(rawAugment.scale) ? rawAugment.scale.map((v) => num(v, 1)) : [1, 1];
+  const augment: AugmentIR = {
+    rotate: num(rawAugment.rotate, 0),
+    translate: num(rawAugment.translate, 0),
+    scale: [scale[0] ?? 1, scale[1] ?? 1],
+  };
   return {
     epochs: num(raw.epochs, SEED_RECIPE.epochs),
     batchSize: num(raw.batch_size, SEED_RECIPE.batchSize),

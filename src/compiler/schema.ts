@@ -216,6 +216,21 @@ export function buildSchema(): JsonSchema {
                 description:
                   "random rotation within ±degrees, zero fill (RandomRotation); default 0",
               },
+              translate: {
+                type: "number",
+                minimum: 0,
+                maximum: 0.5,
+                description:
+                  "random shift within ±fraction of the width and height, whole pixels (RandomAffine's translate); default 0",
+              },
+              scale: {
+                type: "array",
+                items: { type: "number", exclusiveMinimum: 0, maximum: 4 },
+                minItems: 2,
+                maxItems: 2,
+                description:
+                  "random scale drawn in [lo, hi] (RandomAffine's scale); default [1, 1]",
+              },
             },
           },
         },

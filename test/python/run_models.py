@@ -7,8 +7,8 @@ JOBS.json is {"models": [...], "rotate": {...}}. Each model job {"dir", "weights
 mode on `count` float32 images from `input` and writes the log-probabilities as float32 to `output`;
 it prints one JSON line: the state_dict names (without num_batches_tracked), PARAMETERS, and the
 output shapes of the batch and of a batch of one. The rotate job {"dir", "images", "count",
-"angles", "output"} rotates `count` uint8 28x28 images by the given angles with dir/train.py's
-rotate() and writes them as float32 in 0..255.
+"transforms", "output"} transforms `count` uint8 28x28 images, each by its [degrees, dx, dy,
+scale], with dir/train.py's affine() and writes them as float32 in 0..255.
 """
 
 import importlib.util
@@ -56,6 +56,7 @@ train = load("train", f"{job['dir']}/train.py")
 count = job["count"]
 images = torch.from_file(job["images"], size=count * 784, dtype=torch.uint8)
 x = images.reshape(count, 1, 28, 28).float()
-rotated = train.rotate(x, torch.tensor(job["angles"], dtype=torch.float32))
+t = torch.tensor(job["transforms"], dtype=torch.float32)
+rotated = train.affine(x, t[:, 0], t[:, 1], t[:, 2], t[:, 3])
 rotated.contiguous().numpy().tofile(job["output"])
 print(json.dumps({"rotated": list(rotated.shape)}), flush=True)

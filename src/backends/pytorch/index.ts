@@ -16,6 +16,7 @@ import {
   type OpKind,
   type OptimizerIR,
   type SchedulerIR,
+  type TrainIR,
 } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
@@ -283,6 +284,15 @@ function schedulerCode(
   }
 }
 
+function augmentText(a: TrainIR["augment"]): string {
+  const parts = [
+    ...(a.rotate > 0 ? [`rotation ±${a.rotate}°`] : []),
+    ...(a.translate > 0 ? [`shift ±${a.translate * 100}%`] : []),
+    ...(a.scale[0] !== 1 || a.scale[1] !== 1 ? [`scale ${a.scale[0]}-${a.scale[1]}`] : []),
+  ];
+  return parts.length === 0 ? "no augmentation" : parts.join(", ");
+}
+
 function optimizerText(o: OptimizerIR): string {
   if (o.type === "sgd") {
     const extras = [
@@ -336,9 +346,12 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     lr: py(lr),
     seed: train.seed,
     rotate: py(train.augment.rotate),
+    translate: py(train.augment.translate),
+    scaleLo: py(train.augment.scale[0]),
+    scaleHi: py(train.augment.scale[1]),
     optimizer: pyCall("    ", "optimizer = ", optimizer.name, optimizer.args),
     recipe: wrap(
-      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${train.augment.rotate > 0 ? `rotation ±${train.augment.rotate}°` : "no augmentation"}, seed ${train.seed}.`,
+      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${augmentText(train.augment)}, seed ${train.seed}.`,
     ).join("\n"),
     scheduler: scheduler.code,
     perBatch: scheduler.perBatch,

@@ -1,32 +1,72 @@
-// Random rotation as torchvision's RandomRotation(degrees, fill=0): an angle drawn uniformly in
-// [-degrees, degrees], rotation counter-clockwise about the image center ((W-1)/2, (H-1)/2 in pixel
-// indices, i.e. the middle of the picture), bilinear sampling, zero where the source falls outside.
+// Training-time augmentation as torchvision's RandomAffine(degrees, translate, scale, fill=0) with
+// bilinear sampling: an angle drawn uniformly in [-degrees, degrees] (counter-clockwise as shown),
+// a shift of whole pixels drawn in ±translate·size per axis, a scale drawn in [lo, hi], all about
+// the image center ((W-1)/2, (H-1)/2 in pixel indices); zero where the source falls outside.
+// RandomRotation is the case translate 0, scale [1, 1].
+import type { AugmentIR } from "../../compiler/ir.js";
+import type { Rng } from "../../util/rng.js";
+
+/** One image's draw: what `affineImage` applies. */
+export interface Affine {
+  degrees: number;
+  /** Pixels, positive to the right and down. */
+  dx: number;
+  dy: number;
+  scale: number;
+}
+
+export const IDENTITY: Affine = { degrees: 0, dx: 0, dy: 0, scale: 1 };
+
+/** Whether the recipe changes any image (so the plain lookup path can be taken otherwise). */
+export function augments(a: AugmentIR): boolean {
+  return a.rotate > 0 || a.translate > 0 || a.scale[0] !== 1 || a.scale[1] !== 1;
+}
 
 /**
- * Rotates one rows×cols image by `degrees` (counter-clockwise as displayed, y pointing down) into
- * `out` at `outOffset`, as floats in the source's 0..255 range.
+ * Draws one image's transform in RandomAffine.get_params's order: angle, shift, scale. Only the
+ * parts the recipe uses draw, so a rotation-only recipe draws one number per image as it did
+ * before translate and scale existed (its runs stay reproducible to the digit).
  */
-export function rotateImage(
+export function drawAffine(a: AugmentIR, rows: number, cols: number, rng: Rng): Affine {
+  const degrees = a.rotate > 0 ? rng.uniform(-a.rotate, a.rotate) : 0;
+  let dx = 0;
+  let dy = 0;
+  if (a.translate > 0) {
+    const maxX = a.translate * cols;
+    const maxY = a.translate * rows;
+    dx = Math.round(rng.uniform(-maxX, maxX));
+    dy = Math.round(rng.uniform(-maxY, maxY));
+  }
+  const [lo, hi] = a.scale;
+  const scale = lo !== 1 || hi !== 1 ? rng.uniform(lo, hi) : 1;
+  return { degrees, dx, dy, scale };
+}
+
+/**
+ * Applies `t` to one rows×cols image into `out` at `outOffset`, as floats in the source's 0..255
+ * range: each output pixel samples the source point that the transform carries onto it.
+ */
+export function affineImage(
   src: Uint8Array,
   srcOffset: number,
   rows: number,
   cols: number,
-  degrees: number,
+  t: Affine,
   out: Float32Array,
   outOffset: number,
 ): void {
-  const rad = (degrees * Math.PI) / 180;
-  const cos = Math.cos(rad);
-  const sin = Math.sin(rad);
+  const rad = (t.degrees * Math.PI) / 180;
+  const cos = Math.cos(rad) / t.scale;
+  const sin = Math.sin(rad) / t.scale;
   const cx = (cols - 1) / 2;
   const cy = (rows - 1) / 2;
   const at = (x: number, y: number): number =>
     x < 0 || y < 0 || x >= cols || y >= rows ? 0 : (src[srcOffset + y * cols + x] as number);
   for (let y = 0; y < rows; y++) {
-    const dy = y - cy;
+    const dy = y - cy - t.dy;
     for (let x = 0; x < cols; x++) {
-      const dx = x - cx;
-      // Inverse mapping: the source point that lands on output pixel (x, y).
+      const dx = x - cx - t.dx;
+      // Inverse mapping: undo the shift, then the rotation and scale about the center.
       const sx = cos * dx - sin * dy + cx;
       const sy = sin * dx + cos * dy + cy;
       const x0 = Math.floor(sx);
@@ -38,4 +78,17 @@ export function rotateImage(
         fy * ((1 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
     }
   }
+}
+
+/** RandomRotation(degrees, fill=0): the affine transform with rotation only. */
+export function rotateImage(
+  src: Uint8Array,
+  srcOffset: number,
+  rows: number,
+  cols: number,
+  degrees: number,
+  out: Float32Array,
+  outOffset: number,
+): void {
+  affineImage(src, srcOffset, rows, cols, { ...IDENTITY, degrees }, out, outOffset);
 }

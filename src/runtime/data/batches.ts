@@ -1,7 +1,8 @@
-// Batch assembly: seeded shuffling per epoch, optional rotation, normalization, one-hot labels.
+// Batch assembly: seeded shuffling per epoch, optional augmentation, normalization, one-hot labels.
 // Pure typed-array loops into buffers reused across batches (no per-pixel allocation).
+import type { AugmentIR } from "../../compiler/ir.js";
 import type { Rng } from "../../util/rng.js";
-import { rotateImage } from "./augment.js";
+import { affineImage, augments, drawAffine } from "./augment.js";
 import type { MnistSplit } from "./mnist.js";
 
 export interface Normalization {
@@ -58,12 +59,13 @@ export class BatchAssembler {
 
   /**
    * Fills the batch of examples `order[start .. start+size)` (or `start ..` when `order` is
-   * omitted). With `rotate` > 0 each image is rotated by an angle drawn from `rng`.
+   * omitted). With an `augment` recipe that changes images, each gets a transform drawn from `rng`.
    * The returned arrays are views into reused buffers: valid until the next call.
    */
-  fill(start: number, size: number, order?: Uint32Array, rotate = 0, rng?: Rng): Batch {
+  fill(start: number, size: number, order?: Uint32Array, augment?: AugmentIR, rng?: Rng): Batch {
     if (size > this.maxBatch) throw new Error(`batch of ${size} > ${this.maxBatch}`);
     const { split, pixels, images, oneHot, labels, lookup, classes } = this;
+    const transform = augment !== undefined && augments(augment) ? augment : undefined;
     oneHot.fill(0, 0, size * classes);
     for (let b = 0; b < size; b++) {
       const index = order ? (order[start + b] as number) : start + b;
@@ -72,16 +74,9 @@ export class BatchAssembler {
       oneHot[b * classes + label] = 1;
       const src = index * pixels;
       const dst = b * pixels;
-      if (rotate > 0 && rng) {
-        rotateImage(
-          split.images,
-          src,
-          split.rows,
-          split.cols,
-          rng.uniform(-rotate, rotate),
-          images,
-          dst,
-        );
+      if (transform && rng) {
+        const t = drawAffine(transform, split.rows, split.cols, rng);
+        affineImage(split.images, src, split.rows, split.cols, t, images, dst);
         for (let i = dst; i < dst + pixels; i++)
           images[i] = (images[i] as number) * this.scale + this.shift;
       } else {

@@ -21,6 +21,8 @@ export interface MnistData {
   dir: string;
   train: MnistSplit;
   test: MnistSplit;
+  /** A validation split held out of the training images (`train --val`), when there is one. */
+  val?: MnistSplit;
 }
 
 export interface LoadMnistOptions {
@@ -36,6 +38,8 @@ export interface LoadMnistOptions {
   classes?: number;
   /** Load the training split (default true); `eval` needs only the two test files. */
   train?: boolean;
+  /** Load the test split (default true); a run with a validation split never reads it. */
+  test?: boolean;
 }
 
 export const MNIST_FILES = {
@@ -124,6 +128,9 @@ export function loadMnist(opts: LoadMnistOptions = {}): MnistData {
     opts.train === false
       ? emptySplit(opts)
       : loadSplit(dir, MNIST_FILES.trainImages, MNIST_FILES.trainLabels, opts.trainLimit, opts);
-  const test = loadSplit(dir, MNIST_FILES.testImages, MNIST_FILES.testLabels, opts.testLimit, opts);
+  const test =
+    opts.test === false
+      ? emptySplit(opts)
+      : loadSplit(dir, MNIST_FILES.testImages, MNIST_FILES.testLabels, opts.testLimit, opts);
   return { dir, train, test };
 }

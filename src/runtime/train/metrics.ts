@@ -7,8 +7,12 @@ export interface EpochMetrics {
   epoch: number;
   trainLoss: number;
   trainAccuracy: number;
-  testLoss: number;
-  testAccuracy: number;
+  /** On the test set; absent in a run with a validation split (`--val`), which never reads it. */
+  testLoss?: number;
+  testAccuracy?: number;
+  /** On the validation split (`--val N`: the last N training images, not trained on). */
+  valLoss?: number;
+  valAccuracy?: number;
   /** The learning rate at the epoch's last batch. */
   lr: number;
   /** Wall-clock seconds for the epoch (training and evaluation). */
@@ -23,6 +27,8 @@ export interface RunOptions {
   seed: number;
   trainLimit?: number;
   testLimit?: number;
+  /** The size of the validation split held out from the end of the training images. */
+  val?: number;
   data: string;
   out: string;
   resume: boolean;
@@ -36,7 +42,9 @@ export interface RunMetrics {
   backend: string;
   options: RunOptions;
   trainExamples: number;
+  /** 0 in a run with a validation split. */
   testExamples: number;
+  valExamples?: number;
   epochs: EpochMetrics[];
 }
 
@@ -73,10 +81,26 @@ export function formatPercent(fraction: number): string {
   return `${(fraction * 100).toFixed(2)}%`;
 }
 
+/** Which held-out split an epoch was evaluated on, and its figures. */
+export function heldOut(m: EpochMetrics): {
+  split: "val" | "test";
+  loss: number;
+  accuracy: number;
+} {
+  if (m.valLoss !== undefined && m.valAccuracy !== undefined) {
+    return { split: "val", loss: m.valLoss, accuracy: m.valAccuracy };
+  }
+  if (m.testLoss !== undefined && m.testAccuracy !== undefined) {
+    return { split: "test", loss: m.testLoss, accuracy: m.testAccuracy };
+  }
+  throw new Error(`epoch ${m.epoch} has neither test nor validation figures`);
+}
+
 export function formatEpochSummary(m: EpochMetrics, epochs: number): string {
+  const held = heldOut(m);
   return (
     `epoch ${m.epoch}/${epochs}  train loss ${m.trainLoss.toFixed(4)} acc ${formatPercent(m.trainAccuracy)}` +
-    `  test loss ${m.testLoss.toFixed(4)} acc ${formatPercent(m.testAccuracy)}` +
+    `  ${held.split} loss ${held.loss.toFixed(4)} acc ${formatPercent(held.accuracy)}` +
     `  lr ${formatLr(m.lr)}  ${m.seconds.toFixed(1)}s`
   );
 }

@@ -17,6 +17,7 @@ export interface TrainOptions {
   seed?: number;
   trainLimit?: number;
   testLimit?: number;
+  val?: number;
   out?: string;
   resume?: boolean;
   force?: boolean;
@@ -41,6 +42,11 @@ export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionPar
     )
     .option("--train-limit <n>", "train on the first N training images", parsers.positiveInt)
     .option("--test-limit <n>", "evaluate on the first N test images", parsers.positiveInt)
+    .option(
+      "--val <n>",
+      "hold out the last N training images as a validation set, evaluated after every epoch instead of the test set (which the run then never reads)",
+      parsers.positiveInt,
+    )
     .option("--out <dir>", "output folder (default: runs/<spec name>)")
     .option("--resume", "continue from the checkpoint in the output folder")
     .option("--force", "start afresh in an output folder that already holds a run (replacing it)")

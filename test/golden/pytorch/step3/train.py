@@ -45,6 +45,8 @@ BATCH_SIZE = 128
 LR = 0.05
 SEED = 1
 ROTATE = 7  # degrees of random rotation; 0: none
+TRANSLATE = 0  # random shift, a fraction of the size; 0: none
+SCALE = (1, 1)  # random scale range; (1, 1): none
 TEST_BATCH = 1000
 
 
@@ -103,18 +105,22 @@ def load_split(folder, prefix, limit):
     return images, labels
 
 
-def rotate(x, degrees):
+def affine(x, degrees, dx, dy, scale):
     """Images [B, C, H, W], each rotated by its angle in `degrees` [B] (counter-clockwise as shown)
-    about its centre, with bilinear sampling and zero fill: mnistc's augmentation, as
-    torchvision's RandomRotation(fill=0) does it."""
+    and scaled by `scale` [B] about its centre, then shifted by `dx`, `dy` [B] pixels, with
+    bilinear sampling and zero fill: mnistc's augmentation, as torchvision's
+    RandomAffine(fill=0) does it."""
     b, _, h, w = x.shape
     angle = degrees * (math.pi / 180)
-    cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     aspect = (h - 1) / (w - 1)  # grid_sample's coordinates run from -1 to 1 along either axis
+    tx, ty = dx * (2 / (w - 1)), dy * (2 / (h - 1))
+    # Output point p maps to source A (p - t): theta = [A | -A t].
+    a00, a01, a10, a11 = cos, -sin * aspect, sin / aspect, cos
     theta = torch.stack(
         [
-            torch.stack([cos, -sin * aspect, zero], dim=1),
-            torch.stack([sin / aspect, cos, zero], dim=1),
+            torch.stack([a00, a01, -(a00 * tx + a01 * ty)], dim=1),
+            torch.stack([a10, a11, -(a10 * tx + a11 * ty)], dim=1),
         ],
         dim=1,
     )
@@ -122,12 +128,22 @@ def rotate(x, degrees):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def prepare(images, degrees):
-    """uint8 images as the model's input: each rotated by an angle drawn from ±degrees (if > 0),
-    then normalized, (x / 255 - MEAN) / STD."""
+def prepare(images, augment=True):
+    """uint8 images as the model's input: each transformed by a draw from the spec's
+    augmentation (if any), then normalized, (x / 255 - MEAN) / STD."""
     x = images.float() / 255
-    if degrees > 0:
-        x = rotate(x, (torch.rand(len(x), device=x.device) * 2 - 1) * degrees)
+    if augment and (ROTATE > 0 or TRANSLATE > 0 or SCALE != (1, 1)):
+        b, _, h, w = x.shape
+
+        def uniform(lo, hi):
+            return lo + torch.rand(b, device=x.device) * (hi - lo)
+
+        zero = torch.zeros(b, device=x.device)
+        degrees = uniform(-ROTATE, ROTATE) if ROTATE > 0 else zero
+        dx = torch.round(uniform(-TRANSLATE * w, TRANSLATE * w)) if TRANSLATE > 0 else zero
+        dy = torch.round(uniform(-TRANSLATE * h, TRANSLATE * h)) if TRANSLATE > 0 else zero
+        scale = uniform(*SCALE) if SCALE != (1, 1) else zero + 1
+        x = affine(x, degrees, dx, dy, scale)
     mean = torch.tensor(MEAN, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(STD, device=x.device).view(1, -1, 1, 1)
     return (x - mean) / std
@@ -142,7 +158,7 @@ def train(model, device, train_loader, optimizer, scheduler):
     model.train()
     train_loss = correct = processed = 0
     for data, target in train_loader:
-        data, target = prepare(data.to(device), ROTATE), target.to(device)
+        data, target = prepare(data.to(device)), target.to(device)
         lr = optimizer.param_groups[0]["lr"]
         optimizer.zero_grad()
         pred = model(data)
@@ -162,7 +178,7 @@ def test(model, device, test_loader):
     test_loss = correct = 0
     with torch.no_grad():
         for data, target in test_loader:
-            data, target = prepare(data.to(device), 0), target.to(device)
+            data, target = prepare(data.to(device), augment=False), target.to(device)
             output = model(data)
             test_loss += F.nll_loss(output, target, reduction="sum").item()
             correct += (output.argmax(dim=1) == target).sum().item()

@@ -35,7 +35,9 @@ export const spec = {
       "finalDivFactor": 10000
     },
     "augment": {
-      "rotate": 7
+      "rotate": 7,
+      "translate": 0,
+      "scale": [1, 1]
     }
   },
   "data": {

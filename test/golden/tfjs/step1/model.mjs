@@ -30,7 +30,9 @@ export const spec = {
       "type": "none"
     },
     "augment": {
-      "rotate": 0
+      "rotate": 0,
+      "translate": 0,
+      "scale": [1, 1]
     }
   },
   "data": {

@@ -32,7 +32,9 @@ export const spec = {
       "gamma": 0.1
     },
     "augment": {
-      "rotate": 0
+      "rotate": 0,
+      "translate": 0,
+      "scale": [1, 1]
     }
   },
   "data": {

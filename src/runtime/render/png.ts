@@ -1,0 +1,58 @@
+// SVG to PNG for every picture mnistc draws (training plots, eval reports): vega-lite specs are
+// rendered to SVG by vega, hand-built SVG is taken as it is, and resvg rasterizes both. resvg draws
+// no text without a font file, so it gets DejaVu Sans from the `dejavu-fonts-ttf` package when
+// installed, else the system's fonts.
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { Resvg } from "@resvg/resvg-js";
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+
+export const FONT_FAMILY = "DejaVu Sans";
+
+/** A bundled TTF, or undefined (then resvg loads the system's fonts). */
+export function findFont(): string | undefined {
+  const require = createRequire(import.meta.url);
+  try {
+    return join(dirname(require.resolve("dejavu-fonts-ttf/package.json")), "ttf", "DejaVuSans.ttf");
+  } catch {
+    return undefined;
+  }
+}
+
+export async function vegaLiteSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/**
+ * Centers (and if need be shrinks) an SVG on a white width x height canvas: vega's own size moves
+ * by a few pixels with the data, and a fixed image size keeps committed pictures comparable.
+ */
+export function fitToCanvas(svg: string, width: number, height: number): string {
+  const inner = svg.replace(
+    /^<svg([^>]*?) width="[\d.]+" height="[\d.]+"/,
+    `<svg$1 x="0" y="0" width="${width}" height="${height}" preserveAspectRatio="xMidYMid meet"`,
+  );
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
+    `<rect width="${width}" height="${height}" fill="white"/>${inner}</svg>`
+  );
+}
+
+export function svgToPng(svg: string): Uint8Array {
+  const font = findFont();
+  const resvg = new Resvg(svg, {
+    font: {
+      fontFiles: font ? [font] : [],
+      loadSystemFonts: font === undefined,
+      defaultFontFamily: FONT_FAMILY,
+      sansSerifFamily: FONT_FAMILY,
+    },
+  });
+  return resvg.render().asPng();
+}

@@ -1,0 +1,61 @@
+// `confusion.png` of `mnistc eval --report`: the confusion matrix as a heatmap, true digit down,
+// predicted across, each cell's count written in it. Color follows a symmetric log of the count,
+// so the few off-diagonal errors show beside diagonals of a thousand.
+import type { TopLevelSpec } from "vega-lite";
+import { FONT_FAMILY, fitToCanvas, svgToPng, vegaLiteSvg } from "../render/png.js";
+
+export const CONFUSION_SIZE = 640;
+
+export function confusionSpec(title: string, confusion: number[][]): TopLevelSpec {
+  const values = confusion.flatMap((row, truth) =>
+    row.map((count, predicted) => ({ truth, predicted, count })),
+  );
+  const max = Math.max(1, ...values.map((v) => v.count));
+  const cell = Math.floor(440 / Math.max(1, confusion.length));
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: title, fontSize: 15 },
+    background: "white",
+    padding: 16,
+    data: { values },
+    width: cell * confusion.length,
+    height: cell * confusion.length,
+    encoding: {
+      x: { field: "predicted", type: "ordinal", title: "predicted digit", axis: { labelAngle: 0 } },
+      y: { field: "truth", type: "ordinal", title: "true digit" },
+    },
+    layer: [
+      {
+        mark: { type: "rect", stroke: "white", strokeWidth: 1 },
+        encoding: {
+          color: {
+            field: "count",
+            type: "quantitative",
+            scale: { type: "symlog", scheme: "blues", domain: [0, max] },
+            legend: { title: "images" },
+          },
+        },
+      },
+      {
+        mark: { type: "text", fontSize: 12 },
+        encoding: {
+          text: { field: "count", type: "quantitative" },
+          // Dark text on light cells, white on the dark diagonal.
+          color: {
+            condition: { test: `datum.count > ${Math.sqrt(max)}`, value: "white" },
+            value: "#333",
+          },
+        },
+      },
+    ],
+    config: { font: FONT_FAMILY, view: { stroke: null } },
+  };
+}
+
+export async function renderConfusionPng(
+  title: string,
+  confusion: number[][],
+): Promise<Uint8Array> {
+  const svg = await vegaLiteSvg(confusionSpec(title, confusion));
+  return svgToPng(fitToCanvas(svg, CONFUSION_SIZE, CONFUSION_SIZE));
+}

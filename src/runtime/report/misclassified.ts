@@ -1,0 +1,86 @@
+// `misclassified.png` of `mnistc eval --report`: a grid of the test digits the model gets wrong,
+// most confident mistakes first, each with its test-set index, true and predicted digit and the
+// probability the model gave its prediction. Hand-built SVG (vega-lite has no grid of raster
+// images): each digit is an embedded 1:1 PNG that resvg scales up without smoothing.
+import { PNG } from "pngjs";
+import { FONT_FAMILY, svgToPng } from "../render/png.js";
+
+export interface Misclassified {
+  /** Index in the test set. */
+  index: number;
+  label: number;
+  predicted: number;
+  /** The model's probability of `predicted`, in [0, 1]. */
+  confidence: number;
+  /** rows·cols bytes, 0 background, 255 ink (MNIST's convention). */
+  pixels: Uint8Array;
+}
+
+export interface GridOptions {
+  rows: number;
+  cols: number;
+  title: string;
+  /** Digits per row of the grid. */
+  perRow?: number;
+  /** Pixels per image pixel. */
+  zoom?: number;
+}
+
+/** The most confident mistakes first; the same order for the same model and data. */
+export function byConfidence(items: Misclassified[]): Misclassified[] {
+  return [...items].sort((a, b) => b.confidence - a.confidence || a.index - b.index);
+}
+
+/** A grayscale image as a PNG data URI, dark ink on white as a digit is read on paper. */
+function digitDataUri(pixels: Uint8Array, rows: number, cols: number): string {
+  const png = new PNG({ width: cols, height: rows, colorType: 0, inputColorType: 0 });
+  for (let i = 0; i < rows * cols; i++) png.data[i] = 255 - (pixels[i] ?? 0);
+  const bytes = PNG.sync.write(png, { colorType: 0, inputColorType: 0 });
+  return `data:image/png;base64,${bytes.toString("base64")}`;
+}
+
+function escapeXml(text: string): string {
+  return text.replace(
+    /[&<>"]/g,
+    (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`,
+  );
+}
+
+export function misclassifiedSvg(items: Misclassified[], opts: GridOptions): string {
+  const perRow = opts.perRow ?? 10;
+  const zoom = opts.zoom ?? 3;
+  const imageW = opts.cols * zoom;
+  const imageH = opts.rows * zoom;
+  const cellW = Math.max(imageW, 92) + 12;
+  const cellH = imageH + 44;
+  const top = 48;
+  const gridRows = Math.max(1, Math.ceil(items.length / perRow));
+  const width = Math.max(perRow * cellW, 480) + 24;
+  const height = top + gridRows * cellH + 12;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="${FONT_FAMILY}">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="12" y="28" font-size="16">${escapeXml(opts.title)}</text>`,
+  ];
+  if (items.length === 0) {
+    parts.push(`<text x="12" y="${top + 24}" font-size="13">no misclassified images</text>`);
+  }
+  items.forEach((item, i) => {
+    const x = 12 + (i % perRow) * cellW;
+    const y = top + Math.floor(i / perRow) * cellH;
+    const center = x + (cellW - 12) / 2;
+    const href = digitDataUri(item.pixels, opts.rows, opts.cols);
+    parts.push(
+      `<image x="${center - imageW / 2}" y="${y}" width="${imageW}" height="${imageH}" image-rendering="optimizeSpeed" href="${href}"/>`,
+      `<rect x="${center - imageW / 2}" y="${y}" width="${imageW}" height="${imageH}" fill="none" stroke="#ccc"/>`,
+      `<text x="${center}" y="${y + imageH + 16}" font-size="13" text-anchor="middle">${item.label} → <tspan fill="#c62828" font-weight="bold">${item.predicted}</tspan> ${(item.confidence * 100).toFixed(0)}%</text>`,
+      `<text x="${center}" y="${y + imageH + 32}" font-size="11" fill="#777" text-anchor="middle">#${item.index}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+export function renderMisclassifiedPng(items: Misclassified[], opts: GridOptions): Uint8Array {
+  return svgToPng(misclassifiedSvg(items, opts));
+}
