@@ -20,6 +20,13 @@ export interface RunRecord {
   started: string;
   /** Wall-clock seconds of the whole command (`/usr/bin/time`). */
   wallSeconds: number;
+  /** The run's final model when it is committed, relative to the package root. */
+  model?: string;
+  /**
+   * What the run's page says beside its figures; a folder with notes gets its README.md written
+   * by this tool, a folder without keeps its hand-written one.
+   */
+  notes?: string;
 }
 
 export interface Row {
@@ -62,7 +69,8 @@ export function readRows(dir = RESULTS_DIR): Row[] {
       lastThree: held.slice(-3).map((h) => h.accuracy),
       epochs: metrics.epochs.length,
       seed: metrics.options.seed,
-      backend: metrics.backend,
+      // Runs from before the ONNX backend existed record no backend: they ran the tfjs program.
+      backend: metrics.backend ?? "tfjs",
       files: ["plot.png", "misclassified.png", "confusion.png"].filter((f) =>
         existsSync(join(dir, folder, f)),
       ),
@@ -80,6 +88,40 @@ function duration(seconds: number): string {
   return m >= 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${m} min ${s} s`;
 }
 
+/** The README.md of a run folder that has notes. */
+export function runPage(row: Row, metrics: RunMetrics): string {
+  const accs = row.lastThree.map((a) => `${percent(a)}%`);
+  const last = metrics.epochs.at(-1);
+  const lines = [
+    `# ${row.folder}: ${row.run.about}`,
+    "",
+    row.run.notes ?? "",
+    "",
+    "| | |",
+    "|---|---|",
+    `| spec | [\`spec.yaml\`](spec.yaml) (\`${row.name}\`, ${thousands(row.trainable)} trainable parameters, ${thousands(row.macs)} MACs) |`,
+    `| command | \`${row.run.command}\` (from commit \`${row.run.commit}\`) |`,
+    `| date | ${row.run.started} UTC |`,
+    `| wall time | ${duration(row.run.wallSeconds)} (\`/usr/bin/time\`), 2-core machine |`,
+    `| backend | ${row.backend} |`,
+    `| data | ${metrics.trainExamples} training images, ${metrics.testExamples} test images after every epoch |`,
+    `| **test accuracy, last 3 epochs** | ${accs.join(", ")}; final test loss ${last?.testLoss?.toFixed(4)} |`,
+    `| files | [\`metrics.json\`](metrics.json)${row.files.includes("misclassified.png") ? ", [`eval.json`](eval.json) (`mnistc eval --report` of the final model)" : ""}${row.run.model ? `, the model: \`${row.run.model}\`` : ""} |`,
+    "",
+    ...(row.files.includes("plot.png") ? ["![training](plot.png)", ""] : []),
+    ...(row.files.includes("misclassified.png")
+      ? [
+          "The test digits the final model gets wrong, most confident first:",
+          "",
+          "![misclassified](misclassified.png)",
+          "",
+        ]
+      : []),
+    ...(row.files.includes("confusion.png") ? ["![confusion matrix](confusion.png)", ""] : []),
+  ];
+  return lines.join("\n");
+}
+
 export function leaderboard(rows: Row[]): string {
   const lines = [
     "# Results",
@@ -94,18 +136,15 @@ export function leaderboard(rows: Row[]): string {
     "metrics.json, the training plot and, from `mnistc eval MODEL --report`, the grid of the test",
     "digits the final model gets wrong and the confusion matrix.",
     "",
-    "| spec | what | parameters | MACs | test accuracy, last 3 epochs (%) | epochs | seed | wall time | backend | files |",
-    "|---|---|--:|--:|---|--:|--:|--:|---|---|",
+    "| run | spec | what | parameters | MACs | test accuracy, last 3 epochs (%) | epochs | seed | wall time | backend | files |",
+    "|---|---|---|--:|--:|---|--:|--:|--:|---|---|",
   ];
   for (const r of rows) {
-    const files = [
-      `[run](${r.folder}/README.md)`,
-      ...r.files.map((f) => `[${f.replace(".png", "")}](${r.folder}/${f})`),
-    ];
+    const files = [...r.files.map((f) => `[${f.replace(".png", "")}](${r.folder}/${f})`)];
     const accs = r.lastThree.map(percent);
     const held = r.lastThree.every((a) => a >= 0.994) ? " ✓" : "";
     lines.push(
-      `| \`${r.name}\` | ${r.run.about} | ${thousands(r.trainable)} | ${thousands(r.macs)} | ${accs.join(" / ")}${held} | ${r.epochs} | ${r.seed} | ${duration(r.run.wallSeconds)} | ${r.backend} | ${files.join(" · ")} |`,
+      `| [${r.folder}](${r.folder}/README.md) | \`${r.name}\` | ${r.run.about} | ${thousands(r.trainable)} | ${thousands(r.macs)} | ${accs.join(" / ")}${held} | ${r.epochs} | ${r.seed} | ${duration(r.run.wallSeconds)} | ${r.backend} | ${files.join(" · ")} |`,
     );
   }
   lines.push(
@@ -117,8 +156,18 @@ export function leaderboard(rows: Row[]): string {
   return lines.join("\n");
 }
 
+export function readMetrics(folder: string, dir = RESULTS_DIR): RunMetrics {
+  return JSON.parse(readFileSync(join(dir, folder, "metrics.json"), "utf8")) as RunMetrics;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const out = join(RESULTS_DIR, "README.md");
-  writeFileSync(out, leaderboard(readRows()));
-  process.stdout.write(`wrote ${out}\n`);
+  const rows = readRows();
+  const written = [join(RESULTS_DIR, "README.md")];
+  writeFileSync(written[0] as string, leaderboard(rows));
+  for (const row of rows.filter((r) => r.run.notes !== undefined)) {
+    const page = join(RESULTS_DIR, row.folder, "README.md");
+    writeFileSync(page, runPage(row, readMetrics(row.folder)));
+    written.push(page);
+  }
+  process.stdout.write(`wrote ${written.join(", ")}\n`);
 }
