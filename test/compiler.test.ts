@@ -214,6 +214,7 @@ test("train and data: the seed's recipe where PyTorch has no default, PyTorch's 
     optimizer: { type: "sgd", lr: 0.01, momentum: 0.9, weightDecay: 0, nesterov: false },
     scheduler: { type: "none" },
     augment: { rotate: 0, translate: 0, scale: [1, 1] },
+    labelSmoothing: 0,
   });
   assert.deepEqual(bare.data, { dataset: "mnist", mean: [0.1307], std: [0.3081] });
   assert.equal(bare.budget, undefined);

@@ -368,6 +368,24 @@ describe("batches", () => {
     );
   });
 
+  test("label smoothing: (1 - ε)·one-hot + ε/classes, rows summing to 1", () => {
+    const split: MnistSplit = {
+      count: 2,
+      rows: 1,
+      cols: 1,
+      images: Uint8Array.from([0, 0]),
+      labels: Uint8Array.from([2, 0]),
+    };
+    const norm = { mean: 0, std: 1 };
+    const b = new BatchAssembler(split, 2, 4, norm, { labelSmoothing: 0.2 }).fill(0, 2);
+    // ε/K = 0.05; the true class 1 - 0.2 + 0.05 = 0.85.
+    const expected = [0.05, 0.05, 0.85, 0.05, 0.85, 0.05, 0.05, 0.05];
+    b.oneHot.forEach((v, i) => {
+      assert.ok(Math.abs(v - (expected[i] as number)) < 1e-7, `${i}: ${v}`);
+    });
+    assert.deepEqual([...b.labels], [2, 0]);
+  });
+
   test("augmented batches repeat with the seed", () => {
     const data = loadMnist({ trainLimit: 64, testLimit: 1 });
     const norm = { mean: 0.1307, std: 0.3081 };

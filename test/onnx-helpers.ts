@@ -115,6 +115,7 @@ export function tinyIR(seed = 1): ModelIR {
       optimizer: { type: "sgd", lr: 0.01, momentum: 0.9, weightDecay: 0, nesterov: false },
       scheduler: { type: "none" },
       augment: { rotate: 0, translate: 0, scale: [1, 1] },
+      labelSmoothing: 0,
     },
     data: { dataset: "mnist", mean: [0.5], std: [0.25] },
   };

@@ -321,10 +321,11 @@ const STEP_VARIANTS = [
     "seed: 3",
     "optimizer: { type: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.001, nesterov: true }",
   ]),
-  // The seed's net; Adam with its betas and weight decay, StepLR.
+  // The seed's net; Adam with its betas and weight decay, StepLR, label smoothing.
   variant(packagePath("specs", "step4.yaml"), "step4-adam", [
     `batch_size: ${BATCH}`,
     "seed: 5",
+    "label_smoothing: 0.1",
     "optimizer: { type: adam, lr: 0.01, betas: [0.8, 0.99], weight_decay: 0.0001 }",
     "scheduler: { type: step, step_size: 1, gamma: 0.5 }",
   ]),

@@ -37,6 +37,7 @@ const spec: TrainSpec = {
     optimizer: { type: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 0.0001, nesterov: false },
     scheduler: { type: "step", stepSize: 1, gamma: 0.5 },
     augment: { rotate: 7, translate: 0, scale: [1, 1] },
+    labelSmoothing: 0,
   },
   data: { dataset: "mnist", mean: [0.1307], std: [0.3081] },
 };

@@ -159,6 +159,11 @@ export interface TrainIR {
   optimizer: OptimizerIR;
   scheduler: SchedulerIR;
   augment: AugmentIR;
+  /**
+   * PyTorch's CrossEntropyLoss(label_smoothing=ε): the training target is (1-ε)·one-hot + ε/K.
+   * 0: plain NLL. Evaluation always scores the plain NLL.
+   */
+  labelSmoothing: number;
 }
 
 export interface DataIR {

@@ -39,7 +39,7 @@ export const SEED_RECIPE = {
   batchSize: 128,
   seed: 1,
   optimizer: { type: "sgd", lr: 0.01, momentum: 0.9, weightDecay: 0, nesterov: false },
-} as const satisfies Omit<TrainIR, "scheduler" | "augment">;
+} as const satisfies Omit<TrainIR, "scheduler" | "augment" | "labelSmoothing">;
 
 export const MNIST_DATA: DataIR = { dataset: "mnist", mean: [0.1307], std: [0.3081] };
 
@@ -286,6 +286,7 @@ function lowerTrain(raw: Raw): TrainIR {
     optimizer: lowerOptimizer(raw.optimizer === undefined ? undefined : obj(raw.optimizer)),
     scheduler: lowerScheduler(raw.scheduler === undefined ? undefined : obj(raw.scheduler)),
     augment,
+    labelSmoothing: num(raw.label_smoothing, 0),
   };
 }
 

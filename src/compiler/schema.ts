@@ -153,6 +153,13 @@ export function buildSchema(): JsonSchema {
           epochs: positiveInt("default 15 (the seed's)"),
           batch_size: positiveInt("default 128 (the seed's)"),
           seed: { type: "integer", minimum: 0, description: "random seed; default 1" },
+          label_smoothing: {
+            type: "number",
+            minimum: 0,
+            exclusiveMaximum: 1,
+            description:
+              "train on (1-ε)·one-hot + ε/classes, as CrossEntropyLoss(label_smoothing=ε); default 0",
+          },
           optimizer: tagged("default: { type: sgd, lr: 0.01, momentum: 0.9 } (the seed's)", {
             sgd: {
               properties: {

@@ -349,9 +349,10 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     translate: py(train.augment.translate),
     scaleLo: py(train.augment.scale[0]),
     scaleHi: py(train.augment.scale[1]),
+    labelSmoothing: train.labelSmoothing > 0 ? py(train.labelSmoothing) : undefined,
     optimizer: pyCall("    ", "optimizer = ", optimizer.name, optimizer.args),
     recipe: wrap(
-      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${augmentText(train.augment)}, seed ${train.seed}.`,
+      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${augmentText(train.augment)}${train.labelSmoothing > 0 ? `, label smoothing ${train.labelSmoothing}` : ""}, seed ${train.seed}.`,
     ).join("\n"),
     scheduler: scheduler.code,
     perBatch: scheduler.perBatch,

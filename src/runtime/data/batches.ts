@@ -11,12 +11,17 @@ export interface Normalization {
   std: number;
 }
 
+export interface TargetOptions {
+  /** ε of label smoothing: targets (1-ε)·one-hot + ε/classes (training batches only). */
+  labelSmoothing?: number;
+}
+
 export interface Batch {
   /** Number of examples in this batch (the last one of an epoch may be short). */
   size: number;
   /** size·rows·cols normalized pixels (NHWC with one channel equals NCHW). */
   images: Float32Array;
-  /** size·classes one-hot targets. */
+  /** size·classes targets: one-hot, or smoothed one-hot with label smoothing. */
   oneHot: Float32Array;
   labels: Uint8Array;
 }
@@ -41,13 +46,20 @@ export class BatchAssembler {
   private readonly lookup = new Float32Array(256);
   private readonly scale: number;
   private readonly shift: number;
+  /** Target values of the true class and of every other. */
+  private readonly on: number;
+  private readonly off: number;
 
   constructor(
     private readonly split: MnistSplit,
     private readonly maxBatch: number,
     private readonly classes: number,
     norm: Normalization,
+    targets: TargetOptions = {},
   ) {
+    const eps = targets.labelSmoothing ?? 0;
+    this.off = eps / classes;
+    this.on = 1 - eps + this.off;
     this.pixels = split.rows * split.cols;
     this.images = new Float32Array(maxBatch * this.pixels);
     this.oneHot = new Float32Array(maxBatch * classes);
@@ -66,12 +78,12 @@ export class BatchAssembler {
     if (size > this.maxBatch) throw new Error(`batch of ${size} > ${this.maxBatch}`);
     const { split, pixels, images, oneHot, labels, lookup, classes } = this;
     const transform = augment !== undefined && augments(augment) ? augment : undefined;
-    oneHot.fill(0, 0, size * classes);
+    oneHot.fill(this.off, 0, size * classes);
     for (let b = 0; b < size; b++) {
       const index = order ? (order[start + b] as number) : start + b;
       const label = split.labels[index] as number;
       labels[b] = label;
-      oneHot[b * classes + label] = 1;
+      oneHot[b * classes + label] = this.on;
       const src = index * pixels;
       const dst = b * pixels;
       if (transform && rng) {

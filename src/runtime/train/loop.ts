@@ -363,7 +363,9 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
       progress.log(`nothing to do: ${firstEpoch - 1} of ${options.epochs} epochs are done`);
     }
     const norm = { mean: spec.data.mean[0] as number, std: spec.data.std[0] as number };
-    const assembler = new BatchAssembler(data.train, options.batchSize, spec.classes, norm);
+    const assembler = new BatchAssembler(data.train, options.batchSize, spec.classes, norm, {
+      labelSmoothing: spec.train.labelSmoothing,
+    });
 
     for (let epoch = firstEpoch; epoch <= options.epochs; epoch++) {
       const started = Date.now();
