@@ -1,6 +1,6 @@
 // The committed models/step4.onnx (trained in docs/results/step4/) re-emitted from its own weights
-// gives the same bytes: the graph IR and the op tables changed nothing in what the ONNX backend
-// writes for the seed's net.
+// gives the same bytes: it is what the ONNX backend writes today for the seed's net (re-exported
+// from its own initializers when the inference rewrites came, its weights unchanged).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";

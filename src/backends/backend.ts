@@ -14,6 +14,11 @@ export interface EmitOptions {
   weights?: WeightMap;
   /** Module specifier the emitted tfjs program imports the runtime from. */
   runtimeImport?: string;
+  /**
+   * onnx: apply the inference graph's rewrites (`backends/onnx/lowering.ts`; default true). false
+   * writes one plain node per op: the reference the rewrites are tested against.
+   */
+  rewrites?: boolean;
 }
 
 export interface EmitResult {

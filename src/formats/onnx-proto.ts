@@ -28,6 +28,10 @@ export function intsAttr(name: string, ints: number[]): AttributeProto {
   return { name, type: AttributeType.INTS, ints };
 }
 
+export function tensorAttr(name: string, t: TensorProto): AttributeProto {
+  return { name, type: AttributeType.TENSOR, t };
+}
+
 export function floatAttr(name: string, f: number): AttributeProto {
   return { name, type: AttributeType.FLOAT, f };
 }

@@ -38,11 +38,13 @@ function inference<K extends OpKind>(node: NodeIR<K>, ctx: TrainForwardContext):
   ) => ReturnType<(typeof onnxOps)["relu"]>;
   const shape = [ctx.batch, ...node.outShape];
   const name = `${node.name}.out`;
-  const proto = rule(node, {
+  const protos = rule(node, {
     inputs: ctx.inputs.map((t) => t.name),
     input: first(ctx).name,
     output: name,
   });
+  const [proto, ...more] = protos;
+  if (more.length > 0) throw new Error(`onnx-train: ${node.name} is not one inference node`);
   if (!proto) return { output: first(ctx), saved: {} };
   const output = ctx.g.op(
     proto.opType ?? "",

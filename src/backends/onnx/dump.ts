@@ -5,6 +5,7 @@ import {
   type AttributeProto,
   type ModelProto,
   onnx,
+  type TensorProto,
   toNumber,
   type ValueInfoProto,
 } from "../../formats/onnx-proto.js";
@@ -71,6 +72,24 @@ function float32(f: number | null | undefined): number {
   return Number(Math.fround(f ?? 0).toPrecision(7));
 }
 
+/** A Constant's small tensor (a shape, slice bounds, an epsilon) as its values. */
+function tensorValues(t: TensorProto | null | undefined): unknown {
+  const raw = t?.rawData ?? new Uint8Array();
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (t?.dataType === DataType.INT64) {
+    return Array.from({ length: raw.byteLength / 8 }, (_, i) =>
+      Number(view.getBigInt64(8 * i, true)),
+    );
+  }
+  if (t?.dataType === DataType.FLOAT) {
+    const values = Array.from({ length: raw.byteLength / 4 }, (_, i) =>
+      float32(view.getFloat32(4 * i, true)),
+    );
+    return (t.dims ?? []).length === 0 ? values[0] : values;
+  }
+  return "<TENSOR>";
+}
+
 function attributeValue(a: AttributeProto): unknown {
   switch (a.type) {
     case AttributeType.INT:
@@ -85,6 +104,8 @@ function attributeValue(a: AttributeProto): unknown {
       return new TextDecoder().decode(a.s ?? new Uint8Array());
     case AttributeType.STRINGS:
       return (a.strings ?? []).map((s) => new TextDecoder().decode(s));
+    case AttributeType.TENSOR:
+      return tensorValues(a.t);
     default:
       return `<${AttributeType[a.type ?? 0] ?? "unknown"}>`;
   }

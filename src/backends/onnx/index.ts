@@ -11,7 +11,13 @@
 // deterministic: the same IR and weights give the same bytes.
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import { torchInitWeights } from "../../compiler/init.js";
-import { type AnyNodeIR, GRAPH_INPUT, type ModelIR, type WeightMap } from "../../compiler/ir.js";
+import {
+  type AnyNodeIR,
+  GRAPH_INPUT,
+  type ModelIR,
+  type NodeIR,
+  type WeightMap,
+} from "../../compiler/ir.js";
 import { metadataFor } from "../../formats/onnx-metadata.js";
 import {
   batchedFloatValue,
@@ -27,13 +33,14 @@ import {
 } from "../../formats/onnx-proto.js";
 import { sizeOf } from "../../util/shape.js";
 import type { Backend, EmitResult } from "../backend.js";
+import { foldBatchNorms } from "./lowering.js";
 import { type OnnxOpContext, onnxOps } from "./ops.js";
 
 export const ONNX_INPUT_NAME = "input";
 export const ONNX_OUTPUT_NAME = "log_probs";
 
-function emitNode(node: AnyNodeIR, ctx: OnnxOpContext): NodeProto | undefined {
-  const rule = onnxOps[node.kind] as (n: AnyNodeIR, c: OnnxOpContext) => NodeProto | undefined;
+function emitNode(node: AnyNodeIR, ctx: OnnxOpContext): NodeProto[] {
+  const rule = onnxOps[node.kind] as (n: AnyNodeIR, c: OnnxOpContext) => NodeProto[];
   return rule(node, ctx);
 }
 
@@ -68,7 +75,12 @@ function checkWeights(ir: ModelIR, weights: WeightMap): Diagnostic[] {
 }
 
 /** The `ModelProto` of an IR with the given weights (PyTorch layout), already checked. */
-export function buildOnnxModel(ir: ModelIR, weights: WeightMap, trained: boolean): ModelProto {
+export function buildOnnxModel(
+  ir: ModelIR,
+  weights: WeightMap,
+  trained: boolean,
+  rewrites = true,
+): ModelProto {
   const nodes: NodeProto[] = [];
   const intermediates: { name: string; shape: number[] }[] = [];
   // The tensor each IR node's output is; a node the graph omits (dropout) is its input's.
@@ -79,13 +91,24 @@ export function buildOnnxModel(ir: ModelIR, weights: WeightMap, trained: boolean
     return tensor;
   };
   let current = ONNX_INPUT_NAME;
+  const folds = rewrites ? foldBatchNorms(ir) : new Map<string, NodeIR<"batchnorm">>();
+  const folded = new Set([...folds.values()].map((bn) => bn.name));
   for (const node of ir.nodes) {
     const output = `${node.name}.out`;
     const inputs = node.inputs.map(tensorOf);
-    const emitted = emitNode(node, { inputs, input: inputs[0] ?? ONNX_INPUT_NAME, output });
-    tensors.set(node.name, emitted ? output : (inputs[0] ?? ONNX_INPUT_NAME));
-    if (!emitted) continue;
-    nodes.push(emitted);
+    const foldedInput = folds.get(node.name);
+    const emitted = folded.has(node.name)
+      ? []
+      : emitNode(node, {
+          inputs,
+          input: inputs[0] ?? ONNX_INPUT_NAME,
+          output,
+          plain: !rewrites,
+          ...(foldedInput ? { foldedInput } : {}),
+        });
+    tensors.set(node.name, emitted.length > 0 ? output : (inputs[0] ?? ONNX_INPUT_NAME));
+    if (emitted.length === 0) continue;
+    nodes.push(...emitted);
     intermediates.push({ name: output, shape: node.outShape });
   }
   const last = ir.nodes.at(-1);
@@ -148,7 +171,7 @@ export const onnxBackend: Backend = {
       if (diagnostics.length > 0) return { files: [], diagnostics };
     }
     const weights = options.weights ?? torchInitWeights(ir);
-    const model = buildOnnxModel(ir, weights, options.weights !== undefined);
+    const model = buildOnnxModel(ir, weights, options.weights !== undefined, options.rewrites);
     return { files: [{ path: "", contents: encodeModel(model) }], diagnostics: [] };
   },
 };

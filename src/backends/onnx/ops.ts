@@ -1,9 +1,11 @@
-// The ONNX backend's op table: one ONNX node (inference form, opset 13) per IR node, or none for
-// ops that are the identity at inference (dropout). Parameters are referenced by their IR names,
+// The ONNX backend's op table: the ONNX nodes (inference form, opset 13) of each IR node: one for
+// most, none for ops that are the identity at inference (dropout), a few for a conv that
+// `lowering.ts` rewrites (a batch norm folded in, the shifted-sum form). Parameters are referenced by their IR names,
 // which are also the initializer names, so weights need no renaming between PyTorch and ONNX.
 import type { NodeIR, Pair, ParamIR } from "../../compiler/ir.js";
 import { floatAttr, intAttr, intsAttr, type NodeProto } from "../../formats/onnx-proto.js";
 import type { OpTable } from "../backend.js";
+import { foldIntoConv, NodeRun, pickConvRule, plainConv } from "./lowering.js";
 
 export interface OnnxOpContext {
   /** The tensors this node reads, one per IR input. */
@@ -12,6 +14,10 @@ export interface OnnxOpContext {
   input: string;
   /** The tensor this node must write. */
   output: string;
+  /** A batch norm folded into this conv (`fold-batchnorm-into-conv`), its own node omitted. */
+  foldedInput?: NodeIR<"batchnorm">;
+  /** One plain node per op, no lowering rule (`EmitOptions.rewrites: false`). */
+  plain?: boolean;
 }
 
 function paramName(node: NodeIR, role: ParamIR["role"]): string {
@@ -30,8 +36,8 @@ function onnxNode(
   inputs: string[],
   ctx: OnnxOpContext,
   attribute: NodeProto["attribute"] = [],
-): NodeProto {
-  return { name: node.name, opType, input: inputs, output: [ctx.output], attribute };
+): NodeProto[] {
+  return [{ name: node.name, opType, input: inputs, output: [ctx.output], attribute }];
 }
 
 /** Floor-mode pooling (PyTorch's default ceil_mode=False), padded the same on both sides. */
@@ -44,22 +50,19 @@ function poolAttrs(kernel: Pair, stride: Pair, padding: Pair) {
   ];
 }
 
-export const onnxOps: OpTable<NodeProto | undefined, OnnxOpContext> = {
-  conv: (node, ctx) =>
-    onnxNode(
+export const onnxOps: OpTable<NodeProto[], OnnxOpContext> = {
+  conv: (node, ctx) => {
+    const run = new NodeRun(node.name);
+    const given = { weight: paramName(node, "weight"), bias: optionalParamName(node, "bias")[0] };
+    const tensors = ctx.foldedInput ? foldIntoConv(run, node, ctx.foldedInput, given) : given;
+    (ctx.plain ? plainConv : pickConvRule(node)).lower(run, {
       node,
-      "Conv",
-      [ctx.input, paramName(node, "weight"), ...optionalParamName(node, "bias")],
-      ctx,
-      [
-        intsAttr("kernel_shape", node.attrs.kernel),
-        intsAttr("strides", node.attrs.stride),
-        // ONNX pads are [top, left, bottom, right], as the IR keeps them.
-        intsAttr("pads", node.attrs.padding),
-        intsAttr("dilations", node.attrs.dilation),
-        intAttr("group", node.attrs.groups),
-      ],
-    ),
+      x: ctx.input,
+      output: ctx.output,
+      ...tensors,
+    });
+    return run.nodes;
+  },
   relu: (node, ctx) => onnxNode(node, "Relu", [ctx.input], ctx),
   // Eval form: running statistics. ONNX's `momentum` attribute only matters in training mode
   // (and counts the other way from PyTorch's), so it is not written.
@@ -93,7 +96,7 @@ export const onnxOps: OpTable<NodeProto | undefined, OnnxOpContext> = {
   },
   gap: (node, ctx) => onnxNode(node, "GlobalAveragePool", [ctx.input], ctx),
   // Identity at inference (nn.Dropout / nn.Dropout2d in eval mode): no node at all.
-  dropout: () => undefined,
+  dropout: () => [],
   flatten: (node, ctx) => onnxNode(node, "Flatten", [ctx.input], ctx, [intAttr("axis", 1)]),
   // nn.Linear: y = x·Wᵀ + b with W [out, in], which is Gemm with transB=1.
   linear: (node, ctx) => {

@@ -33,7 +33,8 @@ export const spec = {
       "rotate": 0,
       "translate": 0,
       "scale": [1, 1]
-    }
+    },
+    "labelSmoothing": 0
   },
   "data": {
     "dataset": "mnist",

@@ -38,7 +38,8 @@ export const spec = {
       "rotate": 7,
       "translate": 0,
       "scale": [1, 1]
-    }
+    },
+    "labelSmoothing": 0
   },
   "data": {
     "dataset": "mnist",
