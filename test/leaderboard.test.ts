@@ -6,12 +6,24 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { packagePath } from "../src/paths.js";
-import { leaderboard, RESULTS_DIR, readMetrics, readRows, runPage } from "../tools/leaderboard.js";
+import {
+  leaderboard,
+  RESULTS_DIR,
+  readMetrics,
+  readRows,
+  runPage,
+  TUNING_DIR,
+  tuningPage,
+} from "../tools/leaderboard.js";
 
 const rows = readRows();
 
 test("docs/results/README.md is up to date (npm run docs:results rewrites it)", () => {
   assert.equal(readFileSync(join(RESULTS_DIR, "README.md"), "utf8"), leaderboard(rows));
+});
+
+test("docs/results/tuning/README.md is up to date", () => {
+  assert.equal(readFileSync(join(TUNING_DIR, "README.md"), "utf8"), tuningPage());
 });
 
 for (const row of rows.filter((r) => r.run.notes !== undefined)) {
