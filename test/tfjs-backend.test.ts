@@ -51,8 +51,10 @@ function modelText(ir: ModelIR): string {
   return String(file.contents);
 }
 
-test("the shipped specs are sepres and step1..step4", () => {
+test("the shipped specs are sep4k, sep7k, sepres and step1..step4", () => {
   assert.deepEqual(shippedSpecs, [
+    "sep4k.yaml",
+    "sep7k.yaml",
     "sepres.yaml",
     "step1.yaml",
     "step2.yaml",
