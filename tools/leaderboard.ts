@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { compileSpec } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
+import { fitToCanvas, svgToPng, vegaLiteSvg } from "../src/runtime/render/png.js";
 import { heldOut, type RunMetrics } from "../src/runtime/train/metrics.js";
 
 /** docs/results/<folder>/run.json. */
@@ -181,6 +182,8 @@ export function tuningPage(dir = TUNING_DIR): string {
     "with a sixth fewer training images: about 0.1 point lower (one run, so a rough measure). Each",
     "row is one run, seed 1.",
     "",
+    "![parameters against accuracy](curve.png)",
+    "",
     "| run | parameters | what it tried | validation accuracy, last 3 epochs (%) | best | final train accuracy |",
     "|---|--:|---|---|--:|--:|",
   ];
@@ -203,6 +206,81 @@ export function tuningPage(dir = TUNING_DIR): string {
   return lines.join("\n");
 }
 
+/** One point of the parameters-vs-accuracy curve. */
+export interface CurvePoint {
+  name: string;
+  parameters: number;
+  /** Mean of the last 3 epochs, in percent. */
+  accuracy: number;
+  split: "validation" | "test";
+}
+
+/** The validation runs and the full runs, as points: parameters against last-3 accuracy. */
+export function curvePoints(rows: Row[], dir = TUNING_DIR): CurvePoint[] {
+  const mean = (xs: number[]) => (100 * xs.reduce((a, b) => a + b, 0)) / xs.length;
+  const runs = JSON.parse(readFileSync(join(dir, "runs.json"), "utf8")) as TuningRecord[];
+  const tuning = runs.map((run) => {
+    const specFile = join(dir, run.name, "spec.yaml");
+    const { ir } = compileSpec(readFileSync(specFile, "utf8"), specFile);
+    const metrics = JSON.parse(
+      readFileSync(join(dir, run.name, "metrics.json"), "utf8"),
+    ) as RunMetrics;
+    return {
+      name: run.name,
+      parameters: ir?.totals.trainable ?? 0,
+      accuracy: mean(metrics.epochs.slice(-3).map((e) => heldOut(e).accuracy)),
+      split: "validation" as const,
+    };
+  });
+  const full = rows.map((r) => ({
+    name: r.folder,
+    parameters: r.trainable,
+    accuracy: mean(r.lastThree),
+    split: "test" as const,
+  }));
+  return [...tuning, ...full];
+}
+
+export async function curvePng(points: CurvePoint[]): Promise<Uint8Array> {
+  const svg = await vegaLiteSvg({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: "Parameters against accuracy (mean of the last 3 epochs)",
+    background: "white",
+    padding: 16,
+    width: 720,
+    height: 420,
+    data: { values: points },
+    encoding: {
+      x: {
+        field: "parameters",
+        type: "quantitative",
+        scale: { type: "log", domain: [3000, 20000] },
+        title: "trainable parameters (log scale)",
+      },
+      y: {
+        field: "accuracy",
+        type: "quantitative",
+        scale: { zero: false },
+        title: "accuracy, mean of the last 3 epochs (%)",
+      },
+      color: { field: "split", type: "nominal", title: "scored on" },
+    },
+    layer: [
+      { mark: { type: "point", filled: true, size: 70 } },
+      {
+        mark: { type: "text", dx: 6, align: "left", fontSize: 10 },
+        encoding: { text: { field: "name" } },
+      },
+      {
+        data: { values: [{ y: 99.4 }] },
+        mark: { type: "rule", strokeDash: [4, 4], color: "#888" },
+        encoding: { y: { field: "y", type: "quantitative" }, color: { value: "#888" } },
+      },
+    ],
+  });
+  return svgToPng(fitToCanvas(svg, 960, 560));
+}
+
 export function readMetrics(folder: string, dir = RESULTS_DIR): RunMetrics {
   return JSON.parse(readFileSync(join(dir, folder, "metrics.json"), "utf8")) as RunMetrics;
 }
@@ -219,7 +297,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (existsSync(join(TUNING_DIR, "runs.json"))) {
     const page = join(TUNING_DIR, "README.md");
     writeFileSync(page, tuningPage());
-    written.push(page);
+    const curve = join(TUNING_DIR, "curve.png");
+    writeFileSync(curve, await curvePng(curvePoints(rows)));
+    written.push(page, curve);
   }
   process.stdout.write(`wrote ${written.join(", ")}\n`);
 }
