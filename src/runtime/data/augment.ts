@@ -19,7 +19,13 @@ export const IDENTITY: Affine = { degrees: 0, dx: 0, dy: 0, scale: 1 };
 
 /** Whether the recipe changes any image (so the plain lookup path can be taken otherwise). */
 export function augments(a: AugmentIR): boolean {
-  return a.rotate > 0 || a.translate > 0 || a.scale[0] !== 1 || a.scale[1] !== 1;
+  const [lo, hi] = scaleRange(a);
+  return a.rotate > 0 || (a.translate ?? 0) > 0 || lo !== 1 || hi !== 1;
+}
+
+/** Programs emitted before translate and scale existed carry a recipe without them. */
+function scaleRange(a: AugmentIR): [number, number] {
+  return a.scale ?? [1, 1];
 }
 
 /**
@@ -31,13 +37,13 @@ export function drawAffine(a: AugmentIR, rows: number, cols: number, rng: Rng): 
   const degrees = a.rotate > 0 ? rng.uniform(-a.rotate, a.rotate) : 0;
   let dx = 0;
   let dy = 0;
-  if (a.translate > 0) {
+  if ((a.translate ?? 0) > 0) {
     const maxX = a.translate * cols;
     const maxY = a.translate * rows;
     dx = Math.round(rng.uniform(-maxX, maxX));
     dy = Math.round(rng.uniform(-maxY, maxY));
   }
-  const [lo, hi] = a.scale;
+  const [lo, hi] = scaleRange(a);
   const scale = lo !== 1 || hi !== 1 ? rng.uniform(lo, hi) : 1;
   return { degrees, dx, dy, scale };
 }
