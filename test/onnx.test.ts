@@ -6,7 +6,7 @@ import { onnxBackend } from "../src/backends/onnx/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { readMetadata } from "../src/formats/onnx-metadata.js";
-import { decodeModel, type ModelProto } from "../src/formats/onnx-proto.js";
+import { decodeModel, floatValues, type ModelProto } from "../src/formats/onnx-proto.js";
 import { Rng } from "../src/util/rng.js";
 import { expectGolden } from "./helpers/golden.js";
 import { linearIR, tinyForward, tinyIR, tinyWeights } from "./onnx-helpers.js";
@@ -151,11 +151,7 @@ describe("onnx backend: the graph", () => {
       assert.ok(w && t.rawData);
       assert.deepEqual(t.dims?.map(Number), w.shape);
       assert.equal(t.dataType, 1);
-      const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
-      const values = Array.from({ length: t.rawData.byteLength / 4 }, (_, i) =>
-        view.getFloat32(4 * i, true),
-      );
-      assert.deepEqual(values, Array.from(w.data));
+      assert.deepEqual(Array.from(floatValues(t)), Array.from(w.data));
     }
   });
 

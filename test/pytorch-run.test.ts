@@ -28,7 +28,6 @@ import { torchWeightsFromTfjs } from "../src/backends/tfjs/weights.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
-import { decodeModel, toNumber } from "../src/formats/onnx-proto.js";
 import { parseSafetensors } from "../src/formats/safetensors.js";
 import { packagePath } from "../src/paths.js";
 import { affineImage } from "../src/runtime/data/augment.js";
@@ -38,6 +37,7 @@ import type { BuildModel, TrainSpec } from "../src/runtime/train/loop.js";
 import type { RunMetrics } from "../src/runtime/train/metrics.js";
 import { scheduleAt } from "../src/runtime/train/schedule.js";
 import { Rng } from "../src/util/rng.js";
+import { onnxWeights } from "./helpers/weights.js";
 import { runCli } from "./onnx-helpers.js";
 
 const PYTHON = "/usr/bin/python3";
@@ -134,18 +134,7 @@ function argmax(row: ArrayLike<number>): number {
 
 /** The weights of models/step4.onnx: step4 as trained in docs/results/step4 (a real checkpoint). */
 function trainedStep4(): WeightMap {
-  const file = packagePath("models", "step4.onnx");
-  const model = decodeModel(new Uint8Array(readFileSync(file)), file);
-  const weights: WeightMap = new Map();
-  for (const t of model.graph?.initializer ?? []) {
-    const raw = t.rawData ?? new Uint8Array();
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    const data = Float32Array.from({ length: raw.byteLength / 4 }, (_, i) =>
-      view.getFloat32(4 * i, true),
-    );
-    weights.set(t.name ?? "", { shape: (t.dims ?? []).map(toNumber), data });
-  }
-  return weights;
+  return onnxWeights(packagePath("models", "step4.onnx"));
 }
 
 /**

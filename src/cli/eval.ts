@@ -84,14 +84,14 @@ export class MetricsAccumulator {
     this.confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   }
 
-  /** Adds a batch; returns the positions in it of the images predicted wrong. */
-  add(logProbs: Float32Array, labels: Uint8Array): number[] {
+  /** Adds a batch; returns the images in it predicted wrong: position and predicted digit. */
+  add(logProbs: Float32Array, labels: Uint8Array): { at: number; predicted: number }[] {
     const k = this.classes;
-    const wrong: number[] = [];
+    const wrong: { at: number; predicted: number }[] = [];
     for (let i = 0; i < labels.length; i++) {
       const label = labels[i] ?? 0;
       const best = argmax(logProbs, i * k, k);
-      if (best !== label) wrong.push(i);
+      if (best !== label) wrong.push({ at: i, predicted: best });
       const row = this.confusion[label];
       if (row) row[best] = (row[best] ?? 0) + 1;
       this.nll -= logProbs[i * k + label] ?? 0;
@@ -169,8 +169,7 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
     const input = model.normalize(test.images.subarray(start * plane, (start + n) * plane), n);
     const logProbs = await model.predictBatch(input, n);
     const labels = test.labels.subarray(start, start + n);
-    for (const i of metrics.add(logProbs, labels)) {
-      const predicted = argmax(logProbs, i * classes, classes);
+    for (const { at: i, predicted } of metrics.add(logProbs, labels)) {
       const index = start + i;
       mistakes.push({
         index,

@@ -44,6 +44,23 @@ export function floatTensor(name: string, shape: number[], data: Float32Array): 
   return { name, dims: shape, dataType: DataType.FLOAT, rawData: raw };
 }
 
+/** A float32 tensor's values: its raw little-endian bytes, or `floatData` when it has none. */
+export function floatValues(t: TensorProto): Float32Array {
+  const raw = t.rawData;
+  if (!raw || raw.length === 0) return Float32Array.from(t.floatData ?? []);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  return Float32Array.from({ length: raw.byteLength >> 2 }, (_, i) => view.getFloat32(4 * i, true));
+}
+
+/** An int64 tensor's values (raw little-endian; every one mnistc writes is small). */
+export function int64Values(t: TensorProto): number[] {
+  const raw = t.rawData ?? new Uint8Array();
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  return Array.from({ length: raw.byteLength >> 3 }, (_, i) =>
+    Number(view.getBigInt64(8 * i, true)),
+  );
+}
+
 /** A float32 tensor value with a symbolic batch axis `N` in front of `shape`. */
 export function batchedFloatValue(name: string, shape: number[]): ValueInfoProto {
   return {

@@ -1,6 +1,8 @@
 // Weights for parity tests: PyTorch's seeded init, made harder to match.
+import { readFileSync } from "node:fs";
 import { torchInitWeights } from "../../src/compiler/init.js";
 import type { ModelIR, WeightMap } from "../../src/compiler/ir.js";
+import { decodeModel, floatValues, toNumber } from "../../src/formats/onnx-proto.js";
 import { Rng } from "../../src/util/rng.js";
 
 /**
@@ -25,6 +27,16 @@ export function testWeights(ir: ModelIR): WeightMap {
         w.data = w.data.map((v) => v * 2);
       }
     }
+  }
+  return weights;
+}
+
+/** The initializers of an ONNX file (mnistc writes exactly the parameters) as a weight map. */
+export function onnxWeights(file: string): WeightMap {
+  const model = decodeModel(new Uint8Array(readFileSync(file)), file);
+  const weights: WeightMap = new Map();
+  for (const t of model.graph?.initializer ?? []) {
+    weights.set(t.name ?? "", { shape: (t.dims ?? []).map(toNumber), data: floatValues(t) });
   }
   return weights;
 }

@@ -7,6 +7,7 @@
 // channels is slow for filter gradients (patch slices plus one batched MatMul win).
 import type { OpAttrs } from "../../compiler/ir.js";
 import { intAttr, intsAttr, stringAttr } from "../../formats/onnx-proto.js";
+import { convAttributes, firstApplying, shiftedSumFits } from "../onnx/lowering.js";
 import type { OnnxGraph, Tensor } from "./graph.js";
 
 export interface Rule<A> {
@@ -17,9 +18,7 @@ export interface Rule<A> {
 
 /** The first rule that applies (the lists end in one that always does). */
 export function pick<A>(rules: readonly Rule<A>[], args: A): Rule<A> {
-  const rule = rules.find((r) => r.applies(args));
-  if (!rule) throw new Error("onnx-train: no lowering rule applies");
-  return rule;
+  return firstApplying(rules, args, "onnx-train");
 }
 
 const isOne = (p: readonly number[]) => p.every((v) => v === 1);
@@ -274,12 +273,7 @@ export interface ConvForwardArgs {
  */
 export const shiftedSum: Rule<ConvForwardArgs> = {
   name: "shifted-sum",
-  applies: ({ x, attrs }) =>
-    attrs.groups === 1 &&
-    isOne(attrs.stride) &&
-    isOne(attrs.dilation) &&
-    attrs.kernel[0] * attrs.kernel[1] > 1 &&
-    attrs.out * attrs.kernel[0] * attrs.kernel[1] < (x.shape[1] ?? 0),
+  applies: ({ x, attrs }) => shiftedSumFits(attrs, x.shape[1] ?? 0),
   lower(g, { x, weight, bias, attrs, outputShape }) {
     const [b = 0, cin = 0] = x.shape;
     const [, cout = 0, ho = 0, wo = 0] = outputShape;
@@ -316,13 +310,7 @@ export const plainConv: Rule<ConvForwardArgs> = {
   name: "conv",
   applies: () => true,
   lower(g, { x, weight, bias, attrs, outputShape }) {
-    return g.op("Conv", bias ? [x, weight, bias] : [x, weight], outputShape, [
-      intsAttr("kernel_shape", attrs.kernel),
-      intsAttr("strides", attrs.stride),
-      intsAttr("pads", attrs.padding),
-      intsAttr("dilations", attrs.dilation),
-      intAttr("group", attrs.groups),
-    ]);
+    return g.op("Conv", bias ? [x, weight, bias] : [x, weight], outputShape, convAttributes(attrs));
   },
 };
 

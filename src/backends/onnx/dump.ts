@@ -3,6 +3,8 @@
 // `describeModel` gives the structured form (`--json`), `formatDescription` the text.
 import {
   type AttributeProto,
+  floatValues,
+  int64Values,
   type ModelProto,
   onnx,
   type TensorProto,
@@ -74,17 +76,9 @@ function float32(f: number | null | undefined): number {
 
 /** A Constant's small tensor (a shape, slice bounds, an epsilon) as its values. */
 function tensorValues(t: TensorProto | null | undefined): unknown {
-  const raw = t?.rawData ?? new Uint8Array();
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  if (t?.dataType === DataType.INT64) {
-    return Array.from({ length: raw.byteLength / 8 }, (_, i) =>
-      Number(view.getBigInt64(8 * i, true)),
-    );
-  }
+  if (t?.dataType === DataType.INT64) return int64Values(t);
   if (t?.dataType === DataType.FLOAT) {
-    const values = Array.from({ length: raw.byteLength / 4 }, (_, i) =>
-      float32(view.getFloat32(4 * i, true)),
-    );
+    const values = Array.from(floatValues(t), float32);
     return (t.dims ?? []).length === 0 ? values[0] : values;
   }
   return "<TENSOR>";

@@ -6,8 +6,9 @@
 //   initializers; the folding is a few nodes on them that onnxruntime computes once, at load.
 // - conv lowering by shape: `shifted-sum` when Cout·kh·kw < Cin (the seed's 128 → 4 conv: one 1x1
 //   conv to Cout·kh·kw channels, then the taps' shifted slices summed), else ORT's `conv`.
-import type { AnyNodeIR, ModelIR, NodeIR } from "../../compiler/ir.js";
+import type { AnyNodeIR, ModelIR, NodeIR, OpAttrs } from "../../compiler/ir.js";
 import {
+  type AttributeProto,
   floatTensor,
   int64Tensor,
   intAttr,
@@ -158,14 +159,46 @@ export interface ConvRule {
 
 const isOne = (p: readonly number[]) => p.every((v) => v === 1);
 
-export const shiftedSum: ConvRule = {
-  name: "shifted-sum",
-  applies: ({ attrs, inShape }) =>
+/**
+ * Where the shifted-sum form of a conv pays (this graph's and the training step's rule): more input
+ * channels than Cout·kh·kw, stride 1, dilation 1, no groups, a kernel larger than 1x1.
+ */
+export function shiftedSumFits(attrs: OpAttrs["conv"], inChannels: number): boolean {
+  const kk = attrs.kernel[0] * attrs.kernel[1];
+  return (
     attrs.groups === 1 &&
     isOne(attrs.stride) &&
     isOne(attrs.dilation) &&
-    attrs.kernel[0] * attrs.kernel[1] > 1 &&
-    attrs.out * attrs.kernel[0] * attrs.kernel[1] < (inShape[0] ?? 0),
+    kk > 1 &&
+    attrs.out * kk < inChannels
+  );
+}
+
+/** ORT's Conv attributes of a conv; ONNX pads are [top, left, bottom, right], as the IR keeps them. */
+export function convAttributes(attrs: OpAttrs["conv"]): AttributeProto[] {
+  return [
+    intsAttr("kernel_shape", attrs.kernel),
+    intsAttr("strides", attrs.stride),
+    intsAttr("pads", attrs.padding),
+    intsAttr("dilations", attrs.dilation),
+    intAttr("group", attrs.groups),
+  ];
+}
+
+/** The first of `rules` that applies to `args` (rule lists end in one that always does). */
+export function firstApplying<A, R extends { applies(args: A): boolean }>(
+  rules: readonly R[],
+  args: A,
+  who: string,
+): R {
+  const rule = rules.find((r) => r.applies(args));
+  if (!rule) throw new Error(`${who}: no lowering rule applies`);
+  return rule;
+}
+
+export const shiftedSum: ConvRule = {
+  name: "shifted-sum",
+  applies: ({ attrs, inShape }) => shiftedSumFits(attrs, inShape[0] ?? 0),
   lower(run, { node, x, weight, bias, output }) {
     const [cin = 0, h = 0, w = 0] = node.inShape;
     const [cout = 0, ho = 0, wo = 0] = node.outShape;
@@ -204,19 +237,7 @@ export const plainConv: ConvRule = {
   name: "conv",
   applies: () => true,
   lower(run, { node, x, weight, bias, output }) {
-    run.op(
-      "Conv",
-      bias ? [x, weight, bias] : [x, weight],
-      [
-        intsAttr("kernel_shape", node.attrs.kernel),
-        intsAttr("strides", node.attrs.stride),
-        // ONNX pads are [top, left, bottom, right], as the IR keeps them.
-        intsAttr("pads", node.attrs.padding),
-        intsAttr("dilations", node.attrs.dilation),
-        intAttr("group", node.attrs.groups),
-      ],
-      output,
-    );
+    run.op("Conv", bias ? [x, weight, bias] : [x, weight], convAttributes(node.attrs), output);
   },
 };
 
@@ -224,7 +245,5 @@ export const plainConv: ConvRule = {
 export const CONV_RULES: readonly ConvRule[] = [shiftedSum, plainConv];
 
 export function pickConvRule(node: NodeIR<"conv">): ConvRule {
-  const rule = CONV_RULES.find((r) => r.applies(node));
-  if (!rule) throw new Error("onnx backend: no conv rule applies");
-  return rule;
+  return firstApplying(CONV_RULES, node, "onnx backend");
 }

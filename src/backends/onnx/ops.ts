@@ -1,7 +1,8 @@
 // The ONNX backend's op table: the ONNX nodes (inference form, opset 13) of each IR node: one for
 // most, none for ops that are the identity at inference (dropout), a few for a conv that
-// `lowering.ts` rewrites (a batch norm folded in, the shifted-sum form). Parameters are referenced by their IR names,
-// which are also the initializer names, so weights need no renaming between PyTorch and ONNX.
+// `lowering.ts` rewrites (a batch norm folded in, the shifted-sum form). Parameters are referenced
+// by their IR names, which are also the initializer names, so weights need no renaming between
+// PyTorch and ONNX.
 import type { NodeIR, Pair, ParamIR } from "../../compiler/ir.js";
 import { floatAttr, intAttr, intsAttr, type NodeProto } from "../../formats/onnx-proto.js";
 import type { OpTable } from "../backend.js";

@@ -9,7 +9,7 @@ import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import { UserError } from "../../errors.js";
 import { META, metadataProblems, readMetadata } from "../../formats/onnx-metadata.js";
-import { decodeModel } from "../../formats/onnx-proto.js";
+import { decodeModel, floatValues } from "../../formats/onnx-proto.js";
 import { packagePath } from "../../paths.js";
 import { readRegularFile } from "../../util/files.js";
 import { MAX_MODEL_BYTES } from "./limits.js";
@@ -38,17 +38,8 @@ function nonFiniteWeights(proto: ReturnType<typeof decodeModel>): string[] {
   const bad: string[] = [];
   for (const t of proto.graph?.initializer ?? []) {
     if (t.dataType !== 1) continue; // FLOAT
-    const raw = t.rawData;
-    let finite = true;
-    if (raw && raw.length > 0) {
-      const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-      for (let i = 0; i + 4 <= raw.length && finite; i += 4) {
-        finite = Number.isFinite(view.getFloat32(i, true));
-      }
-    } else {
-      finite = (t.floatData ?? []).every((v) => Number.isFinite(v));
-    }
-    if (!finite) bad.push(`initializer ${t.name} holds NaN or infinite values`);
+    if (!floatValues(t).every(Number.isFinite))
+      bad.push(`initializer ${t.name} holds NaN or infinite values`);
   }
   return bad;
 }
