@@ -15,9 +15,11 @@ export interface GradBuilder<T> {
   mul(a: T, b: T): T;
   scale(a: T, k: number): T;
   exp(a: T): T;
-  /** 1 where `a` > 0, else 0. */
-  positive(a: T): T;
+  /** `dy` where `a` > 0, else 0 (one pass: ReLU's backward is a select, not a multiply). */
+  wherePositive(dy: T, a: T): T;
   reshape(a: T, shape: number[]): T;
+  /** a·scale + shift per channel of an NCHW tensor, `scale` and `shift` [C]: one pass. */
+  affine(a: T, scale: T, shift: T): T;
   /** A [C] vector as [1, C, 1, 1], to broadcast over an NCHW tensor. */
   perChannel(a: T): T;
   /** Σ over batch and space of an NCHW tensor: [C]. */

@@ -94,7 +94,7 @@ export interface OpDef<K extends OpKind> {
 
 /** Training-forward values a backward rule may read: batch norm's normalized input and 1/σ, a
  * max pool's argmax indices, a dropout's scaled mask. */
-export type Saved = "xhat" | "invstd" | "indices" | "mask";
+export type Saved = "centred" | "invstd" | "indices" | "mask";
 
 export type OpTableDef = { [K in OpKind]: OpDef<K> };
 
@@ -391,7 +391,7 @@ export const OPS: OpTableDef = {
     macs: zero,
     receptiveField: unchanged,
     gradient: (b, _a, v) => ({
-      inputs: [v.wanted[0] ? b.mul(v.dy, b.positive(v.output)) : undefined],
+      inputs: [v.wanted[0] ? b.wherePositive(v.dy, v.output) : undefined],
       params: {},
     }),
   },
@@ -427,22 +427,30 @@ export const OPS: OpTableDef = {
     },
     macs: zero,
     receptiveField: unchanged,
-    // Batch statistics, n = B·H·W: dβ = Σ dy; dγ = Σ dy·x̂; dx = γ/σ · (dy − dβ/n − x̂·dγ/n).
-    saves: ["xhat", "invstd"],
+    // Batch statistics, n = B·H·W, x̂ = (x − μ)/σ: dβ = Σ dy; dγ = Σ dy·x̂;
+    // dx = γ/σ · (dy − dβ/n − x̂·dγ/n). The forward keeps x − μ, not x̂ (a pass fewer over the
+    // layer's activations), so 1/σ goes into the per-channel factors here.
+    saves: ["centred", "invstd"],
     gradient: (b, _a, v, inputs) => {
       const [, h = 1, w = 1] = first(inputs);
       const n = v.batch * h * w;
-      const xhat = need(v.saved.xhat, "batch norm x̂");
+      const centred = need(v.saved.centred, "batch norm x − μ");
       const invstd = need(v.saved.invstd, "batch norm 1/σ");
       const gamma = need(v.params.weight, "batch norm weight");
       const dbeta = b.sumPerChannel(v.dy);
-      const dgamma = b.sumPerChannel(b.mul(v.dy, xhat));
-      const centred = b.sub(
-        b.sub(v.dy, b.perChannel(b.scale(dbeta, 1 / n))),
-        b.mul(xhat, b.perChannel(b.scale(dgamma, 1 / n))),
+      const dgamma = b.mul(b.sumPerChannel(b.mul(v.dy, centred)), invstd);
+      // −x̂·dγ/n − dβ/n in one pass over x − μ.
+      const correction = b.affine(
+        centred,
+        b.scale(b.mul(dgamma, invstd), -1 / n),
+        b.scale(dbeta, -1 / n),
       );
       return {
-        inputs: [v.wanted[0] ? b.mul(centred, b.perChannel(b.mul(gamma, invstd))) : undefined],
+        inputs: [
+          v.wanted[0]
+            ? b.mul(b.add(v.dy, correction), b.perChannel(b.mul(gamma, invstd)))
+            : undefined,
+        ],
         params: { weight: dgamma, bias: dbeta },
       };
     },

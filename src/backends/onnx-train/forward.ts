@@ -97,8 +97,9 @@ export const TRAIN_FORWARD: OpTable<TrainForward, TrainForwardContext> = {
       [g.op("Sqrt", [g.add(variance, g.scalar(node.attrs.eps))], stat)],
       stat,
     );
-    const xhat = g.mul(centred, invstd);
-    const y = g.affine(xhat, param(ctx, "weight"), param(ctx, "bias"));
+    const invstdC = g.reshape(invstd, [c]);
+    // γ·(x − μ)/σ + β in one pass; x̂ itself is never written.
+    const y = g.affine(centred, g.mul(param(ctx, "weight"), invstdC), param(ctx, "bias"));
     const m = node.attrs.momentum;
     const running = (role: "running_mean" | "running_var", batchValue: Tensor, factor: number) => {
       const old = param(ctx, role);
@@ -108,7 +109,7 @@ export const TRAIN_FORWARD: OpTable<TrainForward, TrainForwardContext> = {
     running("running_mean", mean, 1);
     running("running_var", variance, n / (n - 1));
     const output = g.reshape(y, [ctx.batch, ...node.outShape]);
-    return { output, saved: { xhat, invstd: g.reshape(invstd, [c]) } };
+    return { output, saved: { centred, invstd: invstdC } };
   },
 
   maxpool(node, ctx) {

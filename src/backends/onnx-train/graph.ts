@@ -119,9 +119,10 @@ export class OnnxGraph implements GradBuilder<Tensor> {
     return this.op("Exp", [a], a.shape);
   }
 
-  positive(a: Tensor): Tensor {
+  // Greater → Cast → Mul: ORT's Where and Sign are several times slower on a large tensor.
+  wherePositive(dy: Tensor, a: Tensor): Tensor {
     const mask = this.op("Greater", [a, this.scalar(0)], a.shape);
-    return this.op("Cast", [mask], a.shape, [intAttr("to", FLOAT)]);
+    return this.mul(dy, this.op("Cast", [mask], a.shape, [intAttr("to", FLOAT)]));
   }
 
   reshape(a: Tensor, shape: number[]): Tensor {
