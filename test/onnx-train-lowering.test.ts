@@ -9,6 +9,8 @@ import { OnnxGraph, type Tensor } from "../src/backends/onnx-train/graph.js";
 import { TRAIN_OPSET } from "../src/backends/onnx-train/index.js";
 import {
   avgPoolGrad,
+  CHANNEL_DOT,
+  CHANNEL_SUM,
   CONV_FILTER_GRAD,
   CONV_FORWARD,
   CONV_INPUT_GRAD,
@@ -169,7 +171,20 @@ function data(c: Case, seed: number) {
     w: r(c.attrs.out * cinG * kh * kw),
     bias: r(c.attrs.out),
     dy: r(c.batch * c.attrs.out * ho * wo),
+    // A per-channel affine of x (batch norm's output): scale and shift per input channel.
+    scale: Float32Array.from({ length: c.cin }, () => rng.uniform(0.5, 1.5)),
+    shift: r(c.cin),
   };
+}
+
+/** The data with x replaced by x·scale + shift per channel (what an affine input holds). */
+function affined(c: Case, d: ReturnType<typeof data>): ReturnType<typeof data> {
+  const plane = c.h * c.w;
+  const x = d.x.map((v, k) => {
+    const ch = Math.floor(k / plane) % c.cin;
+    return v * (d.scale[ch] ?? 1) + (d.shift[ch] ?? 0);
+  });
+  return { ...d, x };
 }
 
 /** PyTorch's conv forward, dx and dW by the definition (float64 sums). */
@@ -250,25 +265,34 @@ function ruleTests<A>(
   for (const rule of rules) {
     test(`${family} rule ${rule.name}: equals PyTorch's definition where it applies`, async () => {
       let applied = 0;
-      for (const c of CASES) {
-        const d = data(c, 7);
-        const { ho, wo, cinG } = geometry(c);
-        const inputs = {
-          x: { data: d.x, shape: [c.batch, c.cin, c.h, c.w] },
-          w: { data: d.w, shape: [c.attrs.out, cinG, ...c.attrs.kernel] },
-          bias: { data: d.bias, shape: [c.attrs.out] },
-          dy: { data: d.dy, shape: [c.batch, c.attrs.out, ho, wo] },
-        };
-        let applies = false;
-        const out = await run(inputs, (g, t) => {
-          const a = args(c, t);
-          applies = rule.applies(a);
-          return applies ? rule.lower(g, a) : (t.x as Tensor);
-        });
-        if (!applies) continue;
-        applied += 1;
-        assertClose(out, expect(reference(c, d)), `${rule.name} on ${c.name}`);
-      }
+      // Each case twice: on a plain input, and on an input that is a per-channel affine of
+      // another (batch norm's output, which the fold rules read through).
+      for (const c of CASES)
+        for (const affine of [false, true]) {
+          const d = data(c, 7);
+          const { ho, wo, cinG } = geometry(c);
+          const inputs = {
+            x: { data: d.x, shape: [c.batch, c.cin, c.h, c.w] },
+            w: { data: d.w, shape: [c.attrs.out, cinG, ...c.attrs.kernel] },
+            bias: { data: d.bias, shape: [c.attrs.out] },
+            dy: { data: d.dy, shape: [c.batch, c.attrs.out, ho, wo] },
+            scale: { data: d.scale, shape: [c.cin] },
+            shift: { data: d.shift, shape: [c.cin] },
+          };
+          let applies = false;
+          const out = await run(inputs, (g, t) => {
+            const x = affine
+              ? g.affine(t.x as Tensor, t.scale as Tensor, t.shift as Tensor)
+              : (t.x as Tensor);
+            const a = args(c, { ...t, x });
+            applies = rule.applies(a);
+            return applies ? rule.lower(g, a) : x;
+          });
+          if (!applies) continue;
+          applied += 1;
+          const what = `${rule.name} on ${c.name}${affine ? ", affine input" : ""}`;
+          assertClose(out, expect(reference(c, affine ? affined(c, d) : d)), what);
+        }
       assert.ok(applied > 0, `${rule.name} applies to no case`);
     });
   }
@@ -308,6 +332,57 @@ ruleTests(
   }),
   (r) => r.dw,
 );
+
+/** Σ over batch and space per channel of f(n, c, k), k the index into [B, C, H, W]. */
+function perChannel(c: Case, f: (k: number) => number): Float64Array {
+  const plane = c.h * c.w;
+  const out = new Float64Array(c.cin);
+  for (let k = 0; k < c.batch * c.cin * plane; k++) {
+    const ch = Math.floor(k / plane) % c.cin;
+    out[ch] = (out[ch] ?? 0) + f(k);
+  }
+  return out;
+}
+
+// Batch norm's backward sums of its ∂L/∂y when that is a conv's input gradient, with and
+// without the conv's filter gradient of the same input computed first.
+for (const [family, rules, dot] of [
+  ["channel sum", CHANNEL_SUM, false],
+  ["channel dot", CHANNEL_DOT, true],
+] as const) {
+  for (const rule of rules as readonly Rule<{ a: Tensor; b?: Tensor; filterGrad?: Tensor }>[]) {
+    test(`${family} rule ${rule.name} of a conv's input gradient: equals the definition where it applies`, async () => {
+      let applied = 0;
+      for (const c of CASES)
+        for (const withFilterGrad of [false, true]) {
+          const d = data(c, 11);
+          const { ho, wo, cinG } = geometry(c);
+          const inputs = {
+            x: { data: d.x, shape: [c.batch, c.cin, c.h, c.w] },
+            w: { data: d.w, shape: [c.attrs.out, cinG, ...c.attrs.kernel] },
+            dy: { data: d.dy, shape: [c.batch, c.attrs.out, ho, wo] },
+          };
+          let applies = false;
+          const out = await run(inputs, (g, t) => {
+            const x = t.x as Tensor;
+            const dy = t.dy as Tensor;
+            const a = g.convInputGrad(dy, t.w as Tensor, c.attrs, x.shape);
+            const weightShape = [c.attrs.out, cinG, ...c.attrs.kernel];
+            if (withFilterGrad) g.convFilterGrad(x, dy, c.attrs, weightShape);
+            const args = dot ? { a, b: x, filterGrad: g.knownFilterGrad(x, dy) } : { a };
+            applies = rule.applies(args);
+            return applies ? rule.lower(g, args) : a;
+          });
+          if (!applies) continue;
+          applied += 1;
+          const { dx } = reference(c, d);
+          const expected = perChannel(c, (k) => (dx[k] ?? 0) * (dot ? (d.x[k] ?? 0) : 1));
+          assertClose(out, expected, `${rule.name} on ${c.name}`);
+        }
+      assert.ok(applied > 0, `${rule.name} applies to no case`);
+    });
+  }
+}
 
 test("max-pool gradient: dy to each window's first maximum, summed where windows overlap", async () => {
   // One 1x1x3x3 image, windows 2x2 stride 1: three windows take the 9, the last one the 10.

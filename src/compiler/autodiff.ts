@@ -24,6 +24,8 @@ export interface GradBuilder<T> {
   perChannel(a: T): T;
   /** Σ over batch and space of an NCHW tensor: [C]. */
   sumPerChannel(a: T): T;
+  /** Σ over batch and space of a·b, two NCHW tensors of one shape: [C]. */
+  dotPerChannel(a: T, b: T): T;
   /** Σ over the batch of [B, F]: [F]. */
   sumBatch(a: T): T;
   /** Σ over the classes of [B, K], kept as [B, 1]. */

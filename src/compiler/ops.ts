@@ -438,7 +438,7 @@ export const OPS: OpTableDef = {
       const invstd = need(v.saved.invstd, "batch norm 1/σ");
       const gamma = need(v.params.weight, "batch norm weight");
       const dbeta = b.sumPerChannel(v.dy);
-      const dgamma = b.mul(b.sumPerChannel(b.mul(v.dy, centred)), invstd);
+      const dgamma = b.mul(b.dotPerChannel(v.dy, centred), invstd);
       // −x̂·dγ/n − dβ/n in one pass over x − μ.
       const correction = b.affine(
         centred,

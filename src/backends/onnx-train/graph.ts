@@ -16,18 +16,36 @@ import {
   type TensorProto,
 } from "../../formats/onnx-proto.js";
 import { sizeOf } from "../../util/shape.js";
-import { avgPoolGrad, convFilterGrad, convInputGrad, maxPoolGrad } from "./lowering.js";
+import {
+  avgPoolGrad,
+  channelDot,
+  channelSum,
+  convFilterGrad,
+  convInputGrad,
+  maxPoolGrad,
+} from "./lowering.js";
 
 /** A value of the graph: its name and its full, static shape. */
 export interface Tensor {
   name: string;
   shape: number[];
+  /**
+   * Set when the value is a per-channel affine of another, base·scale + shift (batch norm's
+   * output): a lowering rule may read the base and fold scale and shift into its own weights,
+   * and the affine's node is then dropped if nothing else reads it.
+   */
+  affineOf?: { base: Tensor; scale: Tensor; shift: Tensor };
+  /** Set when the value is a conv's input gradient, convᵀ(dy, W): reductions of it may be
+   * computed from dy and W instead (lowering.ts, the channel-reduction rules). */
+  convInputGradOf?: { dy: Tensor; weight: Tensor; attrs: OpAttrs["conv"] };
 }
 
 export class OnnxGraph implements GradBuilder<Tensor> {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   private readonly constants = new Map<string, Tensor>();
+  /** Filter gradients computed, by input and dy: a channel-reduction rule may reuse one. */
+  private readonly filterGrads = new Map<string, Tensor>();
   private count = 0;
 
   /** A fresh value name: `<hint>_<n>`. */
@@ -141,9 +159,29 @@ export class OnnxGraph implements GradBuilder<Tensor> {
     const c = a.shape[1] ?? 0;
     const zeros = this.floats(new Array(c).fill(0), [c]);
     const ones = this.floats(new Array(c).fill(1), [c]);
-    return this.op("BatchNormalization", [a, scale, shift, zeros, ones], a.shape, [
+    const out = this.op("BatchNormalization", [a, scale, shift, zeros, ones], a.shape, [
       floatAttr("epsilon", 0),
     ]);
+    return { ...out, affineOf: { base: a, scale, shift } };
+  }
+
+  /**
+   * The nodes that `outputs` depend on, in order, and the initializers they read: what a rule
+   * made unnecessary (an affine folded into the next conv) is left out.
+   */
+  live(outputs: string[]): { nodes: NodeProto[]; initializers: TensorProto[] } {
+    const needed = new Set(outputs);
+    const kept: NodeProto[] = [];
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const node = this.nodes[i] as NodeProto;
+      if (!(node.output ?? []).some((o) => needed.has(o))) continue;
+      kept.push(node);
+      for (const input of node.input ?? []) needed.add(input);
+    }
+    return {
+      nodes: kept.reverse(),
+      initializers: this.initializers.filter((t) => needed.has(t.name ?? "")),
+    };
   }
 
   /** Σ over `axes`; ReduceSum over N, H, W of NCHW keeps float32's accuracy (a long single-axis
@@ -158,7 +196,12 @@ export class OnnxGraph implements GradBuilder<Tensor> {
   }
 
   sumPerChannel(a: Tensor): Tensor {
-    return this.reduceSum(a, [0, 2, 3], false);
+    return channelSum(this, { a });
+  }
+
+  dotPerChannel(a: Tensor, b: Tensor): Tensor {
+    const dy = a.convInputGradOf?.dy;
+    return channelDot(this, { a, b, filterGrad: dy && this.knownFilterGrad(b, dy) });
   }
 
   sumBatch(a: Tensor): Tensor {
@@ -186,11 +229,24 @@ export class OnnxGraph implements GradBuilder<Tensor> {
   }
 
   convInputGrad(dy: Tensor, weight: Tensor, attrs: OpAttrs["conv"], inputShape: number[]): Tensor {
-    return convInputGrad(this, { dy, weight, attrs, inputShape });
+    return {
+      ...convInputGrad(this, { dy, weight, attrs, inputShape }),
+      convInputGradOf: { dy, weight, attrs },
+    };
   }
 
   convFilterGrad(x: Tensor, dy: Tensor, attrs: OpAttrs["conv"], weightShape: number[]): Tensor {
-    return convFilterGrad(this, { x, dy, attrs, weightShape });
+    const key = `${x.name}|${dy.name}`;
+    const known = this.filterGrads.get(key);
+    if (known) return known;
+    const dw = convFilterGrad(this, { x, dy, attrs, weightShape });
+    this.filterGrads.set(key, dw);
+    return dw;
+  }
+
+  /** The filter gradient of `x` and `dy` if one was computed (as `convFilterGrad` gave it). */
+  knownFilterGrad(x: Tensor, dy: Tensor): Tensor | undefined {
+    return this.filterGrads.get(`${x.name}|${dy.name}`);
   }
 
   maxPoolGrad(dy: Tensor, indices: Tensor, inputShape: number[]): Tensor {

@@ -160,6 +160,7 @@ export function buildTrainingStep(
   const allState = [...state, ...slotState];
   for (const entry of allState) outputs.push(floatValue(entry.next, entry.shape));
 
+  const live = g.live(outputs.map((o) => o.name ?? ""));
   const model = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
     opsetImport: [{ domain: "", version: TRAIN_OPSET }],
@@ -167,8 +168,8 @@ export function buildTrainingStep(
     docString: `mnistc training step of spec ${ir.name}, batch ${batch}`,
     graph: {
       name: `${ir.name}_step`,
-      node: g.nodes,
-      initializer: g.initializers,
+      node: live.nodes,
+      initializer: live.initializers,
       input: inputs,
       output: outputs,
     },

@@ -190,13 +190,115 @@ export const shiftedDyMatmul: Rule<ConvFilterGradArgs> = {
   },
 };
 
+/** No padding and no groups: every tap reads only real input, each input channel on its own. */
+const foldable = (x: Tensor, attrs: OpAttrs["conv"]) =>
+  x.affineOf !== undefined && attrs.groups === 1 && attrs.padding.every((p) => p === 0);
+
+/** A [C] vector as [1, C, 1, 1]: per input channel of a weight [Cout, C, kh, kw]. */
+const perInput = (g: OnnxGraph, v: Tensor) => g.reshape(v, [1, v.shape[0] ?? 0, 1, 1]);
+
+/**
+ * `fold-affine-input` (filter gradient): the input is base·s + t per channel (batch norm's output,
+ * never written): dW = s·(base ⋆ dy) + t·Σ dy, since without padding every tap of every output
+ * position reads the input. The rest of the list computes base ⋆ dy.
+ */
+export const foldAffineFilterGrad: Rule<ConvFilterGradArgs> = {
+  name: "fold-affine-input",
+  applies: ({ x, attrs }) => foldable(x, attrs),
+  lower(g, args) {
+    const { base, scale, shift } = args.x.affineOf as NonNullable<Tensor["affineOf"]>;
+    const onBase = g.convFilterGrad(base, args.dy, args.attrs, args.weightShape);
+    const [cout = 0] = args.weightShape;
+    const dySum = g.reshape(g.reduceSum(args.dy, [0, 2, 3], false), [cout, 1, 1, 1]);
+    return g.add(g.mul(onBase, perInput(g, scale)), g.mul(dySum, perInput(g, shift)));
+  },
+};
+
 export const CONV_FILTER_GRAD: readonly Rule<ConvFilterGradArgs>[] = [
+  foldAffineFilterGrad,
   shiftedDyMatmul,
   patchesMatmul,
 ];
 
 export function convFilterGrad(g: OnnxGraph, args: ConvFilterGradArgs): Tensor {
   return pick(CONV_FILTER_GRAD, args).lower(g, args);
+}
+
+// --- per-channel reductions of a conv's input gradient ---------------------------------------------
+// Batch norm's backward sums ∂L/∂y and ∂L/∂y·(x − μ) over batch and space. When ∂L/∂y is the
+// input gradient of the conv that reads y, both sums follow from tensors the size of the conv's
+// weight (adjoint identities), instead of passes over the layer's widest activations.
+
+/** Where a sum of convᵀ(dy, W) may use W: no padding (each tap reads every output), no groups. */
+const throughConv = (a: Tensor) => {
+  const of = a.convInputGradOf;
+  return of && of.attrs.groups === 1 && of.attrs.padding.every((p) => p === 0) ? of : undefined;
+};
+
+export interface ChannelSumArgs {
+  /** [B, C, H, W]. */
+  a: Tensor;
+}
+
+/** `sum-through-conv`: Σ convᵀ(dy, W) per input channel c = Σ_o (Σ_k W[o, c, k]) · Σ dy[o]. */
+export const sumThroughConv: Rule<ChannelSumArgs> = {
+  name: "sum-through-conv",
+  applies: ({ a }) => throughConv(a) !== undefined,
+  lower(g, { a }) {
+    const { dy, weight } = throughConv(a) as NonNullable<Tensor["convInputGradOf"]>;
+    const [cout = 0] = weight.shape;
+    const dySum = g.reshape(g.reduceSum(dy, [0, 2, 3], false), [cout, 1, 1, 1]);
+    return g.reduceSum(g.mul(weight, dySum), [0, 2, 3], false);
+  },
+};
+
+/** `reduce-sum`: ReduceSum over N, H, W. */
+export const reduceSumPerChannel: Rule<ChannelSumArgs> = {
+  name: "reduce-sum",
+  applies: () => true,
+  lower: (g, { a }) => g.reduceSum(a, [0, 2, 3], false),
+};
+
+export const CHANNEL_SUM: readonly Rule<ChannelSumArgs>[] = [sumThroughConv, reduceSumPerChannel];
+
+export function channelSum(g: OnnxGraph, args: ChannelSumArgs): Tensor {
+  return pick(CHANNEL_SUM, args).lower(g, args);
+}
+
+export interface ChannelDotArgs {
+  /** [B, C, H, W]. */
+  a: Tensor;
+  /** Of a's shape. */
+  b: Tensor;
+  /** b ⋆ dy, if the graph computed it already, where a = convᵀ(dy, W). */
+  filterGrad?: Tensor;
+}
+
+/**
+ * `dot-through-filter-grad`: Σ convᵀ(dy, W)·b per input channel c = Σ_{o,k} W[o, c, k] · (b ⋆ dy)
+ * [o, c, k], when that filter gradient b ⋆ dy was computed already (the conv reads batch norm's
+ * output through `fold-affine-input`, whose base is b).
+ */
+export const dotThroughFilterGrad: Rule<ChannelDotArgs> = {
+  name: "dot-through-filter-grad",
+  applies: ({ a, filterGrad }) => throughConv(a) !== undefined && filterGrad !== undefined,
+  lower(g, { a, filterGrad }) {
+    const { weight } = throughConv(a) as NonNullable<Tensor["convInputGradOf"]>;
+    return g.reduceSum(g.mul(weight, filterGrad as Tensor), [0, 2, 3], false);
+  },
+};
+
+/** `mul-reduce-sum`: Mul, then ReduceSum over N, H, W. */
+export const mulReduceSum: Rule<ChannelDotArgs> = {
+  name: "mul-reduce-sum",
+  applies: () => true,
+  lower: (g, { a, b }) => g.reduceSum(g.mul(a, b), [0, 2, 3], false),
+};
+
+export const CHANNEL_DOT: readonly Rule<ChannelDotArgs>[] = [dotThroughFilterGrad, mulReduceSum];
+
+export function channelDot(g: OnnxGraph, args: ChannelDotArgs): Tensor {
+  return pick(CHANNEL_DOT, args).lower(g, args);
 }
 
 // --- pools ---------------------------------------------------------------------------------------
@@ -314,7 +416,33 @@ export const plainConv: Rule<ConvForwardArgs> = {
   },
 };
 
-export const CONV_FORWARD: readonly Rule<ConvForwardArgs>[] = [shiftedSum, plainConv];
+/**
+ * `fold-affine-input` (forward): conv(base·s + t) = conv with W·s of base, plus Σ W·t in the bias
+ * (no padding, so the shift reaches every tap): batch norm's output is never written. The rest of
+ * the list lowers the folded conv.
+ */
+export const foldAffineForward: Rule<ConvForwardArgs> = {
+  name: "fold-affine-input",
+  applies: ({ x, attrs }) => foldable(x, attrs),
+  lower(g, args) {
+    const { base, scale, shift } = args.x.affineOf as NonNullable<Tensor["affineOf"]>;
+    const { weight, bias } = args;
+    const [cout = 0] = weight.shape;
+    const shifted = g.reduceSum(g.mul(weight, perInput(g, shift)), [1, 2, 3], false);
+    return convForward(g, {
+      ...args,
+      x: base,
+      weight: g.mul(weight, perInput(g, scale)),
+      bias: bias ? g.add(bias, shifted) : g.reshape(shifted, [cout]),
+    });
+  },
+};
+
+export const CONV_FORWARD: readonly Rule<ConvForwardArgs>[] = [
+  foldAffineForward,
+  shiftedSum,
+  plainConv,
+];
 
 export function convForward(g: OnnxGraph, args: ConvForwardArgs): Tensor {
   return pick(CONV_FORWARD, args).lower(g, args);
