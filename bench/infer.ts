@@ -2,10 +2,22 @@
 // test images with the shipped step4 model (models/step4.onnx), through the same DigitModel that
 // `mnistc eval`, `predict` and `serve` use, for each batch size and onnxruntime thread count; and,
 // side by side when Debian's python3-torch is installed, PyTorch eager on the seed's own Net with
-// the same weights. The best mnistc figure over PyTorch's best is the ratio reported.
+// the same weights. The best mnistc figure over PyTorch's best is the ratio reported. Beside them,
+// the engine's ceiling on this machine: onnxruntime's own 1024³ MatMul in multiply-adds a second,
+// and what that rate would allow for step4's multiply-adds per image.
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-node";
+import { compileSpec } from "../src/compiler/index.js";
+import {
+  encodeModel,
+  floatValue,
+  ONNX_IR_VERSION,
+  ONNX_OPSET,
+  onnx,
+} from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { DigitModel } from "../src/runtime/inference/onnx-model.js";
@@ -19,6 +31,41 @@ interface Row {
   threads: number;
   batch: number;
   imagesPerSecond: number;
+}
+
+const GEMM = 1024;
+
+/** Best and median multiply-adds per second of a GEMM × GEMM MatMul on onnxruntime. */
+async function gemmRate(
+  threads: number,
+  repeats: number,
+): Promise<{ best: number; median: number }> {
+  const model = onnx.ModelProto.create({
+    irVersion: ONNX_IR_VERSION,
+    opsetImport: [{ domain: "", version: ONNX_OPSET }],
+    graph: {
+      name: "gemm",
+      node: [{ opType: "MatMul", input: ["a", "b"], output: ["c"] }],
+      input: [floatValue("a", [GEMM, GEMM]), floatValue("b", [GEMM, GEMM])],
+      output: [floatValue("c", [GEMM, GEMM])],
+    },
+  });
+  const session = await ort.InferenceSession.create(encodeModel(model), {
+    intraOpNumThreads: threads,
+  });
+  const a = new ort.Tensor(
+    "float32",
+    Float32Array.from({ length: GEMM * GEMM }, (_, i) => (i % 7) / 7),
+    [GEMM, GEMM],
+  );
+  const rates: number[] = [];
+  for (let r = 0; r < 3 * repeats + 2; r++) {
+    const started = performance.now();
+    await session.run({ a, b: a });
+    if (r >= 2) rates.push(GEMM ** 3 / ((performance.now() - started) / 1000));
+  }
+  await session.release();
+  return { best: Math.max(...rates), median: median(rates) };
 }
 
 async function main(): Promise<void> {
@@ -71,6 +118,22 @@ async function main(): Promise<void> {
       .reduce((m, r) => Math.max(m, r.imagesPerSecond), 0);
   const ours = best("mnistc");
   const theirs = best("PyTorch");
+  const compiled = compileSpec(
+    readFileSync(packagePath("specs", "step4.yaml"), "utf8"),
+    "specs/step4.yaml",
+  );
+  if (!compiled.ir) throw new Error("specs/step4.yaml does not compile");
+  const macsPerImage = compiled.ir.totals.macs;
+  const ceiling = [];
+  for (const threads of THREADS) {
+    const rate = await gemmRate(threads, repeats);
+    ceiling.push({
+      threads,
+      gemmMacsPerSecond: Math.round(rate.median),
+      bestGemmMacsPerSecond: Math.round(rate.best),
+      imagesPerSecondAtGemmRate: Math.round(rate.median / macsPerImage),
+    });
+  }
   const result = {
     model: "models/step4.onnx",
     images: test.count,
@@ -80,6 +143,9 @@ async function main(): Promise<void> {
     bestMnistc: ours,
     bestPyTorch: theirs || null,
     ratio: theirs ? Math.round((ours / theirs) * 100) / 100 : null,
+    macsPerImage,
+    mnistcMacsPerSecond: ours * macsPerImage,
+    ceiling,
   };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -95,6 +161,11 @@ async function main(): Promise<void> {
     theirs
       ? `best: mnistc ${ours} images/s, PyTorch eager ${theirs}: ${result.ratio}x`
       : `best: mnistc ${ours} images/s (PyTorch not installed: /usr/bin/python3 cannot import torch)`,
+    `the engine's ceiling: step4 is ${(macsPerImage / 1e6).toFixed(2)} M multiply-adds an image, so mnistc's best is ${(result.mnistcMacsPerSecond / 1e9).toFixed(1)} G a second;`,
+    ...ceiling.map(
+      (c) =>
+        `  onnxruntime's ${GEMM}³ MatMul, ${c.threads} thread${c.threads === 1 ? "" : "s"}: ${(c.gemmMacsPerSecond / 1e9).toFixed(1)} G a second (median; best ${(c.bestGemmMacsPerSecond / 1e9).toFixed(1)}), ${c.imagesPerSecondAtGemmRate} images/s if all of step4 ran at that rate`,
+    ),
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
 }

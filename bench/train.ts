@@ -10,7 +10,8 @@
 //   --steps N        timed steps after the warm-up (default 10)
 //   --warmup N       untimed steps first (default 3)
 //   --spec FILE      another spec (default specs/step4.yaml)
-//   --profile        also profile one step: top kernels by time (tf.profile)
+//   --profile        also profile: the tfjs program's top kernels of one step (tf.profile), and the
+//                    ONNX step on 2 threads by op type and its slowest nodes (onnxruntime's profiler)
 //   --json           the figures as JSON on stdout
 // MNISTC_ENGINE=wasm|cpu|tensorflow picks the engine (default: the fastest that loads).
 import { spawnSync } from "node:child_process";
@@ -28,6 +29,7 @@ import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
 import { tfjsStepper } from "../src/runtime/train/step.js";
 import { Rng } from "../src/util/rng.js";
+import { type OnnxProfile, profileOnnxStep } from "./onnx-profile.js";
 import { type KernelTime, median, topKernels } from "./stats.js";
 
 class BenchError extends Error {}
@@ -245,7 +247,9 @@ async function main(): Promise<void> {
   // The reference is the seed's own Net: the same as step4 only for step4.
   if (ir.name === "step4") rows.push(...torchRows(options));
   let kernels: KernelTime[] | undefined;
+  let onnxProfile: OnnxProfile | undefined;
   if (options.profile) {
+    onnxProfile = await profileOnnxStep(ir, options.batchSize, 2, options.warmup, options.steps);
     const stepper = await makeStepper(tf, ir, program, options.batchSize, undefined);
     const profile = await tf.profile(async () => {
       await stepper.step();
@@ -269,6 +273,7 @@ async function main(): Promise<void> {
       return { ...r, vsPyTorch: reference ? round(r.medianMs / reference.medianMs, 2) : null };
     }),
     ...(kernels ? { kernels } : {}),
+    ...(onnxProfile ? { onnxProfile } : {}),
   };
   if (options.json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -289,6 +294,19 @@ async function main(): Promise<void> {
     for (const k of kernels) {
       lines.push(`  ${k.name.padEnd(24)} ${String(round(k.ms)).padStart(8)} ms  ${k.calls} calls`);
     }
+  }
+  if (onnxProfile) {
+    const p = onnxProfile;
+    lines.push(
+      `ONNX step on ${p.threads} threads, onnxruntime's profiler (${round(p.kernelMsPerStep)} ms of kernels a step, the profiler on), by op type:`,
+      ...p.byOpType.map(
+        (t) => `  ${t.name.padEnd(24)} ${String(round(t.ms)).padStart(8)} ms  ${t.calls} nodes`,
+      ),
+      "  slowest nodes:",
+      ...p.topNodes.map(
+        (n) => `  ${String(round(n.ms)).padStart(6)} ms  ${n.opType.padEnd(20)} ${n.shape}`,
+      ),
+    );
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 }
