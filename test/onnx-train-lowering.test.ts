@@ -177,6 +177,19 @@ function data(c: Case, seed: number) {
   };
 }
 
+/** A case's data as the rule graphs' inputs, by name and shape. */
+function graphInputs(c: Case, d: ReturnType<typeof data>) {
+  const { ho, wo, cinG } = geometry(c);
+  return {
+    x: { data: d.x, shape: [c.batch, c.cin, c.h, c.w] },
+    w: { data: d.w, shape: [c.attrs.out, cinG, ...c.attrs.kernel] },
+    bias: { data: d.bias, shape: [c.attrs.out] },
+    dy: { data: d.dy, shape: [c.batch, c.attrs.out, ho, wo] },
+    scale: { data: d.scale, shape: [c.cin] },
+    shift: { data: d.shift, shape: [c.cin] },
+  };
+}
+
 /** The data with x replaced by x·scale + shift per channel (what an affine input holds). */
 function affined(c: Case, d: ReturnType<typeof data>): ReturnType<typeof data> {
   const plane = c.h * c.w;
@@ -270,17 +283,8 @@ function ruleTests<A>(
       for (const c of CASES)
         for (const affine of [false, true]) {
           const d = data(c, 7);
-          const { ho, wo, cinG } = geometry(c);
-          const inputs = {
-            x: { data: d.x, shape: [c.batch, c.cin, c.h, c.w] },
-            w: { data: d.w, shape: [c.attrs.out, cinG, ...c.attrs.kernel] },
-            bias: { data: d.bias, shape: [c.attrs.out] },
-            dy: { data: d.dy, shape: [c.batch, c.attrs.out, ho, wo] },
-            scale: { data: d.scale, shape: [c.cin] },
-            shift: { data: d.shift, shape: [c.cin] },
-          };
           let applies = false;
-          const out = await run(inputs, (g, t) => {
+          const out = await run(graphInputs(c, d), (g, t) => {
             const x = affine
               ? g.affine(t.x as Tensor, t.scale as Tensor, t.shift as Tensor)
               : (t.x as Tensor);
@@ -356,14 +360,9 @@ for (const [family, rules, dot] of [
       for (const c of CASES)
         for (const withFilterGrad of [false, true]) {
           const d = data(c, 11);
-          const { ho, wo, cinG } = geometry(c);
-          const inputs = {
-            x: { data: d.x, shape: [c.batch, c.cin, c.h, c.w] },
-            w: { data: d.w, shape: [c.attrs.out, cinG, ...c.attrs.kernel] },
-            dy: { data: d.dy, shape: [c.batch, c.attrs.out, ho, wo] },
-          };
+          const { cinG } = geometry(c);
           let applies = false;
-          const out = await run(inputs, (g, t) => {
+          const out = await run(graphInputs(c, d), (g, t) => {
             const x = t.x as Tensor;
             const dy = t.dy as Tensor;
             const a = g.convInputGrad(dy, t.w as Tensor, c.attrs, x.shape);
