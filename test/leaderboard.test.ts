@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { packagePath } from "../src/paths.js";
 import {
   leaderboard,
+  placeLabels,
   RESULTS_DIR,
   readMetrics,
   readRows,
@@ -18,6 +19,31 @@ import {
 } from "../tools/leaderboard.js";
 
 const rows = readRows();
+
+test("curve labels: a validation run's label is left out where it would cover another's, full runs share", () => {
+  const point = (name: string, parameters: number, accuracy: number, split = "validation") => ({
+    name,
+    parameters,
+    accuracy,
+    split: split as "validation" | "test",
+  });
+  const placed = placeLabels([
+    point("low", 7034, 99.3),
+    point("covered", 7034, 99.41),
+    point("top", 7100, 99.42),
+    point("full run", 7034, 99.395, "test"),
+    point("far", 16478, 99.405),
+    point("another full run", 7034, 99.39, "test"),
+  ]);
+  const label = (name: string) => placed.find((p) => p.name === name)?.label;
+  assert.equal(label("full run"), "full run, another full run"); // full runs close by share one
+  assert.equal(label("another full run"), "");
+  assert.equal(label("top"), "top");
+  assert.equal(label("covered"), ""); // 0.01 below top, 0.015 above the full run
+  assert.equal(label("low"), "low");
+  assert.equal(label("far"), "far"); // another parameter count
+  assert.equal(placed.length, 6);
+});
 
 test("docs/results/README.md is up to date (npm run docs:results rewrites it)", () => {
   assert.equal(readFileSync(join(RESULTS_DIR, "README.md"), "utf8"), leaderboard(rows));

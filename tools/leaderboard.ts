@@ -253,6 +253,37 @@ export function curvePoints(rows: Row[], runs: TuningRun[]): CurvePoint[] {
   return [...tuning, ...full];
 }
 
+/** A point with its label: empty where it would cover another's. */
+export type LabelledPoint = CurvePoint & { label: string };
+
+/**
+ * Labels that stay readable where runs crowd one parameter count (six sit at 7,034): full runs
+ * first, then validation runs from the most accurate down, a label is drawn only if no label
+ * already drawn within 15% of its parameters (a label's width) is within `gap` accuracy points;
+ * two full runs that close share one label. The unlabelled points are still drawn; the table
+ * names them.
+ */
+export function placeLabels(points: CurvePoint[], gap = 0.022): LabelledPoint[] {
+  const order = [...points].sort(
+    (a, b) =>
+      Number(a.split === "validation") - Number(b.split === "validation") ||
+      b.accuracy - a.accuracy,
+  );
+  const labels = new Map<CurvePoint, string>();
+  for (const p of order) {
+    const near = [...labels.keys()].find(
+      (q) =>
+        Math.abs(Math.log(q.parameters / p.parameters)) < Math.log(1.15) &&
+        Math.abs(q.accuracy - p.accuracy) < gap,
+    );
+    if (!near) labels.set(p, p.name);
+    // A full run whose label would cover another full run's joins that label.
+    else if (p.split === "test" && near.split === "test")
+      labels.set(near, `${labels.get(near)}, ${p.name}`);
+  }
+  return points.map((p) => ({ ...p, label: labels.get(p) ?? "" }));
+}
+
 export async function curvePng(points: CurvePoint[]): Promise<Uint8Array> {
   const svg = await vegaLiteSvg({
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -261,7 +292,7 @@ export async function curvePng(points: CurvePoint[]): Promise<Uint8Array> {
     padding: 16,
     width: 720,
     height: 420,
-    data: { values: points },
+    data: { values: placeLabels(points) },
     encoding: {
       x: {
         field: "parameters",
@@ -281,7 +312,7 @@ export async function curvePng(points: CurvePoint[]): Promise<Uint8Array> {
       { mark: { type: "point", filled: true, size: 70 } },
       {
         mark: { type: "text", dx: 6, align: "left", fontSize: 10 },
-        encoding: { text: { field: "name" } },
+        encoding: { text: { field: "label" } },
       },
       {
         data: { values: [{ y: 99.4 }] },
