@@ -83,33 +83,34 @@ export async function profileOnnxStep(
       .map((e) => e.ts ?? 0)
       .sort((a, b) => a - b);
     const from = runs[warmup] ?? 0;
-    const byType = new Map<string, KernelTime>();
     const byNode = new Map<string, KernelTime & { opType: string; shape: string }>();
     for (const e of events) {
       if (e.cat !== "Node" || !e.name?.endsWith("_kernel_time") || (e.ts ?? 0) < from) continue;
-      const opType = e.args?.op_name ?? "?";
-      const ms = (e.dur ?? 0) / 1000 / steps;
-      const t = byType.get(opType) ?? { name: opType, ms: 0, calls: 0 };
-      t.ms += ms;
-      t.calls += 1 / steps;
-      byType.set(opType, t);
       const name = e.name.slice(0, -"_kernel_time".length);
       const n = byNode.get(name) ?? {
         name,
-        opType,
+        opType: e.args?.op_name ?? "?",
         shape: JSON.stringify(e.args?.output_type_shape ?? ""),
         ms: 0,
         calls: 1,
       };
-      n.ms += ms;
+      n.ms += (e.dur ?? 0) / 1000 / steps;
       byNode.set(name, n);
+    }
+    // By op type: the nodes' times summed, `calls` the number of nodes of that type.
+    const byType = new Map<string, KernelTime>();
+    for (const n of byNode.values()) {
+      const t = byType.get(n.opType) ?? { name: n.opType, ms: 0, calls: 0 };
+      t.ms += n.ms;
+      t.calls += 1;
+      byType.set(n.opType, t);
     }
     const largest = <T extends { ms: number }>(m: Map<string, T>) =>
       [...m.values()].sort((a, b) => b.ms - a.ms).slice(0, limit);
     return {
       threads,
       kernelMsPerStep: [...byType.values()].reduce((s, t) => s + t.ms, 0),
-      byOpType: largest(byType).map((t) => ({ ...t, calls: Math.round(t.calls) })),
+      byOpType: largest(byType),
       topNodes: largest(byNode),
     };
   } finally {

@@ -194,9 +194,6 @@ export const shiftedDyMatmul: Rule<ConvFilterGradArgs> = {
 const foldable = (x: Tensor, attrs: OpAttrs["conv"]) =>
   x.affineOf !== undefined && attrs.groups === 1 && attrs.padding.every((p) => p === 0);
 
-/** A [C] vector as [1, C, 1, 1]: per input channel of a weight [Cout, C, kh, kw]. */
-const perInput = (g: OnnxGraph, v: Tensor) => g.reshape(v, [1, v.shape[0] ?? 0, 1, 1]);
-
 /**
  * `fold-affine-input` (filter gradient): the input is base·s + t per channel (batch norm's output,
  * never written): dW = s·(base ⋆ dy) + t·Σ dy, since without padding every tap of every output
@@ -209,8 +206,8 @@ export const foldAffineFilterGrad: Rule<ConvFilterGradArgs> = {
     const { base, scale, shift } = args.x.affineOf as NonNullable<Tensor["affineOf"]>;
     const onBase = g.convFilterGrad(base, args.dy, args.attrs, args.weightShape);
     const [cout = 0] = args.weightShape;
-    const dySum = g.reshape(g.reduceSum(args.dy, [0, 2, 3], false), [cout, 1, 1, 1]);
-    return g.add(g.mul(onBase, perInput(g, scale)), g.mul(dySum, perInput(g, shift)));
+    const dySum = g.reshape(g.sumPerChannel(args.dy), [cout, 1, 1, 1]);
+    return g.add(g.mul(onBase, g.perChannel(scale)), g.mul(dySum, g.perChannel(shift)));
   },
 };
 
@@ -247,7 +244,7 @@ export const sumThroughConv: Rule<ChannelSumArgs> = {
   lower(g, { a }) {
     const { dy, weight } = throughConv(a) as NonNullable<Tensor["convInputGradOf"]>;
     const [cout = 0] = weight.shape;
-    const dySum = g.reshape(g.reduceSum(dy, [0, 2, 3], false), [cout, 1, 1, 1]);
+    const dySum = g.reshape(g.sumPerChannel(dy), [cout, 1, 1, 1]);
     return g.reduceSum(g.mul(weight, dySum), [0, 2, 3], false);
   },
 };
@@ -427,13 +424,13 @@ export const foldAffineForward: Rule<ConvForwardArgs> = {
   lower(g, args) {
     const { base, scale, shift } = args.x.affineOf as NonNullable<Tensor["affineOf"]>;
     const { weight, bias } = args;
-    const [cout = 0] = weight.shape;
-    const shifted = g.reduceSum(g.mul(weight, perInput(g, shift)), [1, 2, 3], false);
+    // [Cout]: Σ over input channels and taps of W·t.
+    const shifted = g.reduceSum(g.mul(weight, g.perChannel(shift)), [1, 2, 3], false);
     return convForward(g, {
       ...args,
       x: base,
-      weight: g.mul(weight, perInput(g, scale)),
-      bias: bias ? g.add(bias, shifted) : g.reshape(shifted, [cout]),
+      weight: g.mul(weight, g.perChannel(scale)),
+      bias: bias ? g.add(bias, shifted) : shifted,
     });
   },
 };
