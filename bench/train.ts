@@ -121,7 +121,7 @@ function randomBatch(ir: ModelIR, batchSize: number): Batch {
   return {
     size: batchSize,
     images: Float32Array.from({ length: pixels }, () => rng.uniform(-mean / std, (1 - mean) / std)),
-    oneHot,
+    targets: oneHot,
     labels,
   };
 }

@@ -38,6 +38,7 @@ const CASES: [string, string[], string][] = [
   ["dataset", ["E0111", "E0111", "E0111", "E0111"], "1:8"],
   ["add-unknown-block", ["E0112", "E0112", "E0112"], "7:12"],
   ["residual-form", ["E0102", "E0103", "E0110", "E0104", "E0101"], "6:11"],
+  ["distill", ["E0104", "E0105"], "8:24"],
   ["name-path", ["E0113"], "2:1"],
   ["kernel-too-large", ["E0201"], "7:5"],
   ["size-collapses", ["E0201"], "6:5"],
@@ -90,6 +91,11 @@ test("every backend code is what its backend emits, and no code is listed twice"
     path,
   ).ir;
   assert.ok(trainBlock);
+  const distilling = compileSpec(
+    `${readFileSync(path, "utf8")}train:\n  distill: { teachers: [t.onnx] }\n`,
+    path,
+  ).ir;
+  assert.ok(distilling?.train.distill);
   assert.deepEqual(
     [
       ...codes(onnxBackend, missing),
@@ -97,6 +103,7 @@ test("every backend code is what its backend emits, and no code is listed twice"
       ...codes(tfjsBackend, torchInitWeights(ir)),
       ...codes(pytorchBackend, undefined, trainBlock),
       ...codes(pytorchBackend, torchInitWeights(ir)),
+      ...codes(pytorchBackend, undefined, distilling),
     ],
     Object.keys(BACKEND_CODES),
   );

@@ -363,7 +363,7 @@ describe("batches", () => {
       assert.ok(Math.abs(v - (expected[i] as number)) < 1e-5, `${i}: ${v}`);
     });
     assert.deepEqual(
-      [...b.oneHot].map((v, i) => (v ? i : -1)).filter((i) => i >= 0),
+      [...b.targets].map((v, i) => (v ? i : -1)).filter((i) => i >= 0),
       [7, 10 + 1],
     );
   });
@@ -380,7 +380,7 @@ describe("batches", () => {
     const b = new BatchAssembler(split, 2, 4, norm, { labelSmoothing: 0.2 }).fill(0, 2);
     // ε/K = 0.05; the true class 1 - 0.2 + 0.05 = 0.85.
     const expected = [0.05, 0.05, 0.85, 0.05, 0.85, 0.05, 0.05, 0.05];
-    b.oneHot.forEach((v, i) => {
+    b.targets.forEach((v, i) => {
       assert.ok(Math.abs(v - (expected[i] as number)) < 1e-7, `${i}: ${v}`);
     });
     assert.deepEqual([...b.labels], [2, 0]);

@@ -42,6 +42,7 @@ export const BACKEND_CODES = {
   E0901: "tfjs: weights given (its program initializes and trains its own)",
   E0902: "pytorch: a block name that cannot be an nn.Module attribute",
   E0903: "pytorch: weights given (model.py loads them at run time)",
+  W0904: "pytorch: train.py leaves out the spec's distillation (its teachers are ONNX models)",
 } as const;
 
 export type Code = keyof typeof CODES;

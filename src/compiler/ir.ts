@@ -164,6 +164,21 @@ export interface TrainIR {
    * 0: plain NLL. Evaluation always scores the plain NLL.
    */
   labelSmoothing: number;
+  /** Knowledge distillation from trained models; absent: train on the targets alone. */
+  distill?: DistillIR;
+}
+
+/**
+ * Hinton et al.'s distillation at temperature 1: the training target is (1-weight)·target +
+ * weight·p̄, p̄ the teachers' mean probabilities on the same (augmented) batch, in inference mode.
+ * Its gradient is PyTorch's (1-weight)·CrossEntropyLoss + weight·KLDivLoss(log p, p̄)'s.
+ */
+export interface DistillIR {
+  /** ONNX files as the spec writes them: relative to the spec's folder. */
+  teachers: string[];
+  weight: number;
+  /** Where the spec says `distill:`, for backends that cannot distill (not in emitted programs). */
+  span?: Span;
 }
 
 export interface DataIR {

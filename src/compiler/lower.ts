@@ -7,6 +7,7 @@ import {
   type AnyNodeIR,
   type AugmentIR,
   type DataIR,
+  type DistillIR,
   GRAPH_INPUT,
   type InputIR,
   type OpKind,
@@ -200,7 +201,7 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowe
     classes: num(value.classes, 2),
     budget: typeof value.budget === "number" ? value.budget : undefined,
     nodes,
-    train: lowerTrain(obj(value.train)),
+    train: lowerTrain(obj(value.train), source),
     data: lowerData(value.data),
     diagnostics,
   };
@@ -271,7 +272,19 @@ function lowerScheduler(raw: Raw | undefined): SchedulerIR {
   return { type: "none" };
 }
 
-function lowerTrain(raw: Raw): TrainIR {
+function lowerDistill(raw: Raw | undefined, source: SourceMap): DistillIR | undefined {
+  if (raw === undefined) return undefined;
+  const teachers = Array.isArray(raw.teachers)
+    ? raw.teachers.filter((t): t is string => typeof t === "string")
+    : [];
+  return {
+    teachers,
+    weight: num(raw.weight, 0.5),
+    span: source.at(["train", "distill"]),
+  };
+}
+
+function lowerTrain(raw: Raw, source: SourceMap): TrainIR {
   const rawAugment = obj(raw.augment);
   const scale = Array.isArray(rawAugment.scale) ? rawAugment.scale.map((v) => num(v, 1)) : [1, 1];
   const augment: AugmentIR = {
@@ -279,6 +292,7 @@ function lowerTrain(raw: Raw): TrainIR {
     translate: num(rawAugment.translate, 0),
     scale: [scale[0] ?? 1, scale[1] ?? 1],
   };
+  const distill = lowerDistill(raw.distill === undefined ? undefined : obj(raw.distill), source);
   return {
     epochs: num(raw.epochs, SEED_RECIPE.epochs),
     batchSize: num(raw.batch_size, SEED_RECIPE.batchSize),
@@ -287,6 +301,7 @@ function lowerTrain(raw: Raw): TrainIR {
     scheduler: lowerScheduler(raw.scheduler === undefined ? undefined : obj(raw.scheduler)),
     augment,
     labelSmoothing: num(raw.label_smoothing, 0),
+    ...(distill ? { distill } : {}),
   };
 }
 

@@ -211,6 +211,30 @@ export function buildSchema(): JsonSchema {
               required: ["max_lr"],
             },
           }),
+          distill: {
+            description:
+              "knowledge distillation (Hinton et al., T = 1): train on (1-weight)·target + weight·the teachers' mean probabilities on the same augmented batch, as (1-weight)·CrossEntropyLoss + weight·KLDivLoss(student, teacher); default none",
+            type: "object",
+            additionalProperties: false,
+            required: ["teachers"],
+            properties: {
+              teachers: {
+                type: "array",
+                minItems: 1,
+                maxItems: 16,
+                items: { type: "string", minLength: 1 },
+                description:
+                  "ONNX classifiers (mnistc's own or any with one image input), relative to the spec's folder; trained on training images only",
+              },
+              weight: {
+                type: "number",
+                exclusiveMinimum: 0,
+                maximum: 0.5,
+                description:
+                  "weight of the teachers' probabilities; at most 0.5, so the true class keeps the largest target (training accuracy counts against it); default 0.5",
+              },
+            },
+          },
           augment: {
             description: "training-time augmentation; default none",
             type: "object",

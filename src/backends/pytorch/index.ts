@@ -10,6 +10,7 @@ import { basename } from "node:path";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import {
   type AnyNodeIR,
+  type DistillIR,
   GRAPH_INPUT,
   type ModelIR,
   type NodeIR,
@@ -352,7 +353,7 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     labelSmoothing: train.labelSmoothing > 0 ? py(train.labelSmoothing) : undefined,
     optimizer: pyCall("    ", "optimizer = ", optimizer.name, optimizer.args),
     recipe: wrap(
-      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${augmentText(train.augment)}${train.labelSmoothing > 0 ? `, label smoothing ${train.labelSmoothing}` : ""}, seed ${train.seed}.`,
+      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${augmentText(train.augment)}${train.labelSmoothing > 0 ? `, label smoothing ${train.labelSmoothing}` : ""}, seed ${train.seed}.${train.distill ? " The spec's distillation is left out (mnistc train does it)." : ""}`,
     ).join("\n"),
     scheduler: scheduler.code,
     perBatch: scheduler.perBatch,
@@ -363,7 +364,18 @@ export function emitPytorch(ir: ModelIR): EmitResult {
       { path: "model.py", contents: model },
       { path: "train.py", contents: script },
     ],
-    diagnostics: [],
+    diagnostics: train.distill ? [distillLeftOut(ir, train.distill)] : [],
+  };
+}
+
+/** W0904: PyTorch cannot run the ONNX teachers without a converter mnistc does not depend on. */
+function distillLeftOut(ir: ModelIR, distill: DistillIR): Diagnostic {
+  return {
+    code: "W0904",
+    severity: "warning",
+    message: `train.py trains ${ir.name} without distillation: its ${distill.teachers.length} teacher${distill.teachers.length === 1 ? " is an ONNX model" : "s are ONNX models"}, which PyTorch cannot run; \`mnistc train\` distills`,
+    span: distill.span ?? { file: ir.file, line: 1, col: 1, endLine: 1, endCol: 1 },
+    notes: [],
   };
 }
 

@@ -11,6 +11,7 @@ import {
   type ModelIR,
   type NodeIR,
   type OpKind,
+  type TrainIR,
 } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
@@ -145,13 +146,20 @@ const indent = (text: string, by: string) =>
     .map((line) => by + line)
     .join("\n");
 
+/** The recipe as the program needs it: where the spec wrote it stays with the compiler. */
+function withoutSpans(train: TrainIR): TrainIR {
+  if (!train.distill) return train;
+  const { teachers, weight } = train.distill;
+  return { ...train, distill: { teachers, weight } };
+}
+
 /** What `spec` holds: the settings training needs, and the parameters in PyTorch naming. */
 export function embeddedSpec(ir: ModelIR) {
   return {
     name: ir.name,
     input: ir.input,
     classes: ir.classes,
-    train: ir.train,
+    train: withoutSpans(ir.train),
     data: ir.data,
     params: ir.nodes.flatMap((n) => n.params.map((p) => p.name)),
   };

@@ -1,4 +1,4 @@
-// Batch assembly: seeded shuffling per epoch, optional augmentation, normalization, one-hot labels.
+// Batch assembly: seeded shuffling per epoch, optional augmentation, normalization, one-hot targets.
 // Pure typed-array loops into buffers reused across batches (no per-pixel allocation).
 import type { AugmentIR } from "../../compiler/ir.js";
 import type { Rng } from "../../util/rng.js";
@@ -21,8 +21,11 @@ export interface Batch {
   size: number;
   /** size·rows·cols normalized pixels (NHWC with one channel equals NCHW). */
   images: Float32Array;
-  /** size·classes targets: one-hot, or smoothed one-hot with label smoothing. */
-  oneHot: Float32Array;
+  /**
+   * size·classes targets: one-hot, or smoothed one-hot with label smoothing; a distilling run
+   * mixes its teachers' probabilities in (`train/distill.ts`) before the step reads them.
+   */
+  targets: Float32Array;
   labels: Uint8Array;
 }
 
@@ -40,7 +43,7 @@ export function batchCount(count: number, batchSize: number): number {
 export class BatchAssembler {
   private readonly pixels: number;
   private readonly images: Float32Array;
-  private readonly oneHot: Float32Array;
+  private readonly targets: Float32Array;
   private readonly labels: Uint8Array;
   /** Normalized value of each byte, so the common (unrotated) path is one lookup per pixel. */
   private readonly lookup = new Float32Array(256);
@@ -62,7 +65,7 @@ export class BatchAssembler {
     this.on = 1 - eps + this.off;
     this.pixels = split.rows * split.cols;
     this.images = new Float32Array(maxBatch * this.pixels);
-    this.oneHot = new Float32Array(maxBatch * classes);
+    this.targets = new Float32Array(maxBatch * classes);
     this.labels = new Uint8Array(maxBatch);
     this.scale = 1 / (255 * norm.std);
     this.shift = -norm.mean / norm.std;
@@ -76,14 +79,14 @@ export class BatchAssembler {
    */
   fill(start: number, size: number, order?: Uint32Array, augment?: AugmentIR, rng?: Rng): Batch {
     if (size > this.maxBatch) throw new Error(`batch of ${size} > ${this.maxBatch}`);
-    const { split, pixels, images, oneHot, labels, lookup, classes } = this;
+    const { split, pixels, images, targets, labels, lookup, classes } = this;
     const transform = augment !== undefined && augments(augment) ? augment : undefined;
-    oneHot.fill(this.off, 0, size * classes);
+    targets.fill(this.off, 0, size * classes);
     for (let b = 0; b < size; b++) {
       const index = order ? (order[start + b] as number) : start + b;
       const label = split.labels[index] as number;
       labels[b] = label;
-      oneHot[b * classes + label] = this.on;
+      targets[b * classes + label] = this.on;
       const src = index * pixels;
       const dst = b * pixels;
       if (transform && rng) {
@@ -99,7 +102,7 @@ export class BatchAssembler {
     return {
       size,
       images: images.subarray(0, size * pixels),
-      oneHot: oneHot.subarray(0, size * classes),
+      targets: targets.subarray(0, size * classes),
       labels: labels.subarray(0, size),
     };
   }

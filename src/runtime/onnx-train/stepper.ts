@@ -119,7 +119,7 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
           new ort.Tensor("float32", data, shape);
         const feeds: Record<string, ort.Tensor> = {
           [signature.x.name]: tensor(batch.images, signature.x.shape),
-          [signature.target.name]: tensor(batch.oneHot, signature.target.shape),
+          [signature.target.name]: tensor(batch.targets, signature.target.shape),
         };
         steps += 1;
         const momentum = hyper.momentum ?? baseMomentum;

@@ -3,7 +3,7 @@
 // an evaluation on the test set in inference mode, then metrics.json, plot.png and an atomic
 // checkpoint. `runTraining` is what both `mnistc train` and the emitted `train.mjs` run.
 import { existsSync, rmSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
 import { Command } from "commander";
 import type { DataIR, InputIR, TrainIR } from "../../compiler/ir.js";
@@ -24,6 +24,7 @@ import {
   writeCheckpoint,
   writeFileAtomic,
 } from "./checkpoint.js";
+import type { Teachers } from "./distill.js";
 import {
   type EpochMetrics,
   formatEpochSummary,
@@ -66,6 +67,10 @@ export interface TrainRun {
   onEpoch?: (metrics: EpochMetrics) => void;
   /** Who takes the steps (default: the tfjs model itself); built after a resume is loaded. */
   stepper?: StepperFactory;
+  /** The folder the spec's relative teacher paths (`train.distill`) start from (default: cwd). */
+  specDir?: string;
+  /** onnxruntime's threads for each teacher (default: ORT's choice). */
+  teacherThreads?: number;
 }
 
 /** Builds a stepper from the run's tfjs model and optimizer, as they stand when training starts. */
@@ -146,7 +151,12 @@ export function holdOutValidation(data: MnistData, count: number): MnistData & {
 }
 
 /** Options after overrides: explicit flag > (on resume) the checkpoint's > the spec's. */
-function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions): RunOptions {
+function resolveOptions(
+  spec: TrainSpec,
+  opts: TrainOptions,
+  saved?: RunOptions,
+  specDir?: string,
+): RunOptions {
   const specLr =
     spec.train.scheduler.type === "onecycle" ? spec.train.scheduler.maxLr : spec.train.optimizer.lr;
   const resolved: RunOptions = {
@@ -164,7 +174,31 @@ function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions)
   if (trainLimit !== undefined) resolved.trainLimit = trainLimit;
   if (testLimit !== undefined) resolved.testLimit = testLimit;
   if (val !== undefined) resolved.val = val;
+  const teachers = teacherFiles(spec, opts, saved, specDir);
+  if (teachers) resolved.teachers = teachers;
   return resolved;
+}
+
+/** The teacher models of a distilling run: `--teacher`, else a resumed run's, else the spec's. */
+function teacherFiles(
+  spec: TrainSpec,
+  opts: TrainOptions,
+  saved: RunOptions | undefined,
+  specDir: string | undefined,
+): string[] | undefined {
+  const { distill } = spec.train;
+  if (!distill) {
+    if (opts.teacher) {
+      throw new UserError(
+        `--teacher: spec ${spec.name} does not distill (add train.distill with its teachers and weight)`,
+      );
+    }
+    return undefined;
+  }
+  // Recorded from the current folder, as `out` is, so a resumed run finds them again.
+  const fromHere = (f: string) => relative(".", f) || ".";
+  if (opts.teacher) return opts.teacher.map(fromHere);
+  return saved?.teachers ?? distill.teachers.map((f) => fromHere(join(specDir ?? ".", f)));
 }
 
 /** What in `out` shows that a run already lives there. */
@@ -244,7 +278,7 @@ export function evaluate(
     const b = assembler.fill(start, Math.min(batch, split.count - start));
     const [l, c] = tf.tidy(() => {
       const x = tf.tensor4d(b.images, [b.size, split.rows, split.cols, 1]);
-      const y = tf.tensor2d(b.oneHot, [b.size, spec.classes]);
+      const y = tf.tensor2d(b.targets, [b.size, spec.classes]);
       const logp = model.apply(x, { training: false }) as Tensor;
       return [tf.neg(tf.sum(tf.mul(logp, y))), countCorrect(tf, logp, y)];
     }) as [Tensor, Tensor];
@@ -267,7 +301,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     progress.log(`removed ${stale}, left by a run that was stopped while writing its checkpoint`);
   }
   const resume = run.options.resume ? findResumePoint(out, spec) : undefined;
-  const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options);
+  const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options, run.specDir);
 
   progress.log(`engine: ${run.engine} (TensorFlow.js ${tf.version.tfjs})`);
   const loaded =
@@ -322,6 +356,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     epochs: [],
   };
   let stepper: Stepper | undefined;
+  let teachers: Teachers | undefined;
   try {
     if (resume) {
       loadWeightsInto(tf, model, readCheckpoint(resume.dir).arrays, resume.dir);
@@ -358,6 +393,22 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     metrics.backend = stepper.backend;
     if (stepper.backend !== "tfjs") progress.log(`training step: ${stepper.backend}`);
 
+    const distill = spec.train.distill;
+    if (distill && options.teachers) {
+      // Loaded on demand: the teachers run on the native onnxruntime-node.
+      const { Teachers } = await import("./distill.js");
+      teachers = await Teachers.load(options.teachers, {
+        input: spec.input,
+        classes: spec.classes,
+        mean: spec.data.mean[0] as number,
+        std: spec.data.std[0] as number,
+        ...(run.teacherThreads ? { threads: run.teacherThreads } : {}),
+      });
+      progress.log(
+        `distilling (weight ${distill.weight}) from ${options.teachers.length} teacher${options.teachers.length === 1 ? "" : "s"}: ${options.teachers.join(", ")}`,
+      );
+    }
+
     const firstEpoch = (resume?.state.epoch ?? 0) + 1;
     if (firstEpoch > options.epochs) {
       progress.log(`nothing to do: ${firstEpoch - 1} of ${options.epochs} epochs are done`);
@@ -379,6 +430,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         const start = b * options.batchSize;
         const size = Math.min(options.batchSize, data.train.count - start);
         const batch = assembler.fill(start, size, order, spec.train.augment, rng);
+        if (teachers && distill) await teachers.mixInto(batch, distill.weight);
         const { loss, correct } = await stepper.step(batch, hyper);
         if (!Number.isFinite(loss)) {
           throw new UserError(
@@ -416,6 +468,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     }
   } finally {
     progress.endEpoch();
+    await teachers?.release();
     stepper?.dispose();
     optimizer.dispose();
     model.dispose();

@@ -29,6 +29,8 @@ export interface RunOptions {
   testLimit?: number;
   /** The size of the validation split held out from the end of the training images. */
   val?: number;
+  /** A distilling run's teacher models, as resolved paths (the spec's, or `--teacher`). */
+  teachers?: string[];
   data: string;
   out: string;
   resume: boolean;

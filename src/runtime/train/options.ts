@@ -18,6 +18,7 @@ export interface TrainOptions {
   trainLimit?: number;
   testLimit?: number;
   val?: number;
+  teacher?: string[];
   out?: string;
   resume?: boolean;
   force?: boolean;
@@ -46,6 +47,10 @@ export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionPar
       "--val <n>",
       "hold out the last N training images as a validation set, evaluated after every epoch instead of the test set (which the run then never reads)",
       parsers.positiveInt,
+    )
+    .option(
+      "--teacher <files...>",
+      "distill from these ONNX models (paths from the current folder) instead of the teachers the spec's train.distill names; for a run with --val, teachers trained without the validation images",
     )
     .option("--out <dir>", "output folder (default: runs/<spec name>)")
     .option("--resume", "continue from the checkpoint in the output folder")

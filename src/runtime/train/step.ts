@@ -36,11 +36,11 @@ export function trainStep(
   [rows, cols]: [number, number],
   hyper: StepHyper,
 ): { loss: number; correct: number } {
-  const classes = batch.oneHot.length / batch.size;
+  const classes = batch.targets.length / batch.size;
   let correctT: Tensor | undefined;
   const lossT = tf.tidy(() => {
     const x = tf.tensor4d(batch.images, [batch.size, rows, cols, 1]);
-    const y = tf.tensor2d(batch.oneHot, [batch.size, classes]);
+    const y = tf.tensor2d(batch.targets, [batch.size, classes]);
     const { value, grads } = tf.variableGrads(
       () => {
         const logp = model.apply(x, { training: true }) as Tensor;
