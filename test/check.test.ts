@@ -38,7 +38,7 @@ const CASES: [string, string[], string][] = [
   ["dataset", ["E0111", "E0111", "E0111", "E0111"], "1:8"],
   ["add-unknown-block", ["E0112", "E0112", "E0112"], "7:12"],
   ["residual-form", ["E0102", "E0103", "E0110", "E0104", "E0101"], "6:11"],
-  ["distill", ["E0104", "E0105"], "8:24"],
+  ["distill", ["E0104", "E0105", "E0105"], "8:24"],
   ["name-path", ["E0113"], "2:1"],
   ["kernel-too-large", ["E0201"], "7:5"],
   ["size-collapses", ["E0201"], "6:5"],

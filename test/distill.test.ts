@@ -1,5 +1,5 @@
 // Knowledge distillation (`train.distill`): the teachers' mean probabilities, checked against the
-// hand-written forward of the tiny ONNX model; the mixed targets; and a distilling run.
+// hand-written forward of the tiny ONNX model, at temperature 1 and 2; and a distilling run.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -85,21 +85,28 @@ describe("Teachers", () => {
     }
   });
 
-  test("mixInto makes (1-w)·target + w·p̄, so the true class stays the largest at w = 0.5", async () => {
-    const teachers = await Teachers.load([fileB], options);
+  test("at temperature T each teacher's softmax(log p / T) is averaged; teach() sets batch.teacher", async () => {
+    const teachers = await Teachers.load([fileA, fileB], options);
     const images = asNormalized(student.mean, student.std);
-    const p = await teachers.probabilities(images, 2);
-    const labels = Uint8Array.from([2, 0]);
+    const p = await teachers.probabilities(images, 2, 2);
     const targets = Float32Array.from([0, 0, 1, 1, 0, 0]);
-    const batch: Batch = { size: 2, images, targets, labels };
-    await teachers.mixInto(batch, 0.5);
+    const batch: Batch = { size: 2, images, targets, labels: Uint8Array.from([2, 0]) };
+    await teachers.teach(batch, 2);
     await teachers.release();
+    const tempered = (logp: Float32Array) =>
+      [0, 1].flatMap((row) => {
+        const z = [0, 1, 2].map((c) => Math.exp((logp[row * 3 + c] as number) / 2));
+        const sum = z.reduce((x, y) => x + y, 0);
+        return z.map((v) => v / sum);
+      });
+    const a = tempered(tinyForward(weightsA, images, 2));
+    const b = tempered(tinyForward(weightsB, asNormalized(0.5, 0.25), 2));
     for (let i = 0; i < 6; i++) {
-      const hard = i === 2 || i === 3 ? 1 : 0;
-      assert.ok(Math.abs((targets[i] as number) - (0.5 * hard + 0.5 * (p[i] as number))) < 1e-7);
+      const want = ((a[i] as number) + (b[i] as number)) / 2;
+      assert.ok(Math.abs((p[i] as number) - want) < 1e-5, `${p[i]} vs ${want}`);
+      assert.ok(Math.abs((batch.teacher?.[i] ?? Number.NaN) - want) < 1e-5);
     }
-    assert.equal(targets.indexOf(Math.max(...targets.subarray(0, 3))), 2);
-    assert.equal(targets.subarray(3).indexOf(Math.max(...targets.subarray(3))), 0);
+    assert.deepEqual([...targets], [0, 0, 1, 1, 0, 0], "the targets stay as they were");
   });
 
   test("a teacher that cannot teach this student is a user error naming the file", async () => {
@@ -130,7 +137,7 @@ describe("a distilling run", async () => {
   const specPath = packagePath("specs", "sep4k.yaml");
   const yaml = readFileSync(specPath, "utf8").replace(
     /^ {2}augment:.*$/m,
-    "$&\n  distill: { teachers: [../models/sep4k.onnx, ../models/sep7k.onnx], weight: 0.5 }",
+    "$&\n  distill: { teachers: [../models/sep4k.onnx, ../models/sep7k.onnx], temperature: 3 }",
   );
   const { ir } = compileSpec(yaml, specPath);
   assert.ok(ir?.train.distill, "the spec distills");
@@ -150,6 +157,7 @@ describe("a distilling run", async () => {
             images: batch.images.slice(),
             targets: batch.targets.slice(),
             labels: batch.labels.slice(),
+            ...(batch.teacher ? { teacher: batch.teacher.slice() } : {}),
           });
           return { loss: 0, correct: 0 };
         },
@@ -174,7 +182,7 @@ describe("a distilling run", async () => {
       stepper: recorder(fed),
     });
 
-  test("the step is fed the teachers' mix, recorded with the run", async () => {
+  test("the step is fed the teachers' p̄_T beside the one-hot targets, recorded with the run", async () => {
     const fed: Batch[] = [];
     const metrics = await run("a", fed);
     assert.deepEqual(
@@ -182,7 +190,7 @@ describe("a distilling run", async () => {
       ["sep4k.onnx", "sep7k.onnx"],
     );
     const batch = fed[0];
-    assert.ok(batch);
+    assert.ok(batch?.teacher);
     const teachers = await Teachers.load(metrics.options.teachers ?? [], {
       input: ir.input,
       classes: 10,
@@ -190,14 +198,12 @@ describe("a distilling run", async () => {
       std: 0.3081,
       threads: 1,
     });
-    const p = await teachers.probabilities(batch.images, batch.size);
+    const p = await teachers.probabilities(batch.images, batch.size, 3);
     await teachers.release();
-    for (let i = 0; i < batch.size; i++) {
-      for (let c = 0; c < 10; c++) {
-        const hard = batch.labels[i] === c ? 1 : 0;
-        const want = 0.5 * hard + 0.5 * (p[i * 10 + c] as number);
-        assert.ok(Math.abs((batch.targets[i * 10 + c] as number) - want) < 1e-6);
-      }
+    for (let i = 0; i < batch.size * 10; i++) {
+      assert.ok(Math.abs((batch.teacher[i] as number) - (p[i] as number)) < 1e-6);
+      const hard: number = batch.labels[Math.floor(i / 10)] === i % 10 ? 1 : 0;
+      assert.equal(batch.targets[i], hard);
     }
   });
 

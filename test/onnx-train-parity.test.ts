@@ -15,12 +15,13 @@ import { loadProgram } from "../src/cli/program.js";
 import { compileSpec } from "../src/compiler/index.js";
 import type { ModelIR, OptimizerIR } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
-import { BatchAssembler } from "../src/runtime/data/batches.js";
+import { type Batch, BatchAssembler } from "../src/runtime/data/batches.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { loadWeightsInto } from "../src/runtime/train/checkpoint.js";
 import { createOptimizer } from "../src/runtime/train/optim.js";
 import { type Stepper, tfjsStepper } from "../src/runtime/train/step.js";
+import { Rng } from "../src/util/rng.js";
 import { testWeights } from "./helpers/weights.js";
 
 // tfjs on its cpu engine: float32 without the wasm convolutions' rounding noise, which breaks the
@@ -63,7 +64,7 @@ async function side(ir: ModelIR, onnx: boolean): Promise<Side> {
   const optimizer = createOptimizer(tf, ir.train.optimizer);
   const stepper = onnx
     ? await (await onnxSteps(ir, 1))({ tf, model, optimizer, spec: program.spec, batchSize: BATCH })
-    : tfjsStepper(tf, model, optimizer, [28, 28]);
+    : tfjsStepper(tf, model, optimizer, [28, 28], ir.train.distill);
   return {
     model,
     stepper,
@@ -109,6 +110,43 @@ const OPTIMIZERS: [string, OptimizerIR | undefined][] = [
   ],
 ];
 
+/** Steps both sides once on `batch` and compares loss, hits, weights, buffers and slots. */
+async function assertSameStep(a: Side, b: Side, batch: () => Batch): Promise<void> {
+  const hyper = { lr: 0.05, momentum: 0.9 };
+  const ra = await a.stepper.step(batch(), hyper);
+  const rb = await b.stepper.step(batch(), hyper);
+  assert.ok(
+    Math.abs(ra.loss - rb.loss) <= 1e-4 * Math.abs(ra.loss),
+    `loss ${ra.loss} vs ${rb.loss}`,
+  );
+  assert.equal(rb.correct, ra.correct);
+  b.stepper.sync();
+  const [wa, wb] = [values(a.model), values(b.model)];
+  for (const [name, data] of wa) {
+    const other = wb.get(name);
+    assert.ok(other, name);
+    assert.ok(relative(other, data) <= 1e-4, `${name}: ${relative(other, data)}`);
+  }
+  const [sa, sb] = [await a.stepper.optimizerState(), await b.stepper.optimizerState()];
+  assert.equal(sb.step, sa.step);
+  const slots = new Map(sb.slots.map((s) => [s.name, s.data]));
+  const floor = 1e-3 * largest(sa.slots.map((s) => s.data));
+  assert.equal(slots.size, sa.slots.length);
+  for (const slot of sa.slots) {
+    const other = slots.get(slot.name);
+    assert.ok(other, slot.name);
+    const error = relative(other, slot.data, floor);
+    assert.ok(error <= 1e-4, `${slot.name}: ${error}`);
+  }
+}
+
+function assemblerFor(ir: ModelIR): BatchAssembler {
+  return new BatchAssembler(mnist.train, BATCH, ir.classes, {
+    mean: ir.data.mean[0] ?? 0,
+    std: ir.data.std[0] ?? 1,
+  });
+}
+
 for (const file of specs) {
   for (const [what, optimizer] of OPTIMIZERS) {
     // Every optimizer on the spec with every op; the shipped specs with their own.
@@ -118,38 +156,81 @@ for (const file of specs) {
       if (optimizer) ir.train.optimizer = optimizer;
       const a = await side(ir, false);
       const b = await side(ir, true);
-      const assembler = new BatchAssembler(mnist.train, BATCH, ir.classes, {
-        mean: ir.data.mean[0] ?? 0,
-        std: ir.data.std[0] ?? 1,
-      });
-      const hyper = { lr: 0.05, momentum: 0.9 };
-      const ra = await a.stepper.step(assembler.fill(0, BATCH), hyper);
-      const rb = await b.stepper.step(assembler.fill(0, BATCH), hyper);
-      assert.ok(
-        Math.abs(ra.loss - rb.loss) <= 1e-4 * Math.abs(ra.loss),
-        `loss ${ra.loss} vs ${rb.loss}`,
-      );
-      assert.equal(rb.correct, ra.correct);
-      b.stepper.sync();
-      const [wa, wb] = [values(a.model), values(b.model)];
-      for (const [name, data] of wa) {
-        const other = wb.get(name);
-        assert.ok(other, name);
-        assert.ok(relative(other, data) <= 1e-4, `${name}: ${relative(other, data)}`);
-      }
-      const [sa, sb] = [await a.stepper.optimizerState(), await b.stepper.optimizerState()];
-      assert.equal(sb.step, sa.step);
-      const slots = new Map(sb.slots.map((s) => [s.name, s.data]));
-      const floor = 1e-3 * largest(sa.slots.map((s) => s.data));
-      assert.equal(slots.size, sa.slots.length);
-      for (const slot of sa.slots) {
-        const other = slots.get(slot.name);
-        assert.ok(other, slot.name);
-        const error = relative(other, slot.data, floor);
-        assert.ok(error <= 1e-4, `${slot.name}: ${error}`);
-      }
+      const assembler = assemblerFor(ir);
+      await assertSameStep(a, b, () => assembler.fill(0, BATCH));
       a.dispose();
       b.dispose();
     });
   }
 }
+
+/** Seeded rows that sum to 1, some peaked, some flat: what tempered teachers give. */
+function teacherRows(rows: number, classes: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const out = new Float32Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
+    const z = Array.from({ length: classes }, () => rng.uniform(-1, 1) * (1 + (r % 3) * 4));
+    const e = z.map(Math.exp);
+    const sum = e.reduce((x, y) => x + y, 0);
+    e.forEach((v, c) => {
+      out[r * classes + c] = v / sum;
+    });
+  }
+  return out;
+}
+
+const DISTILLING: [string, number, number][] = [
+  ["T = 3, weight 0.7", 3, 0.7],
+  ["T = 1, weight 1", 1, 1],
+];
+
+for (const file of [packagePath("specs", "sep4k.yaml"), specs.at(-1) as string]) {
+  for (const [what, temperature, weight] of DISTILLING) {
+    test(`one distilling step of ${basename(file)}, ${what}: ONNX equals tfjs (1e-4)`, async () => {
+      const ir = compile(file);
+      ir.train.distill = { teachers: [], weight, temperature };
+      const a = await side(ir, false);
+      const b = await side(ir, true);
+      const assembler = assemblerFor(ir);
+      const teacher = teacherRows(BATCH, ir.classes, 5);
+      await assertSameStep(a, b, () => ({ ...assembler.fill(0, BATCH), teacher }));
+      a.dispose();
+      b.dispose();
+    });
+  }
+}
+
+test("at T = 1 a distilling step is the plain step on the target (1-w)·one-hot + w·p̄", async () => {
+  const ir = compile(packagePath("specs", "sep4k.yaml"));
+  const w = 0.3;
+  const distilling = {
+    ...ir,
+    train: { ...ir.train, distill: { teachers: [], weight: w, temperature: 1 } },
+  };
+  const a = await side(distilling, true);
+  const b = await side(ir, true);
+  const assembler = assemblerFor(ir);
+  const teacher = teacherRows(BATCH, ir.classes, 9);
+  const hyper = { lr: 0.05, momentum: 0.9 };
+  const ra = await a.stepper.step({ ...assembler.fill(0, BATCH), teacher }, hyper);
+  const plain = assembler.fill(0, BATCH);
+  const mixed = plain.targets.map((y, i) => (1 - w) * y + w * (teacher[i] as number));
+  const rb = await b.stepper.step({ ...plain, targets: mixed }, hyper);
+  // The KL is the cross-entropy less the teacher's entropy: the losses differ by w·H(p̄)... less.
+  let entropy = 0;
+  for (const p of teacher) entropy -= p * Math.log(p);
+  assert.ok(
+    Math.abs(ra.loss - (rb.loss - (w * entropy) / BATCH)) < 1e-5,
+    `${ra.loss} vs ${rb.loss}`,
+  );
+  a.stepper.sync();
+  b.stepper.sync();
+  const [wa, wb] = [values(a.model), values(b.model)];
+  for (const [name, data] of wa) {
+    const other = wb.get(name);
+    assert.ok(other, name);
+    assert.ok(relative(other, data) <= 1e-5, `${name}: ${relative(other, data)}`);
+  }
+  a.dispose();
+  b.dispose();
+});

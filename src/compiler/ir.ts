@@ -169,14 +169,17 @@ export interface TrainIR {
 }
 
 /**
- * Hinton et al.'s distillation at temperature 1: the training target is (1-weight)·target +
- * weight·p̄, p̄ the teachers' mean probabilities on the same (augmented) batch, in inference mode.
- * Its gradient is PyTorch's (1-weight)·CrossEntropyLoss + weight·KLDivLoss(log p, p̄)'s.
+ * Hinton et al.'s distillation: the loss is (1-weight)·NLL(log p, target) +
+ * weight·T²·KL(p̄_T ‖ softmax(log p / T)), p̄_T the teachers' mean softmax(z/T) on the same
+ * (augmented) batch in inference mode: PyTorch's (1-w)·CrossEntropyLoss + w·T²·KLDivLoss(
+ * log_softmax(z/T), p̄_T, reduction="batchmean"). At T = 1 its gradient is that of the NLL on the
+ * target (1-w)·target + w·p̄.
  */
 export interface DistillIR {
   /** ONNX files as the spec writes them: relative to the spec's folder. */
   teachers: string[];
   weight: number;
+  temperature: number;
   /** Where the spec says `distill:`, for backends that cannot distill (not in emitted programs). */
   span?: Span;
 }

@@ -280,6 +280,7 @@ function lowerDistill(raw: Raw | undefined, source: SourceMap): DistillIR | unde
   return {
     teachers,
     weight: num(raw.weight, 0.5),
+    temperature: num(raw.temperature, 1),
     span: source.at(["train", "distill"]),
   };
 }

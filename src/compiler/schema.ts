@@ -213,7 +213,7 @@ export function buildSchema(): JsonSchema {
           }),
           distill: {
             description:
-              "knowledge distillation (Hinton et al., T = 1): train on (1-weight)·target + weight·the teachers' mean probabilities on the same augmented batch, as (1-weight)·CrossEntropyLoss + weight·KLDivLoss(student, teacher); default none",
+              "knowledge distillation (Hinton et al.): the loss is (1-weight)·CrossEntropyLoss + weight·T²·KLDivLoss(log_softmax(z/T), the teachers' mean softmax(z_t/T)), the teachers run in inference mode on the same augmented batch; default none",
             type: "object",
             additionalProperties: false,
             required: ["teachers"],
@@ -229,10 +229,12 @@ export function buildSchema(): JsonSchema {
               weight: {
                 type: "number",
                 exclusiveMinimum: 0,
-                maximum: 0.5,
-                description:
-                  "weight of the teachers' probabilities; at most 0.5, so the true class keeps the largest target (training accuracy counts against it); default 0.5",
+                maximum: 1,
+                description: "weight of the distillation term; default 0.5",
               },
+              temperature: positiveNumber(
+                "T: both sides' logits are divided by it, and the term multiplied by T²; default 1",
+              ),
             },
           },
           augment: {

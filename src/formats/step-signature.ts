@@ -21,6 +21,8 @@ export interface StepSignature {
   /** Images NCHW and one-hot targets. */
   x: { name: "x"; shape: number[] };
   target: { name: "target"; shape: number[] };
+  /** A distilling step's: the teachers' mean tempered probabilities, [B, classes]. */
+  teacher?: { name: "teacher"; shape: number[] };
   /** Scalar inputs: lr always; momentum for SGD with momentum and Adam; Adam's step_size, bc2_sqrt. */
   scalars: string[];
   masks: { name: string; node: string; shape: number[]; p: number }[];

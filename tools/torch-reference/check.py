@@ -482,10 +482,23 @@ def torch_optimizer(spec, params, lr, momentum):
                            nesterov=opt.get("nesterov", False))
 
 
-def check_train_step(report, spec_path, images, labels, tmp, index):
+def check_train_step(report, spec_path, images, labels, tmp, index, distill=None):
     name = os.path.splitext(os.path.basename(spec_path))[0]
     with open(spec_path) as f:
         spec = yaml.safe_load(f)
+    teacher = None
+    if distill:
+        # The same spec distilling: its teachers' tempered probabilities are given, as mnistc's
+        # runtime gives them to the step, so the teacher files are never read.
+        weight, temperature = distill
+        name = f"{name} distilling (weight {weight}, T {temperature})"
+        spec.setdefault("train", {})["distill"] = {
+            "teachers": ["unused.onnx"], "weight": weight, "temperature": temperature}
+        spec_path = os.path.join(tmp, f"distill-{index}.yaml")
+        with open(spec_path, "w") as f:
+            yaml.safe_dump(spec, f)
+        g_t = torch.Generator().manual_seed(4000 + index)
+        teacher = F.softmax(torch.randn(32, spec.get("classes", 10), generator=g_t) * 3, dim=1)
     calibration = normalize(images[1000:1256], spec.get("data", {}))
     weights = perturbed_values(build_module(spec), calibration, seed=2000 + index)
     # A fresh module: perturbed_values leaves its batch norms with momentum None (cumulative).
@@ -526,8 +539,10 @@ def check_train_step(report, spec_path, images, labels, tmp, index):
     lr, momentum = 0.05, 0.9
     payload = {"weights": {k: np.asarray(v, dtype=np.float32).flatten().tolist() for k, v in weights.items()},
                "x": x.flatten().tolist(), "labels": y.tolist(), "masks": feed, "lr": lr, "momentum": momentum}
-    in_file = os.path.join(tmp, f"{name}.step-in.json")
-    out_file = os.path.join(tmp, f"{name}.step-out.json")
+    if teacher is not None:
+        payload["teacher"] = teacher.flatten().tolist()
+    in_file = os.path.join(tmp, f"step-in-{index}{'-distill' if distill else ''}.json")
+    out_file = os.path.join(tmp, f"step-out-{index}{'-distill' if distill else ''}.json")
     with open(in_file, "w") as f:
         json.dump(payload, f)
     res = run(["node", RUN_STEP, os.path.relpath(spec_path, ROOT), in_file, out_file])
@@ -540,8 +555,9 @@ def check_train_step(report, spec_path, images, labels, tmp, index):
     # reduction that float32 rounds differently on each side (a first-layer filter gradient sums
     # over batch x 26 x 26 positions) is not mistaken for a wrong formula.
     module64 = copy.deepcopy(module).double()
-    expected64 = torch_step(spec, module64, x.double(), y, lr, momentum)
-    expected32 = torch_step(spec, module, x, y, lr, momentum)
+    expected64 = torch_step(spec, module64, x.double(), y, lr, momentum,
+                            None if teacher is None else teacher.double())
+    expected32 = torch_step(spec, module, x, y, lr, momentum, teacher)
     slots = [expected64[k] for k in ours["next"] if k not in module.state_dict()]
     # A tensor that is ~0 (the gradient of a conv bias before batch norm: rounding noise) is measured
     # against 1e-2 of the step's largest slot (CI's parity test, at a milder loss, uses 1e-3).
@@ -567,11 +583,18 @@ def check_train_step(report, spec_path, images, labels, tmp, index):
                  f"worst {worst:.1e} ({where}); PyTorch's own float32 step: worst {torch32:.1e}")
 
 
-def torch_step(spec, module, x, y, lr, momentum):
+def torch_step(spec, module, x, y, lr, momentum, teacher=None):
     """One optimizer step of `module` in place; its state, optimizer slots and loss by name."""
     opt = torch_optimizer(spec, module.parameters(), lr, momentum)
     opt.zero_grad()
-    loss = F.nll_loss(module(x), y)
+    log_p = module(x)
+    loss = F.nll_loss(log_p, y)
+    if teacher is not None:
+        # Hinton et al.'s loss as PyTorch's KD recipes write it.
+        d = spec["train"]["distill"]
+        w, t = d["weight"], d["temperature"]
+        kl = F.kl_div(F.log_softmax(log_p / t, dim=1), teacher, reduction="batchmean")
+        loss = (1 - w) * loss + w * t * t * kl
     loss.backward()
     opt.step()
     result = dict(module.state_dict())
@@ -651,6 +674,8 @@ def main():
             if os.path.basename(path).startswith("step4.") and result:
                 step4 = result
             check_train_step(report, path, images, labels, tmp, i)
+            if os.path.basename(path) in ("sep4k.yaml", "every-op.yaml"):
+                check_train_step(report, path, images, labels, tmp, i, distill=(0.7, 3.0))
         if step4:
             check_seed_net(report, *step4, images)
         else:

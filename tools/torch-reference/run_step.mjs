@@ -5,7 +5,7 @@
 //   node tools/torch-reference/run_step.mjs SPEC IN.json OUT.json
 //
 // IN.json: {"weights": {name: [...]}, "x": [...NCHW], "labels": [...], "masks": {node: [...]},
-//           "lr": 0.05, "momentum": 0.9}
+//           "lr": 0.05, "momentum": 0.9, "teacher": [...B·classes] for a distilling spec}
 // OUT.json: {"loss": L, "next": {name: [...]}} for every parameter, buffer and optimizer slot.
 import { readFileSync, writeFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
@@ -34,6 +34,8 @@ const feeds = {
   x: tensor(input.x, signature.x.shape),
   target: tensor(target, signature.target.shape),
 };
+// A distilling spec's step also reads the teachers' tempered probabilities.
+if (signature.teacher) feeds.teacher = tensor(input.teacher, signature.teacher.shape);
 const steps = 1;
 const beta1 = input.momentum;
 const scalars = {

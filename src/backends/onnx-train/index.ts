@@ -1,14 +1,21 @@
 // The onnx-train backend: one training step of a spec as one ONNX graph — the training forward
-// (forward.ts), the mean NLL loss of the log-probabilities, the backward the autodiff pass derives
-// from the op table's rules (lowered by lowering.ts), the optimizer update (optimizer.ts) and batch
-// norm's running statistics — for one batch size (every shape static). onnxruntime-node runs it;
-// the runtime feeds each step's outputs back as the next step's inputs (`StepSignature`).
+// (forward.ts), the mean NLL loss of the log-probabilities (plus distillation's KL term), the
+// backward the autodiff pass derives from the op table's rules (lowered by lowering.ts), the
+// optimizer update (optimizer.ts) and batch norm's running statistics — for one batch size (every
+// shape static). onnxruntime-node runs it; the runtime feeds each step's outputs back as the next
+// step's inputs (`StepSignature`).
 //
 // `mnistc compile SPEC --target onnx-train -o DIR` writes DIR/step.onnx (the spec's batch size),
 // DIR/step.json (its signature) and DIR/eval.onnx (the inference graph, seeded weights).
 import { backward, type ForwardValues } from "../../compiler/autodiff.js";
 import { torchInitWeights } from "../../compiler/init.js";
-import { type AnyNodeIR, GRAPH_INPUT, type ModelIR, type NodeIR } from "../../compiler/ir.js";
+import {
+  type AnyNodeIR,
+  type DistillIR,
+  GRAPH_INPUT,
+  type ModelIR,
+  type NodeIR,
+} from "../../compiler/ir.js";
 import {
   encodeModel,
   FLOAT,
@@ -52,6 +59,9 @@ export function buildTrainingStep(
   const { channels, height, width } = ir.input;
   const x = input("x", [batch, channels, height, width]);
   const target = input("target", [batch, ir.classes]);
+  const { distill } = ir.train;
+  // A distilling step's teachers' p̄_T, computed by the runtime on the same batch.
+  const teacher = distill ? input("teacher", [batch, ir.classes]) : undefined;
   const lr = input("lr", []);
   const opt = ir.train.optimizer;
   const momentum = usesMomentum(ir);
@@ -107,11 +117,14 @@ export function buildTrainingStep(
     forward.set(node.name, trainForward(node, ctx));
   }
 
-  // Mean NLL of the log-probabilities, its gradient −target/B, and the count of right answers.
+  // The loss of the log-probabilities and its gradient (the backward's seed), and the count of
+  // right answers against the target.
   const last = ir.nodes.at(-1) as AnyNodeIR;
   const logp = tensorOf(last.name);
-  const nll = g.op("ReduceSum", [g.mul(logp, target)], [], [intAttr("keepdims", 0)]);
-  g.op("Mul", [nll, g.scalar(-1 / batch)], [], [], "loss");
+  const { seed } =
+    distill && teacher
+      ? distillLoss(g, logp, target, teacher, distill, batch, "loss")
+      : nllLoss(g, logp, target, batch, "loss");
   const argmax = (t: Tensor) =>
     g.op("ArgMax", [t], [batch], [intAttr("axis", 1), intAttr("keepdims", 0)]);
   const hits = g.op(
@@ -123,7 +136,7 @@ export function buildTrainingStep(
   g.op("ReduceSum", [hits], [], [intAttr("keepdims", 0)], "correct");
   outputs.push(floatValue("loss", []), floatValue("correct", []));
 
-  const grads = backward(ir, g, x, forward, tensors, g.scale(target, -1 / batch), batch);
+  const grads = backward(ir, g, x, forward, tensors, seed, batch);
 
   const slots = slotNames(opt, momentum);
   const slotState: StepStateEntry[] = [];
@@ -180,6 +193,7 @@ export function buildTrainingStep(
     opset: TRAIN_OPSET,
     x: { name: "x", shape: x.shape },
     target: { name: "target", shape: target.shape },
+    ...(teacher ? { teacher: { name: "teacher" as const, shape: teacher.shape } } : {}),
     scalars,
     masks,
     state: allState,
@@ -187,6 +201,40 @@ export function buildTrainingStep(
     correct: "correct",
   };
   return { model, signature };
+}
+
+/** Mean NLL, −Σ target·log p / B (the value `name`, if given), and its gradient −target/B. */
+function nllLoss(g: OnnxGraph, logp: Tensor, target: Tensor, batch: number, name?: string) {
+  const nll = g.op("ReduceSum", [g.mul(logp, target)], [], [intAttr("keepdims", 0)]);
+  const loss = g.op("Mul", [nll, g.scalar(-1 / batch)], [], [], name);
+  return { loss, seed: g.scale(target, -1 / batch) };
+}
+
+/**
+ * (1-w)·NLL + w·T²·KL(p̄_T ‖ q), q = softmax(log p / T), batch means. The KL's gradient in log p
+ * is (q - p̄_T)/T, so the seed is −(1-w)·target/B + w·T·(q − p̄_T)/B. 0·log 0 counts 0.
+ */
+function distillLoss(
+  g: OnnxGraph,
+  logp: Tensor,
+  target: Tensor,
+  teacher: Tensor,
+  { weight: w, temperature: t }: DistillIR,
+  batch: number,
+  name: string,
+) {
+  const nll = nllLoss(g, logp, target, batch);
+  const logQ = g.op("LogSoftmax", [g.scale(logp, 1 / t)], logp.shape, [intAttr("axis", 1)]);
+  const logTeacher = g.op(
+    "Log",
+    [g.op("Max", [teacher, g.scalar(1e-30)], teacher.shape)],
+    teacher.shape,
+  );
+  const kl = g.reduceSum(g.mul(teacher, g.sub(logTeacher, logQ)), [0, 1], false);
+  return {
+    loss: g.op("Add", [g.scale(nll.loss, 1 - w), g.scale(kl, (w * t * t) / batch)], [], [], name),
+    seed: g.add(g.scale(nll.seed, 1 - w), g.scale(g.sub(g.exp(logQ), teacher), (w * t) / batch)),
+  };
 }
 
 function trainForward(node: AnyNodeIR, ctx: TrainForwardContext): ForwardValues<Tensor> {

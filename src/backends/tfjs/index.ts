@@ -149,8 +149,8 @@ const indent = (text: string, by: string) =>
 /** The recipe as the program needs it: where the spec wrote it stays with the compiler. */
 function withoutSpans(train: TrainIR): TrainIR {
   if (!train.distill) return train;
-  const { teachers, weight } = train.distill;
-  return { ...train, distill: { teachers, weight } };
+  const { teachers, weight, temperature } = train.distill;
+  return { ...train, distill: { teachers, weight, temperature } };
 }
 
 /** What `spec` holds: the settings training needs, and the parameters in PyTorch naming. */

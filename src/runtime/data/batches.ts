@@ -21,11 +21,10 @@ export interface Batch {
   size: number;
   /** size·rows·cols normalized pixels (NHWC with one channel equals NCHW). */
   images: Float32Array;
-  /**
-   * size·classes targets: one-hot, or smoothed one-hot with label smoothing; a distilling run
-   * mixes its teachers' probabilities in (`train/distill.ts`) before the step reads them.
-   */
+  /** size·classes targets: one-hot, or smoothed one-hot with label smoothing. */
   targets: Float32Array;
+  /** A distilling run's: the teachers' mean softmax(z/T), size·classes (`train/distill.ts`). */
+  teacher?: Float32Array;
   labels: Uint8Array;
 }
 

@@ -121,6 +121,11 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
           [signature.x.name]: tensor(batch.images, signature.x.shape),
           [signature.target.name]: tensor(batch.targets, signature.target.shape),
         };
+        if (signature.teacher) {
+          if (!batch.teacher)
+            throw new Error("onnx stepper: a distilling step needs batch.teacher");
+          feeds[signature.teacher.name] = tensor(batch.teacher, signature.teacher.shape);
+        }
         steps += 1;
         const momentum = hyper.momentum ?? baseMomentum;
         const scalars: Record<string, number> = { lr: hyper.lr, momentum };

@@ -1,8 +1,7 @@
 // Knowledge distillation's teachers (`train.distill`): trained ONNX classifiers run in inference
 // mode on each training batch, after augmentation, so teacher and student see the same images.
-// Their mean probabilities p̄ are mixed into the batch's targets, (1-w)·target + w·p̄: at
-// temperature 1 the step's NLL on that target has the gradient of PyTorch's
-// (1-w)·CrossEntropyLoss(log p, y) + w·KLDivLoss(log p, p̄, reduction="batchmean").
+// Their mean tempered probabilities p̄_T = mean softmax(z_t/T) go with the batch; the step's loss
+// adds weight·T²·KL(p̄_T ‖ softmax(z/T)) to (1-weight)·its NLL (PyTorch's KLDivLoss, batchmean).
 //
 // Loaded only by a distilling run: it pulls in the native onnxruntime-node.
 import type { InputIR } from "../../compiler/ir.js";
@@ -29,6 +28,7 @@ interface Teacher {
 
 export class Teachers {
   private buffer = new Float32Array(0);
+  private taught = new Float32Array(0);
 
   private constructor(
     private readonly teachers: Teacher[],
@@ -73,9 +73,13 @@ export class Teachers {
     return new Teachers(teachers, classes);
   }
 
-  /** The teachers' mean probabilities (size·classes) on a batch of student-normalized images. */
-  async probabilities(images: Float32Array, size: number): Promise<Float64Array> {
-    const mean = new Float64Array(size * this.classes);
+  /**
+   * The teachers' mean softmax(log p / T) (size·classes; softmax(z/T) for any logits z of log p)
+   * on a batch of student-normalized images.
+   */
+  async probabilities(images: Float32Array, size: number, temperature = 1): Promise<Float64Array> {
+    const { classes } = this;
+    const mean = new Float64Array(size * classes);
     for (const { model, renormalize } of this.teachers) {
       let x = images;
       if (renormalize) {
@@ -85,27 +89,31 @@ export class Teachers {
           x[i] = (images[i] as number) * renormalize.scale + renormalize.shift;
       }
       const logp = await model.predictBatch(x, size);
-      for (let i = 0; i < mean.length; i++)
-        mean[i] = (mean[i] as number) + Math.exp(logp[i] as number);
-    }
-    // Per row, so each sums to 1 whatever the teachers' own rounding.
-    for (let row = 0; row < size; row++) {
-      let sum = 0;
-      for (let c = 0; c < this.classes; c++) sum += mean[row * this.classes + c] as number;
-      for (let c = 0; c < this.classes; c++) {
-        const i = row * this.classes + c;
-        mean[i] = (mean[i] as number) / sum;
+      for (let row = 0; row < size; row++) {
+        // Shifted by the row's largest, so exp never overflows at small T.
+        let max = Number.NEGATIVE_INFINITY;
+        for (let c = 0; c < classes; c++) max = Math.max(max, logp[row * classes + c] as number);
+        let sum = 0;
+        for (let c = 0; c < classes; c++)
+          sum += Math.exp(((logp[row * classes + c] as number) - max) / temperature);
+        for (let c = 0; c < classes; c++) {
+          const i = row * classes + c;
+          mean[i] =
+            (mean[i] as number) +
+            Math.exp(((logp[i] as number) - max) / temperature) / sum / this.teachers.length;
+        }
       }
     }
     return mean;
   }
 
-  /** Replaces the batch's targets by (1-weight)·targets + weight·p̄, in place. */
-  async mixInto(batch: Batch, weight: number): Promise<void> {
-    const p = await this.probabilities(batch.images, batch.size);
-    const { targets } = batch;
-    for (let i = 0; i < targets.length; i++)
-      targets[i] = (1 - weight) * (targets[i] as number) + weight * (p[i] as number);
+  /** Sets `batch.teacher` to the teachers' p̄_T on its images (a buffer reused across batches). */
+  async teach(batch: Batch, temperature: number): Promise<void> {
+    const p = await this.probabilities(batch.images, batch.size, temperature);
+    if (this.taught.length < p.length) this.taught = new Float32Array(p.length);
+    const out = this.taught.subarray(0, p.length);
+    out.set(p);
+    batch.teacher = out;
   }
 
   async release(): Promise<void> {

@@ -389,7 +389,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
 
     stepper = run.stepper
       ? await run.stepper({ tf, model, optimizer, spec, batchSize: options.batchSize })
-      : tfjsStepper(tf, model, optimizer, [data.train.rows, data.train.cols]);
+      : tfjsStepper(tf, model, optimizer, [data.train.rows, data.train.cols], spec.train.distill);
     metrics.backend = stepper.backend;
     if (stepper.backend !== "tfjs") progress.log(`training step: ${stepper.backend}`);
 
@@ -405,7 +405,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         ...(run.teacherThreads ? { threads: run.teacherThreads } : {}),
       });
       progress.log(
-        `distilling (weight ${distill.weight}) from ${options.teachers.length} teacher${options.teachers.length === 1 ? "" : "s"}: ${options.teachers.join(", ")}`,
+        `distilling (weight ${distill.weight}, temperature ${distill.temperature}) from ${options.teachers.length} teacher${options.teachers.length === 1 ? "" : "s"}: ${options.teachers.join(", ")}`,
       );
     }
 
@@ -430,7 +430,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
         const start = b * options.batchSize;
         const size = Math.min(options.batchSize, data.train.count - start);
         const batch = assembler.fill(start, size, order, spec.train.augment, rng);
-        if (teachers && distill) await teachers.mixInto(batch, distill.weight);
+        if (teachers && distill) await teachers.teach(batch, distill.temperature);
         const { loss, correct } = await stepper.step(batch, hyper);
         if (!Number.isFinite(loss)) {
           throw new UserError(

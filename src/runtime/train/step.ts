@@ -2,6 +2,7 @@
 // log-softmax output, backward, optimizer update. The one function `runTraining` calls per batch
 // and `npm run bench:train` times.
 import type * as tfNs from "@tensorflow/tfjs";
+import type { DistillIR } from "../../compiler/ir.js";
 import type { Batch } from "../data/batches.js";
 import type { MnistSplit } from "../data/mnist.js";
 import type { NamedParam, Optimizer, OptimizerState, StepHyper } from "./optim.js";
@@ -22,6 +23,23 @@ export function nllLoss(tf: Tf, logp: Tensor, oneHot: Tensor): tfNs.Scalar {
   return tf.div(tf.neg(tf.sum(tf.mul(logp, oneHot))), logp.shape[0] as number) as tfNs.Scalar;
 }
 
+/**
+ * The distilling loss: (1-w)·NLL + w·T²·KL(p̄_T ‖ softmax(logp/T)), batch mean. 0·log 0 is 0:
+ * a teacher probability that underflowed adds nothing.
+ */
+export function distillLoss(
+  tf: Tf,
+  logp: Tensor,
+  targets: Tensor,
+  teacher: Tensor,
+  { weight, temperature }: Pick<DistillIR, "weight" | "temperature">,
+): tfNs.Scalar {
+  const student = tf.logSoftmax(tf.div(logp, temperature));
+  const kl = tf.sum(tf.mul(teacher, tf.sub(tf.log(tf.maximum(teacher, 1e-30)), student)));
+  const soft = tf.mul(tf.div(kl, logp.shape[0] as number), weight * temperature * temperature);
+  return tf.add(tf.mul(nllLoss(tf, logp, targets), 1 - weight), soft) as tfNs.Scalar;
+}
+
 export function countCorrect(tf: Tf, logp: Tensor, oneHot: Tensor): Tensor {
   return tf.sum(tf.cast(tf.equal(tf.argMax(logp, 1), tf.argMax(oneHot, 1)), "int32"));
 }
@@ -35,8 +53,11 @@ export function trainStep(
   batch: Batch,
   [rows, cols]: [number, number],
   hyper: StepHyper,
+  distill?: DistillIR,
 ): { loss: number; correct: number } {
   const classes = batch.targets.length / batch.size;
+  if (distill && !batch.teacher)
+    throw new Error("trainStep: a distilling step needs batch.teacher");
   let correctT: Tensor | undefined;
   const lossT = tf.tidy(() => {
     const x = tf.tensor4d(batch.images, [batch.size, rows, cols, 1]);
@@ -46,7 +67,9 @@ export function trainStep(
         const logp = model.apply(x, { training: true }) as Tensor;
         // Kept out of the gradient's tidy: the accuracy needs the same forward pass.
         correctT = tf.keep(countCorrect(tf, logp, y));
-        return nllLoss(tf, logp, y);
+        if (!distill || !batch.teacher) return nllLoss(tf, logp, y);
+        const teacher = tf.tensor2d(batch.teacher, [batch.size, classes]);
+        return distillLoss(tf, logp, y, teacher, distill);
       },
       params.map((p) => p.variable),
     );
@@ -94,11 +117,13 @@ export function tfjsStepper(
   model: tfNs.LayersModel,
   optimizer: Optimizer,
   imageSize: [number, number],
+  distill?: DistillIR,
 ): Stepper {
   const params = namedParams(model);
   return {
     backend: "tfjs",
-    step: async (batch, hyper) => trainStep(tf, model, params, optimizer, batch, imageSize, hyper),
+    step: async (batch, hyper) =>
+      trainStep(tf, model, params, optimizer, batch, imageSize, hyper, distill),
     sync: () => {},
     optimizerState: () => optimizer.state(),
     // The optimizer is the run's: it disposes of it.
