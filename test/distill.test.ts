@@ -177,7 +177,6 @@ describe("a distilling run", async () => {
       buildModel: program.buildModel,
       data,
       options: { quiet: true, out: join(dir, out), epochs: 1, ...extra },
-      specDir: packagePath("specs"),
       teacherThreads: 1,
       stepper: recorder(fed),
     });
@@ -248,4 +247,22 @@ test("mnistc train with a teacher that is not there: one line naming it, exit 1"
   );
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /^mnistc: error: .*gone\.onnx: no such file\n$/);
+});
+
+test("teachers are read from the spec's folder: the IR holds them joined to the spec's path", () => {
+  const yaml = readFileSync(packagePath("specs", "sep4k.yaml"), "utf8").replace(
+    /^ {2}augment:.*$/m,
+    "$&\n  distill: { teachers: [../models/a.onnx, b.onnx, /abs/c.onnx] }",
+  );
+  const cases: [string, string[]][] = [
+    ["specs/x.yaml", ["models/a.onnx", "specs/b.onnx", "/abs/c.onnx"]],
+    ["x.yaml", ["../models/a.onnx", "b.onnx", "/abs/c.onnx"]],
+    ["/p/specs/x.yaml", ["/p/models/a.onnx", "/p/specs/b.onnx", "/abs/c.onnx"]],
+  ];
+  for (const [file, want] of cases) {
+    const distill = compileSpec(yaml, file).ir?.train.distill;
+    assert.deepEqual(distill?.teachers, want, file);
+    assert.equal(distill?.weight, 0.5);
+    assert.equal(distill?.temperature, 1);
+  }
 });

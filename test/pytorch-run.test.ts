@@ -83,7 +83,11 @@ function compile(text: string, file: string): ModelIR {
 /** Emits the PyTorch backend's files into `out`. */
 function emitPytorch(ir: ModelIR, out: string): void {
   const { files, diagnostics } = pytorchBackend.emit(ir, {});
-  assert.deepEqual(diagnostics, []);
+  // Only a distilling spec's note that train.py leaves distillation out.
+  assert.deepEqual(
+    diagnostics.map((d) => d.code),
+    ir.train.distill ? ["W0904"] : [],
+  );
   mkdirSync(out, { recursive: true });
   for (const f of files) writeFileSync(join(out, f.path), f.contents);
 }

@@ -51,8 +51,9 @@ function modelText(ir: ModelIR): string {
   return String(file.contents);
 }
 
-test("the shipped specs are sep4k, sep7k, sepres and step1..step4", () => {
+test("the shipped specs are distill7k, sep4k, sep7k, sepres and step1..step4", () => {
   assert.deepEqual(shippedSpecs, [
+    "distill7k.yaml",
     "sep4k.yaml",
     "sep7k.yaml",
     "sepres.yaml",

@@ -2,7 +2,7 @@
 // that program's `model.mjs` and run the same training function its `train.mjs` calls. With
 // `--backend onnx` (the default) the compiled ONNX step takes the steps and the emitted model keeps
 // the checkpoints; with `--backend tfjs` what this command trains is exactly the emitted program.
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { checkOutFolder, outFolder } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
 import { onnxSteps } from "./onnx-steps.js";
@@ -35,7 +35,6 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
     spec: program.spec,
     buildModel: program.buildModel,
     options: { ...trainOptions, out },
-    specDir: dirname(specPath),
     ...(threads ? { teacherThreads: threads } : {}),
     ...(backend === "onnx" ? { stepper: await onnxSteps(ir, threads) } : {}),
   });

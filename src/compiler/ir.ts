@@ -176,7 +176,11 @@ export interface TrainIR {
  * target (1-w)·target + w·p̄.
  */
 export interface DistillIR {
-  /** ONNX files as the spec writes them: relative to the spec's folder. */
+  /**
+   * ONNX files. The spec writes them relative to its own folder; here they are joined to it, so
+   * they open from where the spec's path was given (the spec's path is `specs/a.yaml`, the
+   * teacher `../models/t.onnx`: `models/t.onnx`).
+   */
   teachers: string[];
   weight: number;
   temperature: number;

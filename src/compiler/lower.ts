@@ -1,6 +1,7 @@
 // Lowering: a schema-valid spec value to the graph IR — nodes with PyTorch module names, source
 // spans and the names of the nodes they read — and the training and data sections with every
 // default applied. Shapes, parameters, MACs and receptive fields are left for the passes.
+import { dirname, isAbsolute, join, normalize } from "node:path";
 import { error } from "./codes.js";
 import type { Diagnostic } from "./diagnostics.js";
 import {
@@ -272,10 +273,16 @@ function lowerScheduler(raw: Raw | undefined): SchedulerIR {
   return { type: "none" };
 }
 
+/**
+ * Teachers are written relative to the spec's folder; the IR holds them relative to where the
+ * spec's own path starts (the folder it was named from), so every consumer opens them as given.
+ */
 function lowerDistill(raw: Raw | undefined, source: SourceMap): DistillIR | undefined {
   if (raw === undefined) return undefined;
   const teachers = Array.isArray(raw.teachers)
-    ? raw.teachers.filter((t): t is string => typeof t === "string")
+    ? raw.teachers
+        .filter((t): t is string => typeof t === "string")
+        .map((t) => (isAbsolute(t) ? t : normalize(join(dirname(source.file), t))))
     : [];
   return {
     teachers,

@@ -67,8 +67,6 @@ export interface TrainRun {
   onEpoch?: (metrics: EpochMetrics) => void;
   /** Who takes the steps (default: the tfjs model itself); built after a resume is loaded. */
   stepper?: StepperFactory;
-  /** The folder the spec's relative teacher paths (`train.distill`) start from (default: cwd). */
-  specDir?: string;
   /** onnxruntime's threads for each teacher (default: ORT's choice). */
   teacherThreads?: number;
 }
@@ -151,12 +149,7 @@ export function holdOutValidation(data: MnistData, count: number): MnistData & {
 }
 
 /** Options after overrides: explicit flag > (on resume) the checkpoint's > the spec's. */
-function resolveOptions(
-  spec: TrainSpec,
-  opts: TrainOptions,
-  saved?: RunOptions,
-  specDir?: string,
-): RunOptions {
+function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions): RunOptions {
   const specLr =
     spec.train.scheduler.type === "onecycle" ? spec.train.scheduler.maxLr : spec.train.optimizer.lr;
   const resolved: RunOptions = {
@@ -174,7 +167,7 @@ function resolveOptions(
   if (trainLimit !== undefined) resolved.trainLimit = trainLimit;
   if (testLimit !== undefined) resolved.testLimit = testLimit;
   if (val !== undefined) resolved.val = val;
-  const teachers = teacherFiles(spec, opts, saved, specDir);
+  const teachers = teacherFiles(spec, opts, saved);
   if (teachers) resolved.teachers = teachers;
   return resolved;
 }
@@ -184,7 +177,6 @@ function teacherFiles(
   spec: TrainSpec,
   opts: TrainOptions,
   saved: RunOptions | undefined,
-  specDir: string | undefined,
 ): string[] | undefined {
   const { distill } = spec.train;
   if (!distill) {
@@ -198,7 +190,7 @@ function teacherFiles(
   // Recorded from the current folder, as `out` is, so a resumed run finds them again.
   const fromHere = (f: string) => relative(".", f) || ".";
   if (opts.teacher) return opts.teacher.map(fromHere);
-  return saved?.teachers ?? distill.teachers.map((f) => fromHere(join(specDir ?? ".", f)));
+  return saved?.teachers ?? distill.teachers.map(fromHere);
 }
 
 /** What in `out` shows that a run already lives there. */
@@ -301,7 +293,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     progress.log(`removed ${stale}, left by a run that was stopped while writing its checkpoint`);
   }
   const resume = run.options.resume ? findResumePoint(out, spec) : undefined;
-  const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options, run.specDir);
+  const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options);
 
   progress.log(`engine: ${run.engine} (TensorFlow.js ${tf.version.tfjs})`);
   const loaded =
