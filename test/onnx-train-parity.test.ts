@@ -110,6 +110,16 @@ const OPTIMIZERS: [string, OptimizerIR | undefined][] = [
   ],
 ];
 
+/** Every weight and buffer of the two models within `tolerance` of its scale. */
+function assertSameWeights(a: Side, b: Side, tolerance: number): void {
+  const [wa, wb] = [values(a.model), values(b.model)];
+  for (const [name, data] of wa) {
+    const other = wb.get(name);
+    assert.ok(other, name);
+    assert.ok(relative(other, data) <= tolerance, `${name}: ${relative(other, data)}`);
+  }
+}
+
 /** Steps both sides once on `batch` and compares loss, hits, weights, buffers and slots. */
 async function assertSameStep(a: Side, b: Side, batch: () => Batch): Promise<void> {
   const hyper = { lr: 0.05, momentum: 0.9 };
@@ -121,12 +131,7 @@ async function assertSameStep(a: Side, b: Side, batch: () => Batch): Promise<voi
   );
   assert.equal(rb.correct, ra.correct);
   b.stepper.sync();
-  const [wa, wb] = [values(a.model), values(b.model)];
-  for (const [name, data] of wa) {
-    const other = wb.get(name);
-    assert.ok(other, name);
-    assert.ok(relative(other, data) <= 1e-4, `${name}: ${relative(other, data)}`);
-  }
+  assertSameWeights(a, b, 1e-4);
   const [sa, sb] = [await a.stepper.optimizerState(), await b.stepper.optimizerState()];
   assert.equal(sb.step, sa.step);
   const slots = new Map(sb.slots.map((s) => [s.name, s.data]));
@@ -218,7 +223,7 @@ test("at T = 1 a distilling step is the plain step on the target (1-w)·one-hot 
   const plain = assembler.fill(0, BATCH);
   const mixed = plain.targets.map((y, i) => (1 - w) * y + w * (teacher[i] as number));
   const rb = await b.stepper.step({ ...plain, targets: mixed }, hyper);
-  // The KL is the cross-entropy less the teacher's entropy: the losses differ by w·H(p̄)... less.
+  // KL(p̄ ‖ q) is the cross-entropy −Σ p̄·log q less p̄'s entropy H: the losses differ by w·H/B.
   let entropy = 0;
   for (const p of teacher) entropy -= p * Math.log(p);
   assert.ok(
@@ -227,12 +232,7 @@ test("at T = 1 a distilling step is the plain step on the target (1-w)·one-hot 
   );
   a.stepper.sync();
   b.stepper.sync();
-  const [wa, wb] = [values(a.model), values(b.model)];
-  for (const [name, data] of wa) {
-    const other = wb.get(name);
-    assert.ok(other, name);
-    assert.ok(relative(other, data) <= 1e-5, `${name}: ${relative(other, data)}`);
-  }
+  assertSameWeights(a, b, 1e-5);
   a.dispose();
   b.dispose();
 });
