@@ -1,5 +1,6 @@
 // The training loop, as the seed's PyTorch loop: per batch zero-grad, forward in training mode, NLL
-// loss on the log-softmax output, backward, optimizer step (lr from the scheduler); after each epoch
+// loss on the log-softmax output (with distillation's term when the spec distills: its teachers
+// see each batch first), backward, optimizer step (lr from the scheduler); after each epoch
 // an evaluation on the test set in inference mode, then metrics.json, plot.png and an atomic
 // checkpoint. `runTraining` is what both `mnistc train` and the emitted `train.mjs` run.
 import { existsSync, rmSync } from "node:fs";
