@@ -232,9 +232,13 @@ export function buildSchema(): JsonSchema {
                 maximum: 1,
                 description: "weight of the distillation term; default 0.5",
               },
-              temperature: positiveNumber(
-                "T: both sides' logits are divided by it, and the term multiplied by T²; default 1",
-              ),
+              temperature: {
+                ...positiveNumber(
+                  "T: both sides' logits are divided by it, and the term multiplied by T²; default 1",
+                ),
+                // Beyond it float32 loses the KL term: both sides are near uniform, times T².
+                maximum: 100,
+              },
             },
           },
           augment: {
