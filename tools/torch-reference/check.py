@@ -487,6 +487,10 @@ def check_train_step(report, spec_path, images, labels, tmp, index, distill=None
     with open(spec_path) as f:
         spec = yaml.safe_load(f)
     teacher = None
+    own = spec.get("train", {}).get("distill")
+    if distill is None and own:
+        # A shipped spec that distills: its own weight and temperature.
+        distill = (own.get("weight", 0.5), own.get("temperature", 1))
     if distill:
         # The same spec distilling: its teachers' tempered probabilities are given, as mnistc's
         # runtime gives them to the step, so the teacher files are never read.
