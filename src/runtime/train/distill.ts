@@ -89,19 +89,19 @@ export class Teachers {
           x[i] = (images[i] as number) * renormalize.scale + renormalize.shift;
       }
       const logp = await model.predictBatch(x, size);
-      for (let row = 0; row < size; row++) {
+      const row = new Float64Array(classes);
+      for (let r = 0; r < size; r++) {
+        const at = r * classes;
         // Shifted by the row's largest, so exp never overflows at small T.
         let max = Number.NEGATIVE_INFINITY;
-        for (let c = 0; c < classes; c++) max = Math.max(max, logp[row * classes + c] as number);
+        for (let c = 0; c < classes; c++) max = Math.max(max, logp[at + c] as number);
         let sum = 0;
-        for (let c = 0; c < classes; c++)
-          sum += Math.exp(((logp[row * classes + c] as number) - max) / temperature);
         for (let c = 0; c < classes; c++) {
-          const i = row * classes + c;
-          mean[i] =
-            (mean[i] as number) +
-            Math.exp(((logp[i] as number) - max) / temperature) / sum / this.teachers.length;
+          row[c] = Math.exp(((logp[at + c] as number) - max) / temperature);
+          sum += row[c] as number;
         }
+        for (let c = 0; c < classes; c++)
+          mean[at + c] = (mean[at + c] as number) + (row[c] as number) / sum / this.teachers.length;
       }
     }
     return mean;

@@ -189,7 +189,7 @@ function teacherFiles(
     return undefined;
   }
   // Recorded from the current folder, as `out` is, so a resumed run finds them again.
-  const fromHere = (f: string) => relative(".", f) || ".";
+  const fromHere = (f: string) => relative(".", f);
   if (opts.teacher) return opts.teacher.map(fromHere);
   return saved?.teachers ?? distill.teachers.map(fromHere);
 }
