@@ -110,8 +110,8 @@ async function emittedProgram(ir: ModelIR): Promise<EmittedProgram> {
 function randomBatch(ir: ModelIR, batchSize: number): Batch {
   const { height, width, channels } = ir.input;
   const rng = new Rng(1);
-  const mean = ir.data.mean[0] ?? 0;
-  const std = ir.data.std[0] ?? 1;
+  const mean = ir.data.mean?.[0] ?? 0;
+  const std = ir.data.std?.[0] ?? 1;
   const labels = Uint8Array.from({ length: batchSize }, () => rng.int(ir.classes));
   const oneHot = new Float32Array(batchSize * ir.classes);
   labels.forEach((label, i) => {
@@ -138,7 +138,7 @@ async function makeStepper(
   const optimizer = createOptimizer(tf, ir.train.optimizer);
   const stepper =
     threads === undefined
-      ? tfjsStepper(tf, model, optimizer, [ir.input.height, ir.input.width])
+      ? tfjsStepper(tf, model, optimizer, ir.input)
       : await (await onnxSteps(ir, threads))({
           tf,
           model,

@@ -8,7 +8,8 @@ import { UserError } from "../src/errors.js";
 import { affineImage, drawAffine, IDENTITY, rotateImage } from "../src/runtime/data/augment.js";
 import { BatchAssembler, batchCount, epochOrder } from "../src/runtime/data/batches.js";
 import { encodeIdxImages, encodeIdxLabels } from "../src/runtime/data/idx.js";
-import { loadMnist, MNIST_FILES, type MnistSplit } from "../src/runtime/data/mnist.js";
+import { loadMnist, MNIST_FILES } from "../src/runtime/data/mnist.js";
+import type { ImageSplit } from "../src/runtime/data/split.js";
 import { holdOutValidation } from "../src/runtime/train/loop.js";
 import { Rng } from "../src/util/rng.js";
 
@@ -284,14 +285,15 @@ describe("affine augmentation", () => {
 });
 
 describe("validation split", () => {
-  const split: MnistSplit = {
+  const split: ImageSplit = {
     count: 5,
+    channels: 1,
     rows: 1,
     cols: 2,
     images: Uint8Array.from([0, 1, 10, 11, 20, 21, 30, 31, 40, 41]),
     labels: Uint8Array.from([0, 1, 2, 3, 4]),
   };
-  const data = { dir: "d", train: split, test: { ...split, count: 0 } };
+  const data = { dir: "d", train: split, test: { ...split, count: 0 }, classNames: [] };
 
   test("the last N training images, not trained on", () => {
     const { train, val } = holdOutValidation(data, 2);
@@ -345,14 +347,15 @@ describe("batches", () => {
     images.set([0, 255, 0, 0], 0);
     images.set([255, 255, 255, 255], 4);
     images.set([51, 0, 0, 0], 8);
-    const split: MnistSplit = {
+    const split: ImageSplit = {
       count: 3,
+      channels: 1,
       rows: 2,
       cols: 2,
       images,
       labels: Uint8Array.from([7, 1, 9]),
     };
-    const asm = new BatchAssembler(split, 2, 10, { mean: 0.1307, std: 0.3081 });
+    const asm = new BatchAssembler(split, 2, 10, { mean: [0.1307], std: [0.3081] });
     const b = asm.fill(1, 2, Uint32Array.from([2, 0, 1]));
     assert.equal(b.size, 2);
     assert.deepEqual([...b.labels], [7, 1]);
@@ -369,14 +372,15 @@ describe("batches", () => {
   });
 
   test("label smoothing: (1 - ε)·one-hot + ε/classes, rows summing to 1", () => {
-    const split: MnistSplit = {
+    const split: ImageSplit = {
       count: 2,
+      channels: 1,
       rows: 1,
       cols: 1,
       images: Uint8Array.from([0, 0]),
       labels: Uint8Array.from([2, 0]),
     };
-    const norm = { mean: 0, std: 1 };
+    const norm = { mean: [0], std: [1] };
     const b = new BatchAssembler(split, 2, 4, norm, { labelSmoothing: 0.2 }).fill(0, 2);
     // ε/K = 0.05; the true class 1 - 0.2 + 0.05 = 0.85.
     const expected = [0.05, 0.05, 0.85, 0.05, 0.85, 0.05, 0.05, 0.05];
@@ -388,7 +392,7 @@ describe("batches", () => {
 
   test("augmented batches repeat with the seed", () => {
     const data = loadMnist({ trainLimit: 64, testLimit: 1 });
-    const norm = { mean: 0.1307, std: 0.3081 };
+    const norm = { mean: [0.1307], std: [0.3081] };
     const fill = (seed: number) => {
       const rng = new Rng(seed);
       const order = epochOrder(64, rng);

@@ -52,7 +52,7 @@ const fileB = writeModel(
   { ...tiny, data: { ...tiny.data, mean: [0.5], std: [0.25] } },
   weightsB,
 );
-const options = { input: tiny.input, classes: 3, ...student, threads: 1 };
+const options = { input: tiny.input, classes: 3, ...norm(student), threads: 1 };
 
 function norm({ mean, std }: { mean: number; std: number }) {
   return { mean: [mean], std: [std] };
@@ -193,8 +193,8 @@ describe("a distilling run", async () => {
     const teachers = await Teachers.load(metrics.options.teachers ?? [], {
       input: ir.input,
       classes: 10,
-      mean: 0.1307,
-      std: 0.3081,
+      mean: [0.1307],
+      std: [0.3081],
       threads: 1,
     });
     const p = await teachers.probabilities(batch.images, batch.size, 3);

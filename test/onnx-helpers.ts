@@ -117,7 +117,7 @@ export function tinyIR(seed = 1): ModelIR {
       augment: { rotate: 0, translate: 0, scale: [1, 1] },
       labelSmoothing: 0,
     },
-    data: { dataset: "mnist", mean: [0.5], std: [0.25] },
+    data: { dataset: "mnist", mean: [0.5], std: [0.25], preprocess: "digit" },
   };
 }
 
@@ -165,7 +165,7 @@ export function linearIR(seed = 7): ModelIR {
     classes: 10,
     nodes,
     totals: { trainable: 7850, buffers: 0, macs: 7840 },
-    data: { dataset: "mnist", mean: [0.1307], std: [0.3081] },
+    data: { dataset: "mnist", mean: [0.1307], std: [0.3081], preprocess: "digit" },
   };
 }
 

@@ -42,8 +42,8 @@ function compile(path: string): ModelIR {
 
 /** MNIST test images normalized as the spec says (one channel: NCHW and NHWC are the same). */
 function inputs(ir: ModelIR, n: number): Float32Array {
-  const [mean = 0] = ir.data.mean;
-  const [std = 1] = ir.data.std;
+  const [mean = 0] = ir.data.mean ?? [];
+  const [std = 1] = ir.data.std ?? [];
   return Float32Array.from(images.images.subarray(0, n * 784), (v) => (v / 255 - mean) / std);
 }
 

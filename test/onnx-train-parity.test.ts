@@ -64,7 +64,7 @@ async function side(ir: ModelIR, onnx: boolean): Promise<Side> {
   const optimizer = createOptimizer(tf, ir.train.optimizer);
   const stepper = onnx
     ? await (await onnxSteps(ir, 1))({ tf, model, optimizer, spec: program.spec, batchSize: BATCH })
-    : tfjsStepper(tf, model, optimizer, [28, 28], ir.train.distill);
+    : tfjsStepper(tf, model, optimizer, ir.input, ir.train.distill);
   return {
     model,
     stepper,
@@ -147,8 +147,8 @@ async function assertSameStep(a: Side, b: Side, batch: () => Batch): Promise<voi
 
 function assemblerFor(ir: ModelIR): BatchAssembler {
   return new BatchAssembler(mnist.train, BATCH, ir.classes, {
-    mean: ir.data.mean[0] ?? 0,
-    std: ir.data.std[0] ?? 1,
+    mean: ir.data.mean ?? [0],
+    std: ir.data.std ?? [1],
   });
 }
 

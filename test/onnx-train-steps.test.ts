@@ -39,7 +39,7 @@ test(`${STEPS} steps of sepres: ONNX and tfjs losses agree within 1e-3`, async (
   };
   const a = await build("tfjs");
   const b = await build("onnx");
-  const tfjs = tfjsStepper(tf, a.model, a.optimizer, [28, 28]);
+  const tfjs = tfjsStepper(tf, a.model, a.optimizer, ir.input);
   const onnx = await (await onnxSteps(ir, 1))({
     tf,
     model: b.model,
@@ -47,7 +47,7 @@ test(`${STEPS} steps of sepres: ONNX and tfjs losses agree within 1e-3`, async (
     spec: b.program.spec,
     batchSize: BATCH,
   });
-  const assembler = new BatchAssembler(mnist.train, BATCH, 10, { mean: 0.1307, std: 0.3081 });
+  const assembler = new BatchAssembler(mnist.train, BATCH, 10, { mean: [0.1307], std: [0.3081] });
   const hyper = { lr: 0.01, momentum: 0.9 };
   for (let i = 0; i < STEPS; i++) {
     const ra = await tfjs.step(assembler.fill(i * BATCH, BATCH), hyper);

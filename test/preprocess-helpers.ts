@@ -1,7 +1,7 @@
 // Synthetic digit images for the preprocessing and predict tests, and the recipe of every file in
 // test/fixtures/images (preprocess.test.ts checks the committed files still match it).
 import { PNG } from "pngjs";
-import type { MnistSplit } from "../src/runtime/data/mnist.js";
+import type { ImageSplit } from "../src/runtime/data/split.js";
 
 export type Segment = [number, number, number, number];
 
@@ -116,7 +116,7 @@ export function encodePgmP5(
 }
 
 /** MNIST test image `index` enlarged 3x (nearest) as dark ink on white paper. */
-export function mnistOnPaper(test: MnistSplit, index: number): { gray: Uint8Array; side: number } {
+export function mnistOnPaper(test: ImageSplit, index: number): { gray: Uint8Array; side: number } {
   const side = test.rows * 3;
   const gray = new Uint8Array(side * side);
   for (let y = 0; y < side; y++) {
@@ -132,7 +132,7 @@ export function mnistOnPaper(test: MnistSplit, index: number): { gray: Uint8Arra
 }
 
 /** Every fixture file: its name and how to make its bytes. */
-export function fixtureFiles(test: MnistSplit): { name: string; bytes: () => Uint8Array }[] {
+export function fixtureFiles(test: ImageSplit): { name: string; bytes: () => Uint8Array }[] {
   const ink = sevenInk();
   const { width, height } = SEVEN;
   const files = [

@@ -186,8 +186,8 @@ concurrently(
       const out = join(dir, "parity", label);
       emitPytorch(ir, out);
       writeFileSync(join(out, "weights.safetensors"), safetensorsFromWeights(ir, weights));
-      const [mean = 0] = ir.data.mean;
-      const [std = 1] = ir.data.std;
+      const [mean = 0] = ir.data.mean ?? [];
+      const [std = 1] = ir.data.std ?? [];
       const input = Float32Array.from(test.images, (v) => (v / 255 - mean) / std);
       writeFileSync(join(out, "input.f32"), input);
       const bytes = onnxBackend.emit(ir, { weights }).files[0]?.contents;

@@ -9,7 +9,8 @@ import { PNG } from "pngjs";
 import { findBackend } from "../src/backends/index.js";
 import { compileSpec } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
-import { loadMnist, type MnistSplit } from "../src/runtime/data/mnist.js";
+import { loadMnist } from "../src/runtime/data/mnist.js";
+import type { ImageSplit } from "../src/runtime/data/split.js";
 import { defaultModelFile } from "../src/runtime/inference/onnx-model.js";
 
 export const TRAINED_MODEL = process.env.MNISTC_TRAINED_MODEL || defaultModelFile();
@@ -38,12 +39,12 @@ export function servedModelFile(): string {
 }
 
 /** The first `n` MNIST test digits. */
-export function mnistTest(n: number): MnistSplit {
+export function mnistTest(n: number): ImageSplit {
   return loadMnist({ testLimit: n, trainLimit: 1 }).test;
 }
 
 /** Test digit `i` as 784 bytes, white on black (MNIST's own format). */
-export function digitPixels(test: MnistSplit, i: number): Uint8Array {
+export function digitPixels(test: ImageSplit, i: number): Uint8Array {
   const size = test.rows * test.cols;
   return test.images.slice(i * size, (i + 1) * size);
 }
@@ -59,7 +60,7 @@ export function encodeGrayPng(gray: ArrayLike<number>, width: number, height: nu
 }
 
 /** Test digit `i` as a photo of paper would show it: dark ink on white, enlarged `scale` times. */
-export function digitOnPaperPng(test: MnistSplit, i: number, scale = 3): Buffer {
+export function digitOnPaperPng(test: ImageSplit, i: number, scale = 3): Buffer {
   const side = test.rows * scale;
   const src = digitPixels(test, i);
   const gray = new Uint8Array(side * side);

@@ -39,7 +39,7 @@ const spec: TrainSpec = {
     augment: { rotate: 7, translate: 0, scale: [1, 1] },
     labelSmoothing: 0,
   },
-  data: { dataset: "mnist", mean: [0.1307], std: [0.3081] },
+  data: { dataset: "mnist", mean: [0.1307], std: [0.3081], preprocess: "digit" },
 };
 
 /** A small conv net with batch norm (training vs inference mode matters) and log-softmax. */
@@ -121,7 +121,7 @@ describe("training a tiny net on 320 MNIST images", async () => {
     const model = buildModel(tf, { seed: 99 });
     const dir = join(outA, "checkpoint");
     loadWeightsInto(tf, model, readCheckpoint(dir).arrays, dir);
-    const result = evaluate(tf, model, data.test, spec);
+    const result = evaluate(tf, model, data.test, spec, { mean: [0.1307], std: [0.3081] });
     model.dispose();
     const last = full.metrics.epochs[1];
     assert.ok(last);

@@ -1,7 +1,8 @@
 // Model-level checks once shapes are known: the head must give log-probabilities over the classes
 // (training uses NLL loss, so log_softmax comes last and the output is [classes]), and the spec must
-// fit its dataset (MNIST: 1x28x28 images, 10 classes, one mean/std per channel).
+// fit its dataset (the dataset table's shape, classes and one mean/std per channel).
 import { error } from "./codes.js";
+import { datasetDef, MAX_DATASET_CLASSES } from "./datasets.js";
 import type { Diagnostic, Note } from "./diagnostics.js";
 import type { AnyNodeIR } from "./ir.js";
 import type { Lowered } from "./lower.js";
@@ -44,36 +45,70 @@ export function checkHead(model: Lowered, shapesKnown: boolean, source: SourceMa
   return diagnostics;
 }
 
+/**
+ * The spec against its dataset's table entry: a fixed image shape and class count must match,
+ * a loader that converts (a folder) must be able to give the channels, and `mean`/`std` need one
+ * value per channel. What only the files can tell (a folder's classes) is checked at load.
+ */
 export function checkDataset(model: Lowered, source: SourceMap): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
-  const dataAt = source.key([], "data");
-  const note: Note[] = [
+  const { dataset } = model.data;
+  const def = datasetDef(dataset);
+  const dataAt = source.at(["data", "dataset"]);
+  const about = (what: string): Note[] => [
     {
-      message: "the mnist dataset has 1x28x28 images in 10 classes",
-      ...(dataAt ? { span: dataAt } : {}),
+      message: `the ${dataset} dataset ${what}`,
+      ...(source.key(["data"], "dataset") ? { span: dataAt } : {}),
     },
   ];
   const { channels, height, width } = model.input;
-  if (model.data.dataset === "mnist" && (channels !== 1 || height !== 28 || width !== 28)) {
+  const shape = def.shape;
+  if (shape && (channels !== shape.channels || height !== shape.height || width !== shape.width)) {
+    const fixed = `${shape.channels}x${shape.height}x${shape.width}`;
     diagnostics.push(
       error(
         "E0111",
-        `input is ${channels}x${height}x${width}, but mnist images are 1x28x28`,
+        `input is ${channels}x${height}x${width}, but ${dataset} images are ${fixed}`,
         source.at(["input"]),
-        note,
+        about(`has ${fixed} images`),
+      ),
+    );
+  } else if (!shape && !def.channels.includes(channels)) {
+    const can = def.channels.join(" or ");
+    diagnostics.push(
+      error(
+        "E0111",
+        `input has ${channels} channel(s), but ${dataset} images are read with ${can}`,
+        source.at(["input", "channels"]),
+        about(`gives images of ${can} channel(s)`),
       ),
     );
   }
-  if (model.data.dataset === "mnist" && model.classes !== 10) {
+  const names = def.classNames;
+  if (names && model.classes !== names.length) {
     diagnostics.push(
-      error("E0111", `classes is ${model.classes}, but mnist has 10`, source.at(["classes"]), note),
+      error(
+        "E0111",
+        `classes is ${model.classes}, but ${dataset} has ${names.length}`,
+        source.at(["classes"]),
+        about(`has ${names.length} classes`),
+      ),
+    );
+  }
+  if (model.classes > MAX_DATASET_CLASSES) {
+    diagnostics.push(
+      error(
+        "E0111",
+        `classes is ${model.classes}; mnistc's datasets hold at most ${MAX_DATASET_CLASSES}`,
+        source.at(["classes"]),
+      ),
     );
   }
   for (const field of ["mean", "std"] as const) {
     const values = model.data[field];
     const at = source.key(["data"], field);
-    // Without `data.mean`/`std` the defaults are mnist's, and a non-mnist input is reported above.
-    if (at && values.length !== channels) {
+    // Without `data.mean`/`std` the defaults are the dataset's, whose shape is checked above.
+    if (at && values && values.length !== channels) {
       diagnostics.push(
         error(
           "E0111",

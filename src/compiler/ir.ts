@@ -1,6 +1,8 @@
 // The IR every backend is emitted from. Produced by `lower` and completed by the passes in
 // `shapes`, `params` (and MACs / receptive field); consumers only ever see a complete `ModelIR`.
 
+import type { DatasetName, PreprocessProfile } from "./datasets.js";
+
 /** The op kinds a spec can use. Adding one here makes `tsc` fail in every backend table. */
 export const OP_KINDS = [
   "conv",
@@ -150,6 +152,10 @@ export interface AugmentIR {
   translate: number;
   /** Random scale drawn in [lo, hi] ([1, 1]: off), as RandomAffine. */
   scale: [number, number];
+  /** RandomHorizontalFlip(0.5). Absent in programs emitted before it existed. */
+  hflip?: boolean;
+  /** RandomCrop(size, padding=crop) with zero padding (0: off). */
+  crop?: number;
 }
 
 export interface TrainIR {
@@ -189,10 +195,21 @@ export interface DistillIR {
 }
 
 export interface DataIR {
-  dataset: "mnist";
-  /** Per-channel normalization, x' = (x/255 - mean) / std. */
-  mean: number[];
-  std: number[];
+  /** A name of the dataset table (`compiler/datasets.ts`). */
+  dataset: DatasetName;
+  /**
+   * The dataset's folder, joined to the spec's folder as teachers are (absent: the table's
+   * default; `--data` overrides both).
+   */
+  path?: string;
+  /**
+   * Per-channel normalization, x' = (x/255 - mean) / std: the spec's, else the dataset's default;
+   * absent when neither gives one (computed from the training split at load, then recorded).
+   */
+  mean?: number[];
+  std?: number[];
+  /** How predict and serve prepare a picture: the spec's, else the dataset's. */
+  preprocess: PreprocessProfile;
 }
 
 export interface TotalsIR {

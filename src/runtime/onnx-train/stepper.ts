@@ -15,8 +15,8 @@ import type { OptimizerIR, WeightMap } from "../../compiler/ir.js";
 import type { StepSignature } from "../../formats/step-signature.js";
 import { type Layout, tfjsToTorchLayout, torchToTfjsLayout } from "../../formats/tfjs-layout.js";
 import { sizeOf } from "../../util/shape.js";
-import { type Batch, BatchAssembler } from "../data/batches.js";
-import type { MnistSplit } from "../data/mnist.js";
+import { type Batch, BatchAssembler, type Normalization } from "../data/batches.js";
+import type { ImageSplit } from "../data/split.js";
 import { argmax } from "../inference/probabilities.js";
 import type { StepperFactory } from "../train/loop.js";
 import type { OptimizerState, SlotArray, StepHyper } from "../train/optim.js";
@@ -57,8 +57,6 @@ const EVAL_BATCH = 500;
 
 export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
   return async ({ tf, model, optimizer, spec }) => {
-    // Batches hold one channel: NHWC and NCHW are the same bytes.
-    if (spec.input.channels !== 1) throw new Error("onnx stepper: one-channel images only");
     const threads = options.threads ?? cpus().length;
     const byName = new Map(options.placements.map((p) => [p.name, p]));
     const weights = new Map(model.weights.map((w) => [w.originalName, w]));
@@ -181,7 +179,7 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
         return { type: options.optimizer.type, step: steps, slots };
       },
 
-      async evaluate(split: MnistSplit) {
+      async evaluate(split: ImageSplit, norm: Normalization) {
         const current: WeightMap = new Map(
           options.placements.map((p) => [
             p.name,
@@ -193,10 +191,7 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
           interOpNumThreads: 1,
         });
         const batch = Math.min(EVAL_BATCH, split.count);
-        const assembler = new BatchAssembler(split, batch, spec.classes, {
-          mean: spec.data.mean[0] as number,
-          std: spec.data.std[0] as number,
-        });
+        const assembler = new BatchAssembler(split, batch, spec.classes, norm);
         let lossSum = 0;
         let correct = 0;
         const { channels, height, width } = spec.input;

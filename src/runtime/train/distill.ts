@@ -13,17 +13,20 @@ export interface TeacherOptions {
   /** The student's input and classes: every teacher must take and give the same. */
   input: InputIR;
   classes: number;
-  /** The student's normalization of the batch images (one channel). */
-  mean: number;
-  std: number;
+  /** The student's per-channel normalization of the batch images. */
+  mean: readonly number[];
+  std: readonly number[];
   /** onnxruntime's threads per teacher (default: ORT's choice). */
   threads?: number;
 }
 
 interface Teacher {
   model: DigitModel;
-  /** Student-normalized x to this teacher's normalization: x·scale + shift (identity: undefined). */
-  renormalize?: { scale: number; shift: number };
+  /**
+   * Student-normalized x to this teacher's normalization, per channel: x·scale[c] + shift[c]
+   * (identity: undefined).
+   */
+  renormalize?: { scale: number[]; shift: number[] };
 }
 
 export class Teachers {
@@ -57,12 +60,14 @@ export class Teachers {
           );
         }
         // x_t = (v/255 - m_t)/s_t = (x_s·s_s + m_s - m_t)/s_t for the student's x_s.
-        const mean = model.info.mean[0] ?? 0;
-        const std = model.info.std[0] ?? 1;
-        if (mean !== options.mean || std !== options.std) {
+        const same = options.mean.every(
+          (m, ch) => m === model.info.mean[ch] && options.std[ch] === model.info.std[ch],
+        );
+        if (!same) {
+          const std = (ch: number) => model.info.std[ch] ?? 1;
           (teachers.at(-1) as Teacher).renormalize = {
-            scale: options.std / std,
-            shift: (options.mean - mean) / std,
+            scale: options.std.map((s, ch) => s / std(ch)),
+            shift: options.mean.map((m, ch) => (m - (model.info.mean[ch] ?? 0)) / std(ch)),
           };
         }
       }
@@ -85,8 +90,12 @@ export class Teachers {
       if (renormalize) {
         if (this.buffer.length < images.length) this.buffer = new Float32Array(images.length);
         x = this.buffer.subarray(0, images.length);
-        for (let i = 0; i < images.length; i++)
-          x[i] = (images[i] as number) * renormalize.scale + renormalize.shift;
+        const channels = renormalize.scale.length;
+        const plane = images.length / size / channels;
+        for (let i = 0; i < images.length; i++) {
+          const ch = Math.floor(i / plane) % channels;
+          x[i] = (images[i] as number) * (renormalize.scale[ch] as number) + (renormalize.shift[ch] as number);
+        }
       }
       const logp = await model.predictBatch(x, size);
       const row = new Float64Array(classes);

