@@ -1,5 +1,5 @@
-// `mnistc eval [MODEL] [--data DIR] [--test-limit N] [--json]`: an ONNX model on the MNIST test set
-// with onnxruntime-node: accuracy, mean NLL loss, per-class accuracy, confusion matrix, speed.
+// `mnistc eval [MODEL] [--data DIR] [--test-limit N] [--json]`: an ONNX model on the test set of
+// the dataset its metadata names (`--data` to read it from another folder) with onnxruntime-node: accuracy, mean NLL loss, per-class accuracy, confusion matrix, speed.
 // `mnistc eval SPEC --weights WEIGHTS` evaluates the spec's ONNX model with those weights (a
 // checkpoint directory or a safetensors file) without writing it anywhere the user sees.
 // `--report DIR` also writes report.json, confusion.png and misclassified.png into DIR.
@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
-import { loadMnist } from "../runtime/data/mnist.js";
+import { loadDataset } from "../runtime/data/sources.js";
+import { imageBytes } from "../runtime/data/split.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 import { argmax } from "../runtime/inference/probabilities.js";
 import { renderConfusionPng } from "../runtime/report/confusion.js";
@@ -17,7 +18,8 @@ import {
   renderMisclassifiedPng,
 } from "../runtime/report/misclassified.js";
 import { writeFileAtomic } from "../util/files.js";
-import { onnxBytes } from "./export-onnx.js";
+import { printable } from "../util/text.js";
+import { onnxBytes, withRunDataset } from "./export-onnx.js";
 import { loadSpec } from "./spec.js";
 import { loadWeights } from "./weights.js";
 
@@ -36,8 +38,9 @@ export const MAX_SHOWN = 100;
 
 /** The ONNX model of `spec` with `weights`, in a temporary file (removed after loading). */
 async function loadSpecModel(spec: string, weights: string): Promise<DigitModel | undefined> {
-  const ir = await loadSpec(spec);
-  if (!ir) return undefined;
+  const specIr = await loadSpec(spec);
+  if (!specIr) return undefined;
+  const ir = withRunDataset(specIr, weights);
   const bytes = onnxBytes(ir, loadWeights(weights, ir), weights);
   const dir = mkdtempSync(join(tmpdir(), "mnistc-eval-"));
   try {
@@ -55,7 +58,7 @@ async function loadSpecModel(spec: string, weights: string): Promise<DigitModel 
 export const EVAL_BATCH = 500;
 
 export interface ClassAccuracy {
-  digit: number;
+  class: number;
   count: number;
   correct: number;
   /** A fraction; NaN-free: 0 for a class with no examples. */
@@ -101,10 +104,10 @@ export class MetricsAccumulator {
   }
 
   result(): EvalMetrics {
-    const perClass = this.confusion.map((row, digit) => {
+    const perClass = this.confusion.map((row, c) => {
       const count = row.reduce((a, b) => a + b, 0);
-      const correct = row[digit] ?? 0;
-      return { digit, count, correct, accuracy: count ? correct / count : 0 };
+      const correct = row[c] ?? 0;
+      return { class: c, count, correct, accuracy: count ? correct / count : 0 };
     });
     const correct = perClass.reduce((s, c) => s + c.correct, 0);
     return {
@@ -124,7 +127,8 @@ function percent(f: number): string {
 
 /** A square table with row and column headers, every column right-aligned. */
 export function formatConfusion(confusion: number[][]): string {
-  const width = Math.max(4, ...confusion.flat().map((v) => String(v).length + 1));
+  let width = 4;
+  for (const row of confusion) for (const v of row) width = Math.max(width, String(v).length + 1);
   const cell = (v: string | number) => String(v).padStart(width);
   const lines = [`true\\pred ${confusion.map((_, c) => cell(c)).join("")}`];
   for (const [t, row] of confusion.entries()) {
@@ -146,21 +150,38 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
     model = await DigitModel.load(resolveModelFile(modelArg));
   }
   const { classes, inputShape } = model.info;
-  const data = loadMnist({
-    ...(opts.data !== undefined ? { dir: opts.data } : {}),
-    train: false,
-    ...(opts.testLimit !== undefined ? { testLimit: opts.testLimit } : {}),
-    classes,
-  });
+  // The model's own dataset (mnistc's models record it); a model that names none is taken for
+  // an MNIST one, as every model mnistc wrote before datasets was, and the output says so.
+  const dataset = model.info.dataset ?? "mnist";
+  const [channels, height, width] = inputShape;
+  let data: ReturnType<typeof loadDataset>;
+  try {
+    data = loadDataset(
+      { dataset, preprocess: model.info.preprocess, mean: model.info.mean, std: model.info.std },
+      {
+        input: { channels, height, width },
+        classes,
+        ...(opts.data !== undefined ? { dir: opts.data } : {}),
+        train: false,
+        ...(opts.testLimit !== undefined ? { testLimit: opts.testLimit } : {}),
+      },
+      `${model.info.file} (${dataset})`,
+    );
+  } catch (err) {
+    await model.release();
+    throw err;
+  }
   const { test } = data;
-  if (inputShape[1] !== test.rows || inputShape[2] !== test.cols) {
+  if (channels !== test.channels || height !== test.rows || width !== test.cols) {
+    await model.release();
     throw new UserError(
-      `${model.info.file}: the model reads ${inputShape[1]}x${inputShape[2]} images, the test set has ${test.rows}x${test.cols}`,
+      `${model.info.file}: the model reads ${channels}x${height}x${width} images, the test set has ${test.channels}x${test.rows}x${test.cols}`,
     );
   }
   if (test.count === 0) throw new UserError(`${data.dir}: the test set is empty`);
+  const classNames = model.info.classNames;
 
-  const plane = test.rows * test.cols;
+  const plane = imageBytes(test);
   const metrics = new MetricsAccumulator(classes);
   const mistakes: Misclassified[] = [];
   const started = process.hrtime.bigint();
@@ -188,7 +209,10 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
   const { info } = model;
   const report = {
     model: { file: info.file, name: info.name, params: info.params, weights: info.weights },
+    dataset,
+    ...(info.dataset ? {} : { datasetAssumed: true }),
     data: data.dir,
+    classNames,
     count: m.count,
     accuracy: m.accuracy,
     loss: m.loss,
@@ -200,11 +224,17 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
   const written =
     opts.report === undefined
       ? []
-      : await writeReport(opts.report, report, byConfidence(mistakes), test);
+      : await writeReport(opts.report, report, byConfidence(mistakes), test, classNames);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return 0;
   }
+  const shownName = (c: number) => {
+    const name = printable(classNames[c] ?? String(c));
+    return name === String(c) ? name : `${c} ${name}`;
+  };
+  let nameWidth = 5;
+  for (let c = 0; c < classes; c++) nameWidth = Math.max(nameWidth, shownName(c).length);
   const about = [
     info.name,
     info.weights,
@@ -212,19 +242,19 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
   ];
   const lines = [
     `model     ${info.file} (${about.filter(Boolean).join(", ")})`,
-    `data      ${data.dir}: ${m.count} test images`,
+    `data      ${dataset}${info.dataset ? "" : " (the model names no dataset: taken for MNIST)"}, ${data.dir}: ${m.count} test images${data.testNote ? ` (${data.testNote})` : ""}`,
     `accuracy  ${percent(m.accuracy)} (${m.correct}/${m.count})`,
     `loss      ${m.loss.toFixed(4)} (mean NLL)`,
     `speed     ${imagesPerSecond} images/s (onnxruntime-node, batches of ${EVAL_BATCH})`,
     "",
     "per-class accuracy:",
-    "  digit  count  correct  accuracy",
+    `  ${"class".padEnd(nameWidth)}  count  correct  accuracy`,
     ...m.perClass.map(
       (c) =>
-        `  ${String(c.digit).padStart(5)}  ${String(c.count).padStart(5)}  ${String(c.correct).padStart(7)}  ${percent(c.accuracy).padStart(8)}`,
+        `  ${shownName(c.class).padEnd(nameWidth)}  ${String(c.count).padStart(5)}  ${String(c.correct).padStart(7)}  ${percent(c.accuracy).padStart(8)}`,
     ),
     "",
-    "confusion matrix (rows: true digit, columns: predicted):",
+    "confusion matrix (rows: true class, columns: predicted; by class number):",
     formatConfusion(m.confusion),
     ...(written.length > 0 ? ["", `report    ${written.join(", ")}`] : []),
   ];
@@ -237,7 +267,8 @@ async function writeReport(
   dir: string,
   report: { model: { name?: string; file: string }; count: number; confusion: number[][] },
   mistakes: Misclassified[],
-  test: { rows: number; cols: number },
+  test: { channels: number; rows: number; cols: number },
+  classNames: string[],
 ): Promise<string[]> {
   const name = report.model.name ?? report.model.file;
   const files = {
@@ -255,7 +286,7 @@ async function writeReport(
   const wrong = `${mistakes.length} of ${report.count} test images misclassified`;
   writeFileAtomic(
     files.confusion,
-    await renderConfusionPng(`${name}: confusion matrix (${wrong})`, report.confusion),
+    await renderConfusionPng(`${name}: confusion matrix (${wrong})`, report.confusion, classNames),
   );
   const shown = mistakes.slice(0, MAX_SHOWN);
   const title =
@@ -264,7 +295,13 @@ async function writeReport(
       : `${name}: ${wrong} (true → predicted, confidence)`;
   writeFileAtomic(
     files.misclassified,
-    renderMisclassifiedPng(shown, { rows: test.rows, cols: test.cols, title }),
+    renderMisclassifiedPng(shown, {
+      rows: test.rows,
+      cols: test.cols,
+      channels: test.channels,
+      classNames,
+      title,
+    }),
   );
   return [files.json, files.confusion, files.misclassified];
 }

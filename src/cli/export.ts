@@ -13,7 +13,12 @@ import {
   TRITON_VERSION,
   tritonConfig,
 } from "../formats/triton.js";
-import { exportCheckpointToOnnx, onnxBytes, writeOutput } from "./export-onnx.js";
+import {
+  exportCheckpointToOnnx,
+  onnxBytes,
+  withRunDataset,
+  writeOutput,
+} from "./export-onnx.js";
 import { loadSpec } from "./spec.js";
 import { loadWeights } from "./weights.js";
 
@@ -32,7 +37,8 @@ function exportTriton(ir: ModelIR, weights: string, repo: string): string[] {
   if (ir.name === "." || ir.name === "..") {
     throw new UserError(`spec name "${ir.name}" cannot be a Triton model folder; rename the spec`);
   }
-  const bytes = onnxBytes(ir, loadWeights(weights, ir), weights);
+  const trained = withRunDataset(ir, weights);
+  const bytes = onnxBytes(trained, loadWeights(weights, trained), weights);
   const { channels, height, width } = ir.input;
   const config = tritonConfig({
     name: ir.name,

@@ -210,6 +210,11 @@ export interface DataIR {
   std?: number[];
   /** How predict and serve prepare a picture: the spec's, else the dataset's. */
   preprocess: PreprocessProfile;
+  /**
+   * One name per class: the table's when the dataset fixes them, else what a training run read
+   * from the files (a folder's class folders), absent before.
+   */
+  classNames?: string[];
 }
 
 export interface TotalsIR {

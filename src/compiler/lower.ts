@@ -336,6 +336,7 @@ function lowerData(value: unknown, source: SourceMap): DataIR {
     ...(path !== undefined ? { path } : {}),
     ...(mean ? { mean } : {}),
     ...(std ? { std } : {}),
+    ...(def.classNames ? { classNames: [...def.classNames] } : {}),
     preprocess:
       raw.preprocess === "digit" || raw.preprocess === "resize" ? raw.preprocess : def.profile,
   };

@@ -1,6 +1,7 @@
 // The `metadata_props` contract of mnistc's ONNX files: written by the backend, read back by the
 // runtime (normalization for `predict`/`serve`/`eval`) and shown by `inspect`. Values are strings:
 // numbers in decimal, arrays as JSON.
+import { PREPROCESS_PROFILES, type PreprocessProfile } from "../compiler/datasets.js";
 import type { ModelIR } from "../compiler/ir.js";
 import { nameProblem } from "../compiler/names.js";
 import type { ModelProto } from "./onnx-proto.js";
@@ -20,13 +21,32 @@ export const META = {
   macs: "mnistc.macs",
   /** `trained` or `seeded-init seed=<n>`: an untrained model says so. */
   weights: "mnistc.weights",
+  /** The dataset table's name of what the model was trained on (or is meant for). */
+  dataset: "mnistc.dataset",
+  /** One name per class, a JSON list of strings in label order. */
+  classNames: "mnistc.class_names",
+  /** How predict and serve prepare a picture: `digit` or `resize`. */
+  preprocess: "mnistc.preprocess",
 } as const;
+
+/** Longest class name a model may carry (a folder name is at most 255 bytes). */
+export const MAX_CLASS_NAME = 255;
 
 export function metadataFor(ir: ModelIR, trained: boolean): { key: string; value: string }[] {
   const entries: [string, string][] = [
     [META.spec, ir.name],
-    [META.mean, JSON.stringify(ir.data.mean)],
-    [META.std, JSON.stringify(ir.data.std)],
+    [META.dataset, ir.data.dataset],
+    // A spec without normalization and a dataset without defaults (untrained): none recorded.
+    ...(ir.data.mean && ir.data.std
+      ? ([
+          [META.mean, JSON.stringify(ir.data.mean)],
+          [META.std, JSON.stringify(ir.data.std)],
+        ] as [string, string][])
+      : []),
+    ...(ir.data.classNames
+      ? ([[META.classNames, JSON.stringify(ir.data.classNames)]] as [string, string][])
+      : []),
+    [META.preprocess, ir.data.preprocess],
     [META.classes, String(ir.classes)],
     [META.inputShape, JSON.stringify([ir.input.channels, ir.input.height, ir.input.width])],
     [META.trainableParams, String(ir.totals.trainable)],
@@ -39,6 +59,9 @@ export function metadataFor(ir: ModelIR, trained: boolean): { key: string; value
 
 export interface MnistcMetadata {
   spec?: string;
+  dataset?: string;
+  classNames?: string[];
+  preprocess?: PreprocessProfile;
   mean?: number[];
   std?: number[];
   classes?: number;
@@ -55,6 +78,19 @@ function numberArray(text: string | undefined): number[] | undefined {
     }
   } catch {
     // A foreign or hand-edited value: treated as absent.
+  }
+  return undefined;
+}
+
+function stringArray(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string")) {
+      return value as string[];
+    }
+  } catch {
+    // As numberArray: treated as absent.
   }
   return undefined;
 }
@@ -80,6 +116,14 @@ export function readMetadata(model: ModelProto): MnistcMetadata {
   if (trainable !== undefined) result.trainableParams = trainable;
   const weights = props.get(META.weights);
   if (weights) result.weights = weights;
+  const dataset = props.get(META.dataset);
+  if (dataset) result.dataset = dataset;
+  const names = stringArray(props.get(META.classNames));
+  if (names) result.classNames = names;
+  const preprocess = props.get(META.preprocess);
+  if (PREPROCESS_PROFILES.includes(preprocess as PreprocessProfile)) {
+    result.preprocess = preprocess as PreprocessProfile;
+  }
   return result;
 }
 
@@ -119,6 +163,26 @@ export function metadataProblems(model: ModelProto): string[] {
   const classes = props.get(META.classes);
   if (classes !== undefined && !(/^\d+$/.test(classes) && Number(classes) >= 1)) {
     problems.push(`${META.classes} is ${JSON.stringify(classes)}; expected a positive integer`);
+  }
+  const names = props.get(META.classNames);
+  if (names !== undefined) {
+    const value = parse(names);
+    const count = Number(classes);
+    if (
+      !Array.isArray(value) ||
+      !value.every((v) => typeof v === "string" && v.length <= MAX_CLASS_NAME) ||
+      (classes !== undefined && value.length !== count)
+    ) {
+      problems.push(
+        `${META.classNames} is not a JSON list of ${classes ?? "the model's"} class names of at most ${MAX_CLASS_NAME} characters`,
+      );
+    }
+  }
+  const preprocess = props.get(META.preprocess);
+  if (preprocess !== undefined && !PREPROCESS_PROFILES.includes(preprocess as PreprocessProfile)) {
+    problems.push(
+      `${META.preprocess} is ${JSON.stringify(preprocess.slice(0, 40))}; expected ${PREPROCESS_PROFILES.join(" or ")}`,
+    );
   }
   const shape = props.get(META.inputShape);
   if (shape !== undefined) {

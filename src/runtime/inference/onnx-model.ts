@@ -8,7 +8,19 @@ import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import { UserError } from "../../errors.js";
-import { META, metadataProblems, readMetadata } from "../../formats/onnx-metadata.js";
+import {
+  DATASET_NAMES,
+  type DatasetName,
+  datasetDef,
+  isDatasetName,
+  type PreprocessProfile,
+} from "../../compiler/datasets.js";
+import {
+  META,
+  type MnistcMetadata,
+  metadataProblems,
+  readMetadata,
+} from "../../formats/onnx-metadata.js";
 import { decodeModel, floatValues } from "../../formats/onnx-proto.js";
 import { packagePath } from "../../paths.js";
 import { readRegularFile } from "../../util/files.js";
@@ -57,6 +69,44 @@ export interface DigitModelInfo {
   params?: number;
   /** `trained`, `seeded-init seed=<n>`, or undefined for a model mnistc did not write. */
   weights?: string;
+  /** The dataset the metadata names; absent for a foreign model or one from before datasets. */
+  dataset?: DatasetName;
+  /** One name per class: the metadata's, else the dataset's, else the class numbers. */
+  classNames: string[];
+  /**
+   * How predict and serve prepare a picture: the metadata's, else `digit` for a 1x28x28 model
+   * that names no dataset (mnistc's models from before datasets are MNIST's), else `resize`.
+   */
+  preprocess: PreprocessProfile;
+}
+
+/** The dataset, class names and preprocessing a model's metadata gives, with their fallbacks. */
+function dataOf(
+  meta: MnistcMetadata,
+  shape: [number, number, number],
+  classes: number,
+  file: string,
+): Pick<DigitModelInfo, "dataset" | "classNames" | "preprocess"> {
+  let dataset: DatasetName | undefined;
+  if (meta.dataset !== undefined) {
+    if (!isDatasetName(meta.dataset)) {
+      throw new UserError(
+        `${file}: bad metadata: ${META.dataset} names ${JSON.stringify(meta.dataset.slice(0, 40))}, not a dataset mnistc knows (${DATASET_NAMES.join(", ")})`,
+      );
+    }
+    dataset = meta.dataset;
+  }
+  const fixed = dataset ? datasetDef(dataset).classNames : undefined;
+  const classNames =
+    meta.classNames ??
+    (fixed && fixed.length === classes
+      ? [...fixed]
+      : Array.from({ length: classes }, (_, i) => String(i)));
+  const mnistShaped = shape[0] === 1 && shape[1] === 28 && shape[2] === 28;
+  const preprocess =
+    meta.preprocess ??
+    (dataset ? datasetDef(dataset).profile : mnistShaped ? "digit" : "resize");
+  return { ...(dataset ? { dataset } : {}), classNames, preprocess };
 }
 
 export interface DigitModelOptions {
@@ -148,9 +198,11 @@ export class DigitModel {
     }
     let mean: number[];
     let std: number[];
+    let data: ReturnType<typeof dataOf>;
     try {
       mean = perChannel(meta.mean, channels, 0, `${file}: bad metadata: ${META.mean}`);
       std = perChannel(meta.std, channels, 1, `${file}: bad metadata: ${META.std}`);
+      data = dataOf(meta, [channels, height, width], classes, file);
     } catch (err) {
       await session.release();
       throw err;
@@ -164,6 +216,7 @@ export class DigitModel {
       std,
       ...(meta.trainableParams !== undefined ? { params: meta.trainableParams } : {}),
       ...(meta.weights !== undefined ? { weights: meta.weights } : {}),
+      ...data,
     };
     const batch = imageDims?.[0];
     const fixedBatch = typeof batch === "number" && batch > 0 ? batch : undefined;

@@ -6,11 +6,26 @@ import { FONT_FAMILY, fitToCanvas, svgToPng, vegaLiteSvg } from "../render/png.j
 
 export const CONFUSION_SIZE = 640;
 
-export function confusionSpec(title: string, confusion: number[][]): TopLevelSpec {
+/**
+ * The heatmap; `classNames` label the axes (default the class numbers), in class order. A name
+ * repeated or empty would merge rows, so each is prefixed by its number unless it is the number.
+ */
+export function confusionSpec(
+  title: string,
+  confusion: number[][],
+  classNames?: readonly string[],
+): TopLevelSpec {
+  const label = (i: number) => {
+    const name = classNames?.[i];
+    return name === undefined || name === String(i) ? String(i) : `${i} ${name}`;
+  };
+  const order = confusion.map((_, i) => label(i));
   const values = confusion.flatMap((row, truth) =>
-    row.map((count, predicted) => ({ truth, predicted, count })),
+    row.map((count, predicted) => ({ truth: label(truth), predicted: label(predicted), count })),
   );
-  const max = Math.max(1, ...values.map((v) => v.count));
+  let max = 1;
+  for (const v of values) if (v.count > max) max = v.count;
+  const digits = order.every((name, i) => name === String(i));
   const cell = Math.floor(440 / Math.max(1, confusion.length));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -21,8 +36,14 @@ export function confusionSpec(title: string, confusion: number[][]): TopLevelSpe
     width: cell * confusion.length,
     height: cell * confusion.length,
     encoding: {
-      x: { field: "predicted", type: "ordinal", title: "predicted digit", axis: { labelAngle: 0 } },
-      y: { field: "truth", type: "ordinal", title: "true digit" },
+      x: {
+        field: "predicted",
+        type: "ordinal",
+        sort: order,
+        title: "predicted class",
+        axis: { labelAngle: digits ? 0 : -40 },
+      },
+      y: { field: "truth", type: "ordinal", sort: order, title: "true class" },
     },
     layer: [
       {
@@ -55,7 +76,8 @@ export function confusionSpec(title: string, confusion: number[][]): TopLevelSpe
 export async function renderConfusionPng(
   title: string,
   confusion: number[][],
+  classNames?: readonly string[],
 ): Promise<Uint8Array> {
-  const svg = await vegaLiteSvg(confusionSpec(title, confusion));
+  const svg = await vegaLiteSvg(confusionSpec(title, confusion, classNames));
   return svgToPng(fitToCanvas(svg, CONFUSION_SIZE, CONFUSION_SIZE));
 }

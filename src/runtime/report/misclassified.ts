@@ -12,13 +12,17 @@ export interface Misclassified {
   predicted: number;
   /** The model's probability of `predicted`, in [0, 1]. */
   confidence: number;
-  /** rows·cols bytes, 0 background, 255 ink (MNIST's convention). */
+  /** channels·rows·cols bytes, NCHW (one channel: 0 background, 255 ink, MNIST's convention). */
   pixels: Uint8Array;
 }
 
 export interface GridOptions {
   rows: number;
   cols: number;
+  /** 1 (grey, shown dark on light as ink) or 3 (RGB, shown as it is); default 1. */
+  channels?: number;
+  /** Shown instead of the class numbers. */
+  classNames?: readonly string[];
   title: string;
   /** Digits per row of the grid. */
   perRow?: number;
@@ -32,9 +36,18 @@ export function byConfidence(items: Misclassified[]): Misclassified[] {
 }
 
 /** A grayscale image as a PNG data URI, dark ink on white as a digit is read on paper. */
-function digitDataUri(pixels: Uint8Array, rows: number, cols: number): string {
+function imageDataUri(pixels: Uint8Array, rows: number, cols: number, channels: number): string {
+  const plane = rows * cols;
+  if (channels === 3) {
+    const png = new PNG({ width: cols, height: rows });
+    for (let i = 0; i < plane; i++) {
+      for (let c = 0; c < 3; c++) png.data[4 * i + c] = pixels[c * plane + i] ?? 0;
+      png.data[4 * i + 3] = 255;
+    }
+    return `data:image/png;base64,${PNG.sync.write(png).toString("base64")}`;
+  }
   const png = new PNG({ width: cols, height: rows, colorType: 0, inputColorType: 0 });
-  for (let i = 0; i < rows * cols; i++) png.data[i] = 255 - (pixels[i] ?? 0);
+  for (let i = 0; i < plane; i++) png.data[i] = 255 - (pixels[i] ?? 0);
   const bytes = PNG.sync.write(png, { colorType: 0, inputColorType: 0 });
   return `data:image/png;base64,${bytes.toString("base64")}`;
 }
@@ -51,7 +64,9 @@ export function misclassifiedSvg(items: Misclassified[], opts: GridOptions): str
   const zoom = opts.zoom ?? 3;
   const imageW = opts.cols * zoom;
   const imageH = opts.rows * zoom;
-  const cellW = Math.max(imageW, 92) + 12;
+  // Room for "true → predicted 97%" at about 7 px a character (names cut at 16).
+  const longest = Math.max(1, ...(opts.classNames ?? []).map((n) => Math.min(n.length, 16)));
+  const cellW = Math.max(imageW, 92, (2 * longest + 8) * 7) + 12;
   const cellH = imageH + 44;
   const top = 48;
   const gridRows = Math.max(1, Math.ceil(items.length / perRow));
@@ -69,11 +84,15 @@ export function misclassifiedSvg(items: Misclassified[], opts: GridOptions): str
     const x = 12 + (i % perRow) * cellW;
     const y = top + Math.floor(i / perRow) * cellH;
     const center = x + (cellW - 12) / 2;
-    const href = digitDataUri(item.pixels, opts.rows, opts.cols);
+    const href = imageDataUri(item.pixels, opts.rows, opts.cols, opts.channels ?? 1);
+    const name = (c: number) => {
+      const text = opts.classNames?.[c] ?? String(c);
+      return escapeXml(text.length > 16 ? `${text.slice(0, 15)}…` : text);
+    };
     parts.push(
       `<image x="${center - imageW / 2}" y="${y}" width="${imageW}" height="${imageH}" image-rendering="optimizeSpeed" href="${href}"/>`,
       `<rect x="${center - imageW / 2}" y="${y}" width="${imageW}" height="${imageH}" fill="none" stroke="#ccc"/>`,
-      `<text x="${center}" y="${y + imageH + 16}" font-size="13" text-anchor="middle">${item.label} → <tspan fill="#c62828" font-weight="bold">${item.predicted}</tspan> ${(item.confidence * 100).toFixed(0)}%</text>`,
+      `<text x="${center}" y="${y + imageH + 16}" font-size="13" text-anchor="middle">${name(item.label)} → <tspan fill="#c62828" font-weight="bold">${name(item.predicted)}</tspan> ${(item.confidence * 100).toFixed(0)}%</text>`,
       `<text x="${center}" y="${y + imageH + 32}" font-size="11" fill="#777" text-anchor="middle">#${item.index}</text>`,
     );
   });

@@ -1,0 +1,10 @@
+// Text from files a user did not write (class names in a model's metadata, folder names) shown on
+// a terminal: control characters, escape sequences among them, are shown as \u escapes, never
+// sent to the terminal raw.
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
