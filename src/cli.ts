@@ -165,8 +165,14 @@ program
 
 program
   .command("predict")
-  .description("classify digit images (PNG or PGM, any size)")
+  .description("classify images (PNG, JPEG or PGM, any size) and name their classes")
   .argument("<files...>", "[MODEL.onnx] IMAGE... (default model: models/step4.onnx)")
+  .addOption(
+    new Option(
+      "--preprocess <mode>",
+      "digit (crop, fit 20x20, centre: handwriting), resize, or none; default the model's",
+    ).choices(["digit", "resize", "none"]),
+  )
   .option("--json", "print JSON")
   .action((files: string[], opts) =>
     run(async () => (await import("./cli/predict.js")).predict(files, opts)),

@@ -1,18 +1,27 @@
-// `mnistc predict [MODEL.onnx] IMAGE... [--json]`: the digit in each image (PNG or PGM, any size,
-// either polarity), preprocessed the MNIST way (src/runtime/preprocess.ts).
+// `mnistc predict [MODEL.onnx] IMAGE... [--preprocess digit|resize|none] [--json]`: the class of
+// each image (PNG, JPEG or PGM, any size), prepared as the model's metadata says its training data
+// was (src/runtime/inference/preprocess.ts): handwriting the MNIST way, anything else resized.
 import { UserError } from "../errors.js";
-import { readImage } from "../runtime/inference/image.js";
+import { MAX_IMAGE_FILE_BYTES } from "../runtime/inference/image.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
-import { MNIST_SIDE, preprocessImage } from "../runtime/inference/preprocess.js";
+import { MNIST_SIDE, type PrepareMode, prepareImage } from "../runtime/inference/preprocess.js";
 import { argmax, toProbabilities } from "../runtime/inference/probabilities.js";
+import { readRegularFile } from "../util/files.js";
+import { printable } from "../util/text.js";
 
 export interface PredictOptions {
   json?: boolean;
+  /** How each picture becomes the model's input; default the model's profile. */
+  preprocess?: PrepareMode;
 }
 
 export interface ImagePrediction {
   file: string;
-  digit: number;
+  class: number;
+  /** The class's name (the model's metadata; the number when it names none). */
+  label: string;
+  /** MNIST models only, as before datasets: the class, which is the digit. */
+  digit?: number;
   /** One probability per class, summing to 1. */
   probabilities: number[];
 }
@@ -20,17 +29,34 @@ export interface ImagePrediction {
 const BATCH = 256;
 
 /** The predicted class and probabilities of each row of N·classes log-probabilities. */
-export function toPredictions(logProbs: Float32Array, files: string[], classes: number) {
+export function toPredictions(
+  logProbs: Float32Array,
+  files: string[],
+  classNames: readonly string[],
+  digits = false,
+) {
+  const classes = classNames.length;
   return files.map((file, i): ImagePrediction => {
     const row = logProbs.subarray(i * classes, (i + 1) * classes);
-    return { file, digit: argmax(row), probabilities: toProbabilities(row) };
+    const best = argmax(row);
+    return {
+      file,
+      class: best,
+      label: classNames[best] ?? String(best),
+      ...(digits ? { digit: best } : {}),
+      probabilities: toProbabilities(row),
+    };
   });
 }
 
-function formatPrediction(p: ImagePrediction): string {
-  const best = p.probabilities[p.digit] ?? 0;
-  const all = p.probabilities.map((q, c) => `${c} ${q.toFixed(3)}`).join("  ");
-  return `${p.file}: ${p.digit}  (p=${best.toFixed(3)})\n  ${all}\n`;
+function formatPrediction(p: ImagePrediction, classNames: readonly string[]): string {
+  const best = p.probabilities[p.class] ?? 0;
+  const name = (c: number) => {
+    const text = printable(classNames[c] ?? String(c));
+    return text === String(c) ? text : `${c} ${text}`;
+  };
+  const all = p.probabilities.map((q, c) => `${name(c)} ${q.toFixed(3)}`).join("  ");
+  return `${p.file}: ${name(p.class)}  (p=${best.toFixed(3)})\n  ${all}\n`;
 }
 
 export async function predict(args: string[], opts: PredictOptions): Promise<number> {
@@ -41,22 +67,23 @@ export async function predict(args: string[], opts: PredictOptions): Promise<num
     throw new UserError("no image given (usage: mnistc predict [MODEL.onnx] IMAGE...)");
   }
   const model = await DigitModel.load(resolveModelFile(modelArg));
-  const [, height, width] = model.info.inputShape;
-  if (height !== MNIST_SIDE || width !== MNIST_SIDE) {
+  const [channels, height, width] = model.info.inputShape;
+  const mode = opts.preprocess ?? model.info.preprocess;
+  if (mode === "digit" && (channels !== 1 || height !== MNIST_SIDE || width !== MNIST_SIDE)) {
+    await model.release();
     throw new UserError(
-      `${model.info.file}: the model reads ${height}x${width} images; predict prepares MNIST's ${MNIST_SIDE}x${MNIST_SIDE}`,
+      `${model.info.file}: the model reads ${channels}x${height}x${width} images; digit preprocessing makes 1x${MNIST_SIDE}x${MNIST_SIDE} (use --preprocess resize)`,
     );
   }
 
   // A bad image is reported and skipped, so one stray file does not hide the others' answers.
-  const plane = MNIST_SIDE * MNIST_SIDE;
+  const size = channels * height * width;
   const readable: string[] = [];
-  const pixels = new Uint8Array(files.length * plane);
+  const pixels = new Uint8Array(files.length * size);
   for (const file of files) {
     try {
-      const image = await readImage(file);
-      const input = preprocessImage(image.data, image.width, image.height, file);
-      pixels.set(input, readable.length * plane);
+      const bytes = readRegularFile(file, { maxBytes: MAX_IMAGE_FILE_BYTES, what: "an image" });
+      pixels.set(prepareImage(bytes, file, { channels, height, width }, mode), readable.length * size);
       readable.push(file);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
@@ -64,17 +91,19 @@ export async function predict(args: string[], opts: PredictOptions): Promise<num
     }
   }
 
+  const { classNames } = model.info;
+  const digits = (model.info.dataset ?? "mnist") === "mnist";
   const predictions: ImagePrediction[] = [];
   for (let start = 0; start < readable.length; start += BATCH) {
     const n = Math.min(BATCH, readable.length - start);
-    const batch = model.normalize(pixels.subarray(start * plane, (start + n) * plane), n);
+    const batch = model.normalize(pixels.subarray(start * size, (start + n) * size), n);
     const logProbs = await model.predictBatch(batch, n);
     const names = readable.slice(start, start + n);
-    predictions.push(...toPredictions(logProbs, names, model.info.classes));
+    predictions.push(...toPredictions(logProbs, names, classNames, digits));
   }
   await model.release();
 
   if (opts.json) process.stdout.write(`${JSON.stringify(predictions, null, 2)}\n`);
-  else process.stdout.write(predictions.map(formatPrediction).join(""));
+  else process.stdout.write(predictions.map((p) => formatPrediction(p, classNames)).join(""));
   return readable.length === files.length ? 0 : 1;
 }

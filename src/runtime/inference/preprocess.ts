@@ -10,7 +10,11 @@
 // 4. Resize so the longer side is 20: area averaging when shrinking, bilinear when enlarging.
 // 5. Shift by whole pixels so the center of mass lands where MNIST's do, (14, 14), clamped so that
 //    the digit stays inside.
+// `prepareImage` chooses between that and the plain resize of other datasets (a model's profile).
+import type { PreprocessProfile } from "../../compiler/datasets.js";
 import { UserError } from "../../errors.js";
+import { resizeBilinear, rgbToPlanes } from "../data/resize.js";
+import { decodeImage, decodeRgb } from "./image.js";
 
 export const MNIST_SIDE = 28;
 export const DIGIT_BOX = 20;
@@ -195,4 +199,48 @@ export function preprocessImage(
     }
   }
   return out;
+}
+
+/** How a picture becomes a model's input: a dataset profile, or `none` (already the input). */
+export type PrepareMode = PreprocessProfile | "none";
+
+export interface ModelInput {
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * The C·H·W bytes a model sees for an image file's bytes, as its training data was made:
+ * - `digit`: MNIST's crop, fit and centre (`preprocessImage`), for 1x28x28 handwriting models;
+ * - `resize`: the folder loader's `Grayscale()` or RGB, then `Resize((h, w))` (`data/resize.ts`);
+ * - `none`: the picture must already be h×w; only converted to the model's channels.
+ */
+export function prepareImage(
+  bytes: Uint8Array,
+  source: string,
+  input: ModelInput,
+  mode: PrepareMode,
+): Uint8Array {
+  const { channels, height, width } = input;
+  if (mode === "digit") {
+    if (channels !== 1 || height !== MNIST_SIDE || width !== MNIST_SIDE) {
+      throw new UserError(
+        `digit preprocessing makes 1x${MNIST_SIDE}x${MNIST_SIDE} images; the model reads ${channels}x${height}x${width} (use resize)`,
+      );
+    }
+    const gray = decodeImage(bytes, source);
+    return preprocessImage(gray.data, gray.width, gray.height, source);
+  }
+  if (channels !== 1 && channels !== 3) {
+    throw new UserError(`the model reads ${channels}-channel images; pictures give 1 or 3`);
+  }
+  const rgb = decodeRgb(bytes, source);
+  if (mode === "none" && (rgb.width !== width || rgb.height !== height)) {
+    throw new UserError(
+      `${source}: the image is ${rgb.width}x${rgb.height}; the model reads ${width}x${height} (use --preprocess resize)`,
+    );
+  }
+  const planes = rgbToPlanes(rgb.data, rgb.width * rgb.height, channels === 1 ? 1 : 3);
+  return resizeBilinear(planes, channels, rgb.height, rgb.width, height, width);
 }
