@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { onnxBackend } from "../backends/onnx/index.js";
 import type { ModelIR, WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
-import { writeFileAtomic } from "../util/files.js";
 import { readTrainingState, resolveCheckpointDir } from "../runtime/train/checkpoint.js";
+import { writeFileAtomic } from "../util/files.js";
 import { loadWeights } from "./weights.js";
 
 const isFile = (path: string) => existsSync(path) && statSync(path).isFile();
@@ -64,12 +64,17 @@ export function withRunDataset(ir: ModelIR, weightsPath: string): ModelIR {
     throw new UserError(`${where} says ${record.name}; the spec's dataset is ${ir.data.dataset}`);
   }
   const channels = ir.input.channels;
-  const finite = (v: unknown) => Array.isArray(v) && v.length === channels && v.every(Number.isFinite);
+  const finite = (v: unknown) =>
+    Array.isArray(v) && v.length === channels && v.every(Number.isFinite);
   if (!finite(record.mean) || !finite(record.std) || !record.std.every((s) => s > 0)) {
     throw new UserError(`${where} has no ${channels}-channel mean and std`);
   }
   const names = record.classNames;
-  if (!Array.isArray(names) || names.length !== ir.classes || !names.every((n) => typeof n === "string")) {
+  if (
+    !Array.isArray(names) ||
+    names.length !== ir.classes ||
+    !names.every((n) => typeof n === "string")
+  ) {
     throw new UserError(`${where} does not name the spec's ${ir.classes} classes`);
   }
   return {

@@ -13,12 +13,7 @@ import {
   TRITON_VERSION,
   tritonConfig,
 } from "../formats/triton.js";
-import {
-  exportCheckpointToOnnx,
-  onnxBytes,
-  withRunDataset,
-  writeOutput,
-} from "./export-onnx.js";
+import { exportCheckpointToOnnx, onnxBytes, withRunDataset, writeOutput } from "./export-onnx.js";
 import { loadSpec } from "./spec.js";
 import { loadWeights } from "./weights.js";
 

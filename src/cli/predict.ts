@@ -83,7 +83,10 @@ export async function predict(args: string[], opts: PredictOptions): Promise<num
   for (const file of files) {
     try {
       const bytes = readRegularFile(file, { maxBytes: MAX_IMAGE_FILE_BYTES, what: "an image" });
-      pixels.set(prepareImage(bytes, file, { channels, height, width }, mode), readable.length * size);
+      pixels.set(
+        prepareImage(bytes, file, { channels, height, width }, mode),
+        readable.length * size,
+      );
       readable.push(file);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;

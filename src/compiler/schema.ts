@@ -318,7 +318,8 @@ export function buildSchema(): JsonSchema {
             type: "array",
             minItems: 1,
             items: { type: "number" },
-            description: "per channel, x' = (x/255 - mean) / std; default the dataset's, else computed from its training split",
+            description:
+              "per channel, x' = (x/255 - mean) / std; default the dataset's, else computed from its training split",
           },
           std: {
             type: "array",

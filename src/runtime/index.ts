@@ -1,8 +1,8 @@
 // The training runtime: what the emitted `train.mjs`/`model.mjs` import as `mnistc/runtime`.
 // Inference (onnxruntime-node, a native module) is in `mnistc/inference`, so training never loads it.
 
-export type { ImageSplit, LoadedData } from "./data/split.js";
 export { loadMnist } from "./data/mnist.js";
+export type { ImageSplit, LoadedData } from "./data/split.js";
 export type { Engine, EngineName, Tfjs } from "./tfjs/engine.js";
 export { initEngine } from "./tfjs/engine.js";
 export { TorchUniform, torchInitWeights, torchUniform } from "./tfjs/init.js";

@@ -140,14 +140,17 @@ export function augmentImage(
         for (let x = 0; x < cols; x++) {
           const sx = (flip ? cols - 1 - x : x) + left;
           if (sx < 0 || sx >= cols) continue;
-          image[c * plane + y * cols + x] = split.images[src + c * plane + sy * cols + sx] as number;
+          image[c * plane + y * cols + x] = split.images[
+            src + c * plane + sy * cols + sx
+          ] as number;
         }
       }
     }
   }
   if (affines(a)) {
     const t = drawAffine(a, rows, cols, rng);
-    for (let c = 0; c < channels; c++) affineImage(image, offset + c * plane, rows, cols, t, out, c * plane);
+    for (let c = 0; c < channels; c++)
+      affineImage(image, offset + c * plane, rows, cols, t, out, c * plane);
   } else {
     for (let i = 0; i < channels * plane; i++) out[i] = image[offset + i] as number;
   }

@@ -30,7 +30,9 @@ export interface LoadCifarOptions {
 function readNames(dir: string): string[] {
   const file = join(dir, CIFAR_FILES.meta);
   if (!existsSync(file)) throw new UserError(`${dir}: missing ${CIFAR_FILES.meta} (class names)`);
-  const text = new TextDecoder().decode(readRegularFile(file, { maxBytes: 1024 * 1024, what: "a class-name list" }));
+  const text = new TextDecoder().decode(
+    readRegularFile(file, { maxBytes: 1024 * 1024, what: "a class-name list" }),
+  );
   const names = text
     .split(/\r?\n/)
     .map((line) => line.trim())
@@ -42,7 +44,12 @@ function readNames(dir: string): string[] {
   return names;
 }
 
-function loadFiles(dir: string, files: readonly string[], limit: number | undefined, classes: number) {
+function loadFiles(
+  dir: string,
+  files: readonly string[],
+  limit: number | undefined,
+  classes: number,
+) {
   const parts: { file: string; bytes: Uint8Array }[] = [];
   let count = 0;
   for (const name of files) {
@@ -77,7 +84,10 @@ function loadFiles(dir: string, files: readonly string[], limit: number | undefi
         );
       }
       split.labels[at] = label;
-      split.images.set(bytes.subarray(r * RECORD_BYTES + 1, (r + 1) * RECORD_BYTES), at * IMAGE_BYTES);
+      split.images.set(
+        bytes.subarray(r * RECORD_BYTES + 1, (r + 1) * RECORD_BYTES),
+        at * IMAGE_BYTES,
+      );
     }
   }
   return split;
@@ -88,8 +98,12 @@ export function loadCifar10(dir: string, opts: LoadCifarOptions = {}): LoadedDat
   const classNames = readNames(dir);
   const none = () => emptySplit(3, CIFAR_SIDE, CIFAR_SIDE);
   const train =
-    opts.train === false ? none() : loadFiles(dir, CIFAR_FILES.train, opts.trainLimit, classNames.length);
+    opts.train === false
+      ? none()
+      : loadFiles(dir, CIFAR_FILES.train, opts.trainLimit, classNames.length);
   const test =
-    opts.test === false ? none() : loadFiles(dir, CIFAR_FILES.test, opts.testLimit, classNames.length);
+    opts.test === false
+      ? none()
+      : loadFiles(dir, CIFAR_FILES.test, opts.testLimit, classNames.length);
   return { dir, train, test, classNames };
 }

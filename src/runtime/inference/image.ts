@@ -378,7 +378,11 @@ export function decodeRgb(bytes: Uint8Array, file: string): RgbImage {
   if (bytes.length === 0) throw new UserError(`${file}: the file is empty`);
   if (isPng(bytes)) {
     const png = readPng(bytes, file);
-    return { width: png.width, height: png.height, data: rgbaToRgb(png.data, png.width * png.height) };
+    return {
+      width: png.width,
+      height: png.height,
+      data: rgbaToRgb(png.data, png.width * png.height),
+    };
   }
   if (isJpeg(bytes)) return decodeJpeg(bytes, file);
   if (isPgm(bytes)) {

@@ -7,7 +7,6 @@
 import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
-import { UserError } from "../../errors.js";
 import {
   DATASET_NAMES,
   type DatasetName,
@@ -15,6 +14,7 @@ import {
   isDatasetName,
   type PreprocessProfile,
 } from "../../compiler/datasets.js";
+import { UserError } from "../../errors.js";
 import {
   META,
   type MnistcMetadata,
@@ -104,8 +104,7 @@ function dataOf(
       : Array.from({ length: classes }, (_, i) => String(i)));
   const mnistShaped = shape[0] === 1 && shape[1] === 28 && shape[2] === 28;
   const preprocess =
-    meta.preprocess ??
-    (dataset ? datasetDef(dataset).profile : mnistShaped ? "digit" : "resize");
+    meta.preprocess ?? (dataset ? datasetDef(dataset).profile : mnistShaped ? "digit" : "resize");
   return { ...(dataset ? { dataset } : {}), classNames, preprocess };
 }
 

@@ -94,7 +94,9 @@ export class Teachers {
         const plane = images.length / size / channels;
         for (let i = 0; i < images.length; i++) {
           const ch = Math.floor(i / plane) % channels;
-          x[i] = (images[i] as number) * (renormalize.scale[ch] as number) + (renormalize.shift[ch] as number);
+          x[i] =
+            (images[i] as number) * (renormalize.scale[ch] as number) +
+            (renormalize.shift[ch] as number);
         }
       }
       const logp = await model.predictBatch(x, size);

@@ -131,7 +131,10 @@ function findResumePoint(out: string, spec: TrainSpec): ResumePoint {
  * Splits the last `count` training images off as the validation set (as a hold-out from the end,
  * so the split is the same for every seed and a resumed run).
  */
-export function holdOutValidation(data: LoadedData, count: number): LoadedData & { val: ImageSplit } {
+export function holdOutValidation(
+  data: LoadedData,
+  count: number,
+): LoadedData & { val: ImageSplit } {
   const { train } = data;
   if (count >= train.count) {
     throw new UserError(
