@@ -164,6 +164,25 @@ program
   );
 
 program
+  .command("data")
+  .description(
+    "a dataset at a glance: images per class and split, per-channel mean/std for the spec, a grid of samples",
+  )
+  .argument("[source]", "SPEC.yaml (its dataset) or a folder (IDX, CIFAR-10 or ImageFolder)")
+  .option("--data <dir>", "read the spec's dataset from DIR")
+  .option("--grid <file>", "write a PNG grid of training images per class")
+  .option(
+    "--channels <n>",
+    "a bare image folder: read as 1 (grey) or 3 (RGB) channels",
+    positiveInt,
+  )
+  .option("--size <n>", "a bare image folder: resize to n x n", positiveInt)
+  .option("--json", "print JSON")
+  .action((source: string | undefined, opts) =>
+    run(async () => (await import("./cli/data.js")).dataCommand(source, opts)),
+  );
+
+program
   .command("predict")
   .description("classify images (PNG, JPEG or PGM, any size) and name their classes")
   .argument("<files...>", "[MODEL.onnx] IMAGE... (default model: models/step4.onnx)")

@@ -216,7 +216,13 @@ test("train and data: the seed's recipe where PyTorch has no default, PyTorch's 
     augment: { rotate: 0, translate: 0, scale: [1, 1] },
     labelSmoothing: 0,
   });
-  assert.deepEqual(bare.data, { dataset: "mnist", mean: [0.1307], std: [0.3081] });
+  assert.deepEqual(bare.data, {
+    dataset: "mnist",
+    mean: [0.1307],
+    std: [0.3081],
+    classNames: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+    preprocess: "digit",
+  });
   assert.equal(bare.budget, undefined);
   assert.equal(bare.name, "t");
 

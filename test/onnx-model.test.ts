@@ -46,6 +46,11 @@ describe("DigitModel", () => {
       std: [0.25],
       params: 41,
       weights: "trained",
+      dataset: "mnist",
+      // The IR names no classes and mnist's ten do not fit its three: the class numbers.
+      classNames: ["0", "1", "2"],
+      // 1x3x3 is not MNIST's shape, but the model says it is an mnist model.
+      preprocess: "digit",
     });
   });
 

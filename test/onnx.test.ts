@@ -158,6 +158,8 @@ describe("onnx backend: the graph", () => {
   test("metadata: spec, normalization, classes, input shape, parameter counts", () => {
     assert.deepEqual(readMetadata(model), {
       spec: "tiny",
+      dataset: "mnist",
+      preprocess: "digit",
       mean: [0.5],
       std: [0.25],
       classes: 3,

@@ -12,7 +12,17 @@ import type { ModelIR } from "../src/compiler/ir.js";
 import { packagePath, packageRoot } from "../src/paths.js";
 import { expectGolden } from "./helpers/golden.js";
 
-const SHIPPED = ["distill7k", "sep4k", "sep7k", "sepres", "step1", "step2", "step3", "step4"];
+const SHIPPED = [
+  "distill7k",
+  "fashion16k",
+  "sep4k",
+  "sep7k",
+  "sepres",
+  "step1",
+  "step2",
+  "step3",
+  "step4",
+];
 
 function load(name: string): ModelIR {
   const file = `specs/${name}.yaml`;

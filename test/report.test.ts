@@ -60,10 +60,10 @@ describe("confusion heatmap", () => {
       [0, 7],
     ]) as unknown as { data: { values: { truth: number; predicted: number; count: number }[] } };
     assert.deepEqual(spec.data.values, [
-      { truth: 0, predicted: 0, count: 5 },
-      { truth: 0, predicted: 1, count: 1 },
-      { truth: 1, predicted: 0, count: 0 },
-      { truth: 1, predicted: 1, count: 7 },
+      { truth: "0", predicted: "0", count: 5 },
+      { truth: "0", predicted: "1", count: 1 },
+      { truth: "1", predicted: "0", count: 0 },
+      { truth: "1", predicted: "1", count: 7 },
     ]);
   });
 });

@@ -51,9 +51,10 @@ function modelText(ir: ModelIR): string {
   return String(file.contents);
 }
 
-test("the shipped specs are distill7k, sep4k, sep7k, sepres and step1..step4", () => {
+test("the shipped specs are distill7k, fashion16k, sep4k, sep7k, sepres and step1..step4", () => {
   assert.deepEqual(shippedSpecs, [
     "distill7k.yaml",
+    "fashion16k.yaml",
     "sep4k.yaml",
     "sep7k.yaml",
     "sepres.yaml",

@@ -103,7 +103,7 @@ test("mnistc train --val N: trains on the rest, evaluates the held-out images, n
   assert.equal(r.code, 0, r.stderr);
   assert.match(
     r.stderr,
-    /data: 64 training \/ 32 validation images \(the last 32 training images\)/,
+    /data: mnist, 64 training \/ 32 validation images \(the last 32 training images\)/,
   );
   assert.match(r.stderr, /the test set is not read/);
   assert.match(r.stderr, /2 epochs of 2 batches of 32/);

@@ -54,12 +54,12 @@ export function checkDataset(model: Lowered, source: SourceMap): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
   const { dataset } = model.data;
   const def = datasetDef(dataset);
-  const dataAt = source.at(["data", "dataset"]);
+  // The note points at `dataset:`, else at `data:` (the default mnist), else nowhere.
+  const dataAt = source.key(["data"], "dataset")
+    ? source.at(["data", "dataset"])
+    : source.key([], "data");
   const about = (what: string): Note[] => [
-    {
-      message: `the ${dataset} dataset ${what}`,
-      ...(source.key(["data"], "dataset") ? { span: dataAt } : {}),
-    },
+    { message: `the ${dataset} dataset ${what}`, ...(dataAt ? { span: dataAt } : {}) },
   ];
   const { channels, height, width } = model.input;
   const shape = def.shape;

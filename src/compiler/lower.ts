@@ -298,8 +298,11 @@ function lowerTrain(raw: Raw, source: SourceMap): TrainIR {
     rotate: num(rawAugment.rotate, 0),
     translate: num(rawAugment.translate, 0),
     scale: [scale[0] ?? 1, scale[1] ?? 1],
-    hflip: rawAugment.hflip === true,
-    crop: num(obj(rawAugment.crop).padding, 0),
+    // Only when used: programs and goldens of recipes without them stay as they were.
+    ...(rawAugment.hflip === true ? { hflip: true } : {}),
+    ...(num(obj(rawAugment.crop).padding, 0) > 0
+      ? { crop: num(obj(rawAugment.crop).padding, 0) }
+      : {}),
   };
   const distill = lowerDistill(raw.distill === undefined ? undefined : obj(raw.distill), source);
   return {

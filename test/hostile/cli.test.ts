@@ -82,9 +82,9 @@ describe("one line, exit 1", () => {
       /reads 32x32 images, the test set has 28x28/,
     ],
     [
-      "a model whose input does not fit (predict)",
-      ["predict", "m32.onnx", "fifo.png"],
-      /reads 32x32 images; predict prepares MNIST's 28x28/,
+      "a model whose input does not fit (predict --preprocess digit)",
+      ["predict", "m32.onnx", "fifo.png", "--preprocess", "digit"],
+      /reads 1x32x32 images; digit preprocessing makes 1x28x28 \(use --preprocess resize\)/,
     ],
     [
       "a model whose input does not fit (serve)",

@@ -16,7 +16,7 @@ export interface LoadIdxOptions {
   /** Expected image size, when the caller knows it (a spec's input). */
   rows?: number;
   cols?: number;
-  /** Labels must be below this. */
+  /** Labels must be below this (absent: the largest label + 1 of the files read). */
   classes?: number;
   /** Load the training split (default true); `eval` needs only the two test files. */
   train?: boolean;
@@ -88,7 +88,7 @@ function loadSplit(
     images: images.pixels.subarray(0, count * size),
     labels: labels.labels.subarray(0, count),
   };
-  const classes = opts.classes ?? 10;
+  const classes = opts.classes ?? 256;
   const bad = out.labels.findIndex((label) => label >= classes);
   if (bad >= 0) {
     throw new UserError(
@@ -101,7 +101,6 @@ function loadSplit(
 /** The IDX files of `dir`; class names are the label numbers. */
 export function loadIdxFolder(dir: string, opts: LoadIdxOptions = {}): LoadedData {
   if (!existsSync(dir)) throw new UserError(`${dir}: no such folder`);
-  const classes = opts.classes ?? 10;
   const skip = () => emptySplit(1, opts.rows ?? 28, opts.cols ?? 28);
   const train =
     opts.train === false
@@ -111,6 +110,12 @@ export function loadIdxFolder(dir: string, opts: LoadIdxOptions = {}): LoadedDat
     opts.test === false
       ? skip()
       : loadSplit(dir, MNIST_FILES.testImages, MNIST_FILES.testLabels, opts.testLimit, opts);
+  let classes = opts.classes;
+  if (classes === undefined) {
+    let max = 1;
+    for (const split of [train, test]) for (const label of split.labels) max = Math.max(max, label);
+    classes = max + 1;
+  }
   const classNames = Array.from({ length: classes }, (_, i) => String(i));
   return { dir, train, test, classNames };
 }

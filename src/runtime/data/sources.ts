@@ -11,9 +11,12 @@ import { defaultMnistDir, loadIdxFolder } from "./mnist.js";
 import { channelStats, type LoadedData } from "./split.js";
 
 export interface LoadRequest {
-  /** The spec's input and classes: what the data must fit. */
+  /**
+   * The spec's input and classes: what the data must fit. A height and width of 0 take an IDX
+   * folder's own size; classes absent take the files' count (`mnistc data` on a bare folder).
+   */
   input: InputIR;
-  classes: number;
+  classes?: number;
   /** `--data DIR`, else the spec's `data.path`, else the table's default. */
   dir?: string;
   trainLimit?: number;
@@ -27,9 +30,8 @@ type Loader = (dir: string, request: LoadRequest) => LoadedData;
 
 const idx: Loader = (dir, r) =>
   loadIdxFolder(dir, {
-    rows: r.input.height,
-    cols: r.input.width,
-    classes: r.classes,
+    ...(r.input.height > 0 ? { rows: r.input.height, cols: r.input.width } : {}),
+    ...(r.classes !== undefined ? { classes: r.classes } : {}),
     ...pick(r),
   });
 
@@ -92,7 +94,7 @@ export interface Dataset extends LoadedData {
 export function loadDataset(data: DataIR, request: LoadRequest, what: string): Dataset {
   const dir = datasetDir(data, request.dir);
   const loaded = LOADERS[data.dataset](dir, request);
-  if (loaded.classNames.length !== request.classes) {
+  if (request.classes !== undefined && loaded.classNames.length !== request.classes) {
     throw new UserError(
       `${what}: classes is ${request.classes}, but ${dir} has ${loaded.classNames.length} (${shortList(loaded.classNames)})`,
     );

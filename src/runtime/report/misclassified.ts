@@ -59,17 +59,30 @@ function escapeXml(text: string): string {
   );
 }
 
-export function misclassifiedSvg(items: Misclassified[], opts: GridOptions): string {
+/** One picture of a grid and the two lines under it (already plain text; escaped here). */
+export interface GridCell {
+  pixels: Uint8Array;
+  caption: string;
+  /** Drawn bold in red after the caption (a wrong prediction), then `after`. */
+  emphasis?: string;
+  after?: string;
+  note?: string;
+}
+
+/** A grid of labelled images (`--report`'s mistakes, `mnistc data --grid`'s samples). */
+export function imageGridSvg(
+  cells: GridCell[],
+  opts: GridOptions & { empty?: string; captionChars?: number },
+): string {
   const perRow = opts.perRow ?? 10;
   const zoom = opts.zoom ?? 3;
   const imageW = opts.cols * zoom;
   const imageH = opts.rows * zoom;
-  // Room for "true → predicted 97%" at about 7 px a character (names cut at 16).
-  const longest = Math.max(1, ...(opts.classNames ?? []).map((n) => Math.min(n.length, 16)));
-  const cellW = Math.max(imageW, 92, (2 * longest + 8) * 7) + 12;
+  // About 7 px a character of the 13 px caption.
+  const cellW = Math.max(imageW, 92, (opts.captionChars ?? 0) * 7) + 12;
   const cellH = imageH + 44;
   const top = 48;
-  const gridRows = Math.max(1, Math.ceil(items.length / perRow));
+  const gridRows = Math.max(1, Math.ceil(cells.length / perRow));
   const width = Math.max(perRow * cellW, 480) + 24;
   const height = top + gridRows * cellH + 12;
   const parts = [
@@ -77,27 +90,54 @@ export function misclassifiedSvg(items: Misclassified[], opts: GridOptions): str
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="12" y="28" font-size="16">${escapeXml(opts.title)}</text>`,
   ];
-  if (items.length === 0) {
-    parts.push(`<text x="12" y="${top + 24}" font-size="13">no misclassified images</text>`);
+  if (cells.length === 0 && opts.empty) {
+    parts.push(`<text x="12" y="${top + 24}" font-size="13">${escapeXml(opts.empty)}</text>`);
   }
-  items.forEach((item, i) => {
+  cells.forEach((cell, i) => {
     const x = 12 + (i % perRow) * cellW;
     const y = top + Math.floor(i / perRow) * cellH;
     const center = x + (cellW - 12) / 2;
-    const href = imageDataUri(item.pixels, opts.rows, opts.cols, opts.channels ?? 1);
-    const name = (c: number) => {
-      const text = opts.classNames?.[c] ?? String(c);
-      return escapeXml(text.length > 16 ? `${text.slice(0, 15)}…` : text);
-    };
+    const href = imageDataUri(cell.pixels, opts.rows, opts.cols, opts.channels ?? 1);
+    const emphasis =
+      cell.emphasis === undefined
+        ? ""
+        : ` <tspan fill="#c62828" font-weight="bold">${escapeXml(cell.emphasis)}</tspan>${cell.after ? ` ${escapeXml(cell.after)}` : ""}`;
     parts.push(
       `<image x="${center - imageW / 2}" y="${y}" width="${imageW}" height="${imageH}" image-rendering="optimizeSpeed" href="${href}"/>`,
       `<rect x="${center - imageW / 2}" y="${y}" width="${imageW}" height="${imageH}" fill="none" stroke="#ccc"/>`,
-      `<text x="${center}" y="${y + imageH + 16}" font-size="13" text-anchor="middle">${name(item.label)} → <tspan fill="#c62828" font-weight="bold">${name(item.predicted)}</tspan> ${(item.confidence * 100).toFixed(0)}%</text>`,
-      `<text x="${center}" y="${y + imageH + 32}" font-size="11" fill="#777" text-anchor="middle">#${item.index}</text>`,
+      `<text x="${center}" y="${y + imageH + 16}" font-size="13" text-anchor="middle">${escapeXml(cell.caption)}${emphasis}</text>`,
+      ...(cell.note
+        ? [
+            `<text x="${center}" y="${y + imageH + 32}" font-size="11" fill="#777" text-anchor="middle">${escapeXml(cell.note)}</text>`,
+          ]
+        : []),
     );
   });
   parts.push("</svg>");
   return parts.join("\n");
+}
+
+/** A class name cut to 16 characters, so a cell stays readable. */
+export function shortName(names: readonly string[] | undefined, c: number): string {
+  const text = names?.[c] ?? String(c);
+  return text.length > 16 ? `${text.slice(0, 15)}…` : text;
+}
+
+export function misclassifiedSvg(items: Misclassified[], opts: GridOptions): string {
+  let longest = 1;
+  for (const n of opts.classNames ?? []) longest = Math.max(longest, Math.min(n.length, 16));
+  const name = (c: number) => shortName(opts.classNames, c);
+  return imageGridSvg(
+    items.map((item) => ({
+      pixels: item.pixels,
+      // "true → predicted 97%": the prediction in red.
+      caption: `${name(item.label)} →`,
+      emphasis: name(item.predicted),
+      after: `${(item.confidence * 100).toFixed(0)}%`,
+      note: `#${item.index}`,
+    })),
+    { ...opts, empty: "no misclassified images", captionChars: 2 * longest + 8 },
+  );
 }
 
 export function renderMisclassifiedPng(items: Misclassified[], opts: GridOptions): Uint8Array {

@@ -44,7 +44,9 @@ export const spec = {
   "data": {
     "dataset": "mnist",
     "mean": [0.1307],
-    "std": [0.3081]
+    "std": [0.3081],
+    "classNames": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+    "preprocess": "digit"
   },
   "params": ["conv1.0.weight", "conv1.1.weight", "conv1.1.bias", "conv1.1.running_mean", "conv1.1.running_var", "conv2.0.weight", "conv2.1.weight", "conv2.2.weight", "conv2.2.bias", "conv2.2.running_mean", "conv2.2.running_var", "res1.0.weight", "res1.1.weight", "res1.2.weight", "res1.2.bias", "res1.2.running_mean", "res1.2.running_var", "conv3.0.weight", "conv3.1.weight", "conv3.2.weight", "conv3.2.bias", "conv3.2.running_mean", "conv3.2.running_var", "conv4.0.weight", "conv4.1.weight", "conv4.2.weight", "conv4.2.bias", "conv4.2.running_mean", "conv4.2.running_var", "head.2.weight", "head.2.bias"]
 };

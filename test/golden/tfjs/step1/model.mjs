@@ -39,7 +39,9 @@ export const spec = {
   "data": {
     "dataset": "mnist",
     "mean": [0.1307],
-    "std": [0.3081]
+    "std": [0.3081],
+    "classNames": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+    "preprocess": "digit"
   },
   "params": ["conv1.0.weight", "conv1.0.bias", "conv2.0.weight", "conv2.0.bias", "trans1.0.weight", "trans1.0.bias", "conv3.0.weight", "conv3.0.bias", "conv4.0.weight", "conv4.0.bias", "fc.1.weight", "fc.1.bias"]
 };
