@@ -165,6 +165,7 @@ test("no argument: specs/*.yaml of the current directory, else the package's", (
     all.stdout.split("\n").filter((l) => l.startsWith("budget:")),
     [
       "budget: 7,034 / 8,000 trainable parameters — OK (966 to spare)",
+      "budget: 15,146 / 16,500 trainable parameters — OK (1,354 to spare)",
       "budget: 3,994 / 4,000 trainable parameters — OK (6 to spare)",
       "budget: 7,034 / 8,000 trainable parameters — OK (966 to spare)",
       "budget: 3,762 / 8,000 trainable parameters — OK (4,238 to spare)",
