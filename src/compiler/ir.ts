@@ -5,6 +5,13 @@
 export const OP_KINDS = [
   "conv",
   "relu",
+  "relu6",
+  "leaky_relu",
+  "sigmoid",
+  "tanh",
+  "silu",
+  "gelu",
+  "hardswish",
   "batchnorm",
   "maxpool",
   "avgpool",
@@ -37,6 +44,18 @@ export interface OpAttrs {
     bias: boolean;
   };
   relu: Record<string, never>;
+  /** min(max(x, 0), 6). */
+  relu6: Record<string, never>;
+  /** x for x > 0, else negative_slope·x. */
+  leaky_relu: { negativeSlope: number };
+  sigmoid: Record<string, never>;
+  tanh: Record<string, never>;
+  /** x·sigmoid(x) (swish). */
+  silu: Record<string, never>;
+  /** x·Φ(x), Φ the normal CDF by erf: PyTorch's default (exact), not the tanh approximation. */
+  gelu: Record<string, never>;
+  /** x·relu6(x + 3)/6 (MobileNetV3). */
+  hardswish: Record<string, never>;
   batchnorm: { eps: number; momentum: number };
   /** Floor mode; padding is -inf for max (PyTorch), zeros counted in the average (count_include_pad). */
   maxpool: { kernel: Pair; stride: Pair; padding: Pair };

@@ -98,6 +98,18 @@ def layer_kind(item):
     return kind, (opts or {})
 
 
+# Elementwise layers without options: the spec's name -> PyTorch's module.
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,  # approximate="none": the exact form, by erf
+    "hardswish": nn.Hardswish,
+}
+
+
 def make_layer(kind, opts, x):
     """One nn layer for `kind`, given an example input `x` (for inferred sizes)."""
     if kind == "conv":
@@ -111,8 +123,10 @@ def make_layer(kind, opts, x):
             groups=opts.get("groups", 1),
             bias=opts.get("bias", True),
         )
-    if kind == "relu":
-        return nn.ReLU()
+    if kind in ACTIVATIONS:
+        return ACTIVATIONS[kind]()
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(opts.get("negative_slope", 0.01))
     if kind == "batchnorm":
         return nn.BatchNorm2d(
             x.shape[1], eps=opts.get("eps", 1e-5), momentum=opts.get("momentum", 0.1)

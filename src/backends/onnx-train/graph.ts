@@ -2,7 +2,7 @@
 // for one batch size, so every shape is static and lowering rules can choose by it). It implements
 // the autodiff pass's `GradBuilder`: each primitive becomes a few ONNX nodes, the conv and pool
 // gradients through the named lowering rules of lowering.ts.
-import type { GradBuilder } from "../../compiler/autodiff.js";
+import type { GradBuilder } from "../../compiler/grad-builder.js";
 import type { OpAttrs } from "../../compiler/ir.js";
 import {
   type AttributeProto,
@@ -77,6 +77,11 @@ export class OnnxGraph implements GradBuilder<Tensor> {
     return outputs;
   }
 
+  /** Nodes built elsewhere (the inference graph's), whose output names are unique already. */
+  append(nodes: NodeProto[]): void {
+    this.nodes.push(...nodes);
+  }
+
   /** One-output `node`. */
   op(
     opType: string,
@@ -134,14 +139,45 @@ export class OnnxGraph implements GradBuilder<Tensor> {
     return k === 1 ? a : this.mul(a, this.scalar(k));
   }
 
+  offset(a: Tensor, k: number): Tensor {
+    return k === 0 ? a : this.add(a, this.scalar(k));
+  }
+
   exp(a: Tensor): Tensor {
     return this.op("Exp", [a], a.shape);
   }
 
-  // Greater → Cast → Mul: a Where, or a Sign then Mul, took 1.5–2x as long on step4's first layer.
-  wherePositive(dy: Tensor, a: Tensor): Tensor {
-    const mask = this.op("Greater", [a, this.scalar(0)], a.shape);
-    return this.mul(dy, this.op("Cast", [mask], a.shape, [intAttr("to", FLOAT)]));
+  sigmoid(a: Tensor): Tensor {
+    return this.op("Sigmoid", [a], a.shape);
+  }
+
+  tanh(a: Tensor): Tensor {
+    return this.op("Tanh", [a], a.shape);
+  }
+
+  erf(a: Tensor): Tensor {
+    return this.op("Erf", [a], a.shape);
+  }
+
+  /** Clip; an infinite bound is an absent input (an empty name). */
+  clamp(a: Tensor, lo: number, hi: number): Tensor {
+    const bound = (v: number) => (Number.isFinite(v) ? this.scalar(v) : "");
+    const bounds = Number.isFinite(hi) ? [bound(lo), bound(hi)] : [bound(lo)];
+    return this.op("Clip", [a, ...bounds], a.shape);
+  }
+
+  // Greater → Cast, then Mul by dy: a Where, or a Sign then Mul, took 1.5–2x as long on step4's
+  // first layer (ReLU's backward).
+  greater(a: Tensor, k: number): Tensor {
+    return this.op("Cast", [this.op("Greater", [a, this.scalar(k)], a.shape)], a.shape, [
+      intAttr("to", FLOAT),
+    ]);
+  }
+
+  less(a: Tensor, k: number): Tensor {
+    return this.op("Cast", [this.op("Less", [a, this.scalar(k)], a.shape)], a.shape, [
+      intAttr("to", FLOAT),
+    ]);
   }
 
   reshape(a: Tensor, shape: number[]): Tensor {
