@@ -43,6 +43,10 @@ export interface GradBuilder<T> extends Elementwise<T> {
   sumBatch(a: T): T;
   /** Σ over the classes of [B, K], kept as [B, 1]. */
   sumRows(a: T): T;
+  /** Σ of `a` over the axes where `shape` is 1 and `a` is not (the adjoint of broadcasting). */
+  sumTo(a: T, shape: number[]): T;
+  /** Channels [start, start + count) of a tensor, along axis 1. */
+  sliceChannels(a: T, start: number, count: number): T;
   /** [B, C, 1, 1] spread evenly over [B, C, H, W] (each value divided by H·W). */
   spreadSpatial(a: T, shape: number[]): T;
   /** a·b of 2-D tensors, each optionally transposed. */

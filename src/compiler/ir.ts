@@ -21,6 +21,8 @@ export const OP_KINDS = [
   "linear",
   "log_softmax",
   "add",
+  "mul",
+  "concat",
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
@@ -68,6 +70,10 @@ export interface OpAttrs {
   log_softmax: Record<string, never>;
   /** `x + y`: the block's output plus the output of the earlier block `from` (a residual). */
   add: { from: string };
+  /** `x * y`, broadcasting: the block's output times block `from`'s (a squeeze-excitation gate). */
+  mul: { from: string };
+  /** `torch.cat([y, x], dim=1)`: block `from`'s channels, then the block's own (DenseNet's order). */
+  concat: { from: string };
 }
 
 /** A shape without the batch axis: [C, H, W] for images, [F] for vectors (PyTorch order). */

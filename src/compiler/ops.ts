@@ -49,10 +49,15 @@ export interface OpDef<K extends OpKind> {
   /** One line for the schema (editors show it on hover). */
   description: string;
   /**
-   * How a spec writes it: as a layer item (`- conv: {...}`), or as a block's `add:` key
-   * (`- res1: { add: conv2, layers: [...] }`), which lowers to a node after the block's layers.
+   * How a spec writes it: as a layer item (`- conv: {...}`), or as a block's key named like the op
+   * (`- res1: { add: conv2, layers: [...] }`), which lowers to a node after the block's layers
+   * that also reads the named earlier block's output.
    */
   spelling: "layer" | "block";
+  /** A block op's operands, in order: the block's own output and the earlier block's. */
+  operands?: readonly ["own", "earlier"] | readonly ["earlier", "own"];
+  /** A block op's verb in messages: block `res1` adds block `c2`. */
+  verb?: string;
   /** Attribute schemas, snake_case as written in YAML, each with its PyTorch default if any. */
   attributes: Record<string, JsonSchema>;
   required: readonly string[];
@@ -316,6 +321,47 @@ function activation<K extends OpKind>(
       return {
         inputs: [v.wanted[0] ? b.mul(v.dy, fn.df(b, x, v.output, a)) : undefined],
         params: {},
+      };
+    },
+  };
+}
+
+/**
+ * A block combinator: two operands, no parameters or MACs, and the longer of the two paths
+ * deciding what an output sees. Its one attribute is the earlier block, under the op's own name.
+ */
+function combinator<K extends "add" | "mul" | "concat">(
+  kind: K,
+  rule: Pick<OpDef<K>, "description" | "check" | "shape" | "gradient"> & {
+    verb: string;
+    /** What the attribute names, for the schema. */
+    earlier: string;
+    operands: NonNullable<OpDef<K>["operands"]>;
+  },
+): OpDef<K> {
+  const { earlier, ...rest } = rule;
+  return {
+    ...rest,
+    spelling: "block",
+    attributes: { [kind]: { type: "string", pattern: BLOCK_NAME, description: earlier } },
+    required: [],
+    normalize: (raw) =>
+      ({ from: typeof raw[kind] === "string" ? raw[kind] : "" }) as unknown as OpAttrs[K],
+    describe: (a) => `${kind} ${(a as OpAttrs["add"]).from}`,
+    arity: 2,
+    rank: "any",
+    params: none,
+    macs: zero,
+    receptiveField: (rfs, _a, _inputs, output) => {
+      const extent: Pair = [output[1] ?? 1, output[2] ?? 1];
+      // A broadcast [C, 1, 1] gate has no grid of its own: the jump is the full-size operand's.
+      const grid = rfs.filter((r) => r.extent[0] === extent[0] && r.extent[1] === extent[1]);
+      const max = (list: RfState[], f: (rf: RfState) => number) => Math.max(...list.map(f));
+      const jumps = grid.length > 0 ? grid : rfs;
+      return {
+        size: [max(rfs, (r) => r.size[0]), max(rfs, (r) => r.size[1])],
+        jump: [max(jumps, (r) => r.jump[0]), max(jumps, (r) => r.jump[1])],
+        extent,
       };
     },
   };
@@ -720,23 +766,12 @@ export const OPS: OpTableDef = {
     }),
   },
 
-  add: {
+  add: combinator("add", {
     description:
       "a residual connection: the block's output plus the output of an earlier block (`x + y`, same shapes)",
-    spelling: "block",
-    attributes: {
-      add: {
-        type: "string",
-        pattern: BLOCK_NAME,
-        description:
-          "an earlier block whose output is added to this block's output (shapes must match)",
-      },
-    },
-    required: [],
-    normalize: (raw) => ({ from: typeof raw.add === "string" ? raw.add : "" }),
-    describe: (a) => `add ${a.from}`,
-    arity: 2,
-    rank: "any",
+    verb: "adds",
+    earlier: "an earlier block whose output is added to this block's output (shapes must match)",
+    operands: ["own", "earlier"],
     check: (_a, inputs) => {
       const [x = [], y = []] = inputs;
       return x.length === y.length && x.every((d, i) => d === y[i])
@@ -744,27 +779,99 @@ export const OPS: OpTableDef = {
         : { code: "E0207", message: "adds tensors of different shapes", noteInputs: true };
     },
     shape: same,
-    params: none,
-    macs: zero,
     gradient: (_b, _a, v) => ({
       inputs: v.wanted.map((wanted) => (wanted ? v.dy : undefined)),
       params: {},
     }),
-    // The longer of the two paths decides what an output sees.
-    receptiveField: (rfs, _a, _inputs, output) => {
-      const max = (f: (rf: RfState) => number) => Math.max(...rfs.map(f));
+  }),
+
+  mul: combinator("mul", {
+    description:
+      "a gate: the block's output times the output of an earlier block, broadcasting as PyTorch does (`x * y`; a [C, 1, 1] gate scales each channel: squeeze-excitation)",
+    verb: "multiplies by",
+    earlier:
+      "an earlier block whose output this block's output multiplies (each size equal, or 1 in one of the two)",
+    operands: ["own", "earlier"],
+    check: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      return x.length === y.length && x.every((d, i) => d === y[i] || d === 1 || y[i] === 1)
+        ? undefined
+        : {
+            code: "E0211",
+            message:
+              "multiplies tensors whose shapes do not broadcast (each size equal, or 1 in one of them):",
+            noteInputs: true,
+          };
+    },
+    shape: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      return x.map((d, i) => Math.max(d, y[i] ?? 1));
+    },
+    // y = a·b: each operand's gradient is dy times the other, summed over the axes it was
+    // broadcast along (a [C, 1, 1] gate: over H and W).
+    gradient: (b, _a, v, inputs) => {
+      const [x = v.dy, y = v.dy] = v.inputs;
+      const full = (i: number) => [v.batch, ...(inputs[i] ?? [])];
       return {
-        size: [max((r) => r.size[0]), max((r) => r.size[1])],
-        jump: [max((r) => r.jump[0]), max((r) => r.jump[1])],
-        extent: [output[1] ?? 1, output[2] ?? 1],
+        inputs: [
+          v.wanted[0] ? b.sumTo(b.mul(v.dy, y), full(0)) : undefined,
+          v.wanted[1] ? b.sumTo(b.mul(v.dy, x), full(1)) : undefined,
+        ],
+        params: {},
       };
     },
-  },
+  }),
+
+  concat: combinator("concat", {
+    description:
+      "a dense connection: the output of an earlier block, then this block's output, along channels (`torch.cat([y, x], dim=1)`, same spatial size)",
+    verb: "concatenates",
+    earlier: "an earlier block whose output channels come before this block's (same spatial size)",
+    operands: ["earlier", "own"],
+    check: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      if (x.length !== y.length) {
+        return {
+          code: "E0212",
+          message: "concatenates an image and a vector:",
+          noteInputs: true,
+        };
+      }
+      return x.every((d, i) => i === 0 || d === y[i])
+        ? undefined
+        : {
+            code: "E0212",
+            message: "concatenates maps of different spatial sizes:",
+            noteInputs: true,
+          };
+    },
+    shape: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      return [(x[0] ?? 0) + (y[0] ?? 0), ...x.slice(1)];
+    },
+    // Each operand's channels of dy.
+    gradient: (b, _a, v, inputs) => {
+      const [c0 = 0] = inputs[0] ?? [];
+      const [c1 = 0] = inputs[1] ?? [];
+      return {
+        inputs: [
+          v.wanted[0] ? b.sliceChannels(v.dy, 0, c0) : undefined,
+          v.wanted[1] ? b.sliceChannels(v.dy, c0, c1) : undefined,
+        ],
+        params: {},
+      };
+    },
+  }),
 };
 
 /** Ops a spec writes as layer items (`- relu`, `- conv: {...}`). */
 export const LAYER_KINDS: readonly OpKind[] = (Object.keys(OPS) as OpKind[]).filter(
   (kind) => OPS[kind].spelling === "layer",
+);
+
+/** Ops a spec writes as a block's key (`- res1: { add: conv2, layers: [...] }`). */
+export const BLOCK_KINDS: readonly OpKind[] = (Object.keys(OPS) as OpKind[]).filter(
+  (kind) => OPS[kind].spelling === "block",
 );
 
 /** Ops that can be written as a bare name (`- relu`): those without required attributes. */

@@ -143,4 +143,6 @@ export const TRAIN_FORWARD: OpTable<TrainForward, TrainForwardContext> = {
   linear: inference,
   log_softmax: inference,
   add: inference,
+  mul: inference,
+  concat: inference,
 };

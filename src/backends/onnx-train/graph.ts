@@ -249,6 +249,15 @@ export class OnnxGraph implements GradBuilder<Tensor> {
     return this.reduceSum(a, [1], true);
   }
 
+  sumTo(a: Tensor, shape: number[]): Tensor {
+    const axes = a.shape.flatMap((d, i) => (shape[i] === 1 && d !== 1 ? [i] : []));
+    return axes.length === 0 ? a : this.reduceSum(a, axes, true);
+  }
+
+  sliceChannels(a: Tensor, start: number, count: number): Tensor {
+    return this.slice(a, [1], [start], [count], [1]);
+  }
+
   spreadSpatial(a: Tensor, shape: number[]): Tensor {
     const [, , h = 1, w = 1] = shape;
     return this.op("Expand", [this.scale(a, 1 / (h * w)), this.ints(shape)], shape);

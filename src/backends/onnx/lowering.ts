@@ -54,6 +54,8 @@ export const INFERENCE_ROLES: OpTable<InferenceRole, void> = {
   linear: () => ({}),
   log_softmax: () => ({}),
   add: () => ({}),
+  mul: () => ({}),
+  concat: () => ({}),
 };
 
 const role = (node: AnyNodeIR): InferenceRole =>

@@ -151,4 +151,7 @@ export const onnxOps: OpTable<NodeProto[], OnnxOpContext> = {
   },
   log_softmax: (node, ctx) => onnxNode(node, "LogSoftmax", [ctx.input], ctx, [intAttr("axis", 1)]),
   add: (node, ctx) => onnxNode(node, "Add", ctx.inputs, ctx),
+  // NumPy broadcasting, as PyTorch's: a [B, C, 1, 1] gate scales each channel.
+  mul: (node, ctx) => onnxNode(node, "Mul", ctx.inputs, ctx),
+  concat: (node, ctx) => onnxNode(node, "Concat", ctx.inputs, ctx, [intAttr("axis", 1)]),
 };

@@ -152,4 +152,6 @@ export const TORCH_OPS: OpTable<TorchCode, TorchContext> = {
 
   // A residual connection is arithmetic in forward(), no module: `self.res1(x) + x`.
   add: () => code(undefined, (inputs) => inputs.join(" + ")),
+  mul: () => code(undefined, (inputs) => inputs.join(" * ")),
+  concat: () => code(undefined, (inputs) => `torch.cat([${inputs.join(", ")}], 1)`),
 };

@@ -317,4 +317,14 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
   log_softmax: (node) => code([one("new LogSoftmax", [["name", js(node.name)]])], ["LogSoftmax"]),
 
   add: (node) => code([one("tf.layers.add", [["name", js(node.name)]])]),
+  // tfjs's merge layers broadcast as PyTorch does: a [B, 1, 1, C] gate scales each channel.
+  mul: (node) => code([one("tf.layers.multiply", [["name", js(node.name)]])]),
+  // Channels are NHWC's last axis.
+  concat: (node) =>
+    code([
+      one("tf.layers.concatenate", [
+        ["name", js(node.name)],
+        ["axis", "-1"],
+      ]),
+    ]),
 };

@@ -2,7 +2,7 @@
 
 Edit the spec and recompile rather than this file. Net reads [N, 1, 28, 28] images normalized as
 (x / 255 - mean) / std with MEAN and STD below, and returns [N, 10] log-probabilities. It has
-1,618 trainable parameters and 16 batch-norm buffer values; its state_dict() names
+2,422 trainable parameters and 16 batch-norm buffer values; its state_dict() names
 are mnistc's (PARAMETERS, plus BatchNorm2d's num_batches_tracked), so weights move between PyTorch
 and mnistc as safetensors files:
 
@@ -42,6 +42,12 @@ PARAMETERS = (
     "res.2.bias",
     "res.4.weight",
     "res.4.bias",
+    "se.1.weight",
+    "se.1.bias",
+    "se.3.weight",
+    "se.3.bias",
+    "dense.0.weight",
+    "dense.0.bias",
     "dil.0.weight",
     "dil.0.bias",
     "dil.2.weight",
@@ -79,9 +85,21 @@ class Net(nn.Module):
             nn.Conv2d(8, 8, kernel_size=(1, 3), padding=(0, 1)),
             nn.Dropout2d(0.2),
         )
-        # dil: conv 3x3 d2x1 dw, relu6, conv 3x3 same d2 dw, relu; [8, 14, 14] -> [16, 10, 12]
+        # se: gap, conv 1x1, relu, conv 1x1, sigmoid, mul res; [8, 14, 14] -> [8, 14, 14]
+        self.se = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(8, 4, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 8, kernel_size=1),
+            nn.Sigmoid(),
+        )
+        # dense: conv 3x3 same, concat se; [8, 14, 14] -> [16, 14, 14]
+        self.dense = nn.Sequential(
+            nn.Conv2d(8, 8, kernel_size=3, padding="same"),
+        )
+        # dil: conv 3x3 d2x1 g8, relu6, conv 3x3 same d2 dw, relu; [16, 14, 14] -> [16, 10, 12]
         self.dil = nn.Sequential(
-            nn.Conv2d(8, 16, kernel_size=3, dilation=(2, 1), groups=8),
+            nn.Conv2d(16, 16, kernel_size=3, dilation=(2, 1), groups=8),
             nn.ReLU6(),
             nn.Conv2d(16, 16, kernel_size=3, padding="same", dilation=2, groups=16),
             nn.ReLU(),
@@ -109,6 +127,8 @@ class Net(nn.Module):
         stem = x
         x = self.grouped(x)
         x = self.res(x) + stem
+        x = self.se(x) * x
+        x = torch.cat([x, self.dense(x)], 1)
         x = self.dil(x)
         x = self.pools(x)
         x = self.head(x)
