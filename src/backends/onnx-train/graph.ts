@@ -1,8 +1,7 @@
 // An ONNX graph under construction, with the shape of every value known (the training step is built
 // for one batch size, so every shape is static and lowering rules can choose by it). It implements
-// the autodiff pass's `GradBuilder`: each primitive becomes a few ONNX nodes, the conv and pool
-// gradients through the named lowering rules of lowering.ts.
-import type { GradBuilder } from "../../compiler/grad-builder.js";
+// the autodiff pass's `GradBuilder` (as step-graph.ts's `StepGraph`): each primitive becomes a few
+// ONNX nodes, the conv and pool gradients through the named lowering rules of lowering.ts.
 import type { OpAttrs } from "../../compiler/ir.js";
 import {
   type AttributeProto,
@@ -24,23 +23,11 @@ import {
   convInputGrad,
   maxPoolGrad,
 } from "./lowering.js";
+import type { StepGraph, Tensor } from "./step-graph.js";
 
-/** A value of the graph: its name and its full, static shape. */
-export interface Tensor {
-  name: string;
-  shape: number[];
-  /**
-   * Set when the value is a per-channel affine of another, base·scale + shift (batch norm's
-   * output): a lowering rule may read the base and fold scale and shift into its own weights,
-   * and the affine's node is then dropped if nothing else reads it.
-   */
-  affineOf?: { base: Tensor; scale: Tensor; shift: Tensor };
-  /** Set when the value is a conv's input gradient, convᵀ(dy, W): reductions of it may be
-   * computed from dy and W instead (lowering.ts, the channel-reduction rules). */
-  convInputGradOf?: { dy: Tensor; weight: Tensor; attrs: OpAttrs["conv"] };
-}
+export type { StepGraph, Tensor };
 
-export class OnnxGraph implements GradBuilder<Tensor> {
+export class OnnxGraph implements StepGraph {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   private readonly constants = new Map<string, Tensor>();
