@@ -13,7 +13,8 @@ import { checkFile } from "../src/cli/check.js";
 import { BACKEND_CODES } from "../src/compiler/codes.js";
 import { CODES, compileSpec, formatDiagnostic } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
-import type { WeightMap } from "../src/compiler/ir.js";
+import { OP_KINDS, type WeightMap } from "../src/compiler/ir.js";
+import { OPS } from "../src/compiler/ops.js";
 import { packagePath, packageRoot } from "../src/paths.js";
 import { expectGolden } from "./helpers/golden.js";
 
@@ -73,6 +74,25 @@ for (const [name, codes, at] of CASES) {
     expectGolden(`check/${name}.txt`, `${result.diagnostics.map(formatDiagnostic).join("\n")}\n`);
   });
 }
+
+test("the README lists every compiler code, every op kind and the block ops' spelling", () => {
+  const readme = readFileSync(packagePath("README.md"), "utf8");
+  const codes = readme.slice(readme.indexOf("Codes: E0000"), readme.indexOf("## Errors"));
+  assert.deepEqual(
+    Object.keys(CODES).filter((c) => !codes.includes(c)),
+    [],
+    "codes missing from the README's list",
+  );
+  const table = readme.slice(readme.indexOf("| layer | attributes"), readme.indexOf("Each means"));
+  const blocks = readme.slice(readme.indexOf("**Combined blocks.**"), readme.indexOf("`train`"));
+  assert.deepEqual(
+    OP_KINDS.filter((k) =>
+      OPS[k].spelling === "layer" ? !table.includes(`\`${k}\``) : !blocks.includes(`${k}:`),
+    ),
+    [],
+    "op kinds missing from the README's layer table or its combined blocks",
+  );
+});
 
 test("every compiler code has a fixture (E0000 is the CLI's unreadable file)", () => {
   const tested = new Set(CASES.flatMap(([, codes]) => codes));
