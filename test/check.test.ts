@@ -13,7 +13,8 @@ import { checkFile } from "../src/cli/check.js";
 import { BACKEND_CODES } from "../src/compiler/codes.js";
 import { CODES, compileSpec, formatDiagnostic } from "../src/compiler/index.js";
 import { torchInitWeights } from "../src/compiler/init.js";
-import type { WeightMap } from "../src/compiler/ir.js";
+import { OP_KINDS, type WeightMap } from "../src/compiler/ir.js";
+import { OPS } from "../src/compiler/ops.js";
 import { packagePath, packageRoot } from "../src/paths.js";
 import { expectGolden } from "./helpers/golden.js";
 
@@ -37,6 +38,8 @@ const CASES: [string, string[], string][] = [
   ["bad-value", ["E0110", "E0110"], "9:22"],
   ["dataset", ["E0111", "E0111", "E0111", "E0111"], "1:8"],
   ["add-unknown-block", ["E0112", "E0112", "E0112"], "7:12"],
+  ["combine-unknown-block", ["E0112", "E0112"], "7:12"],
+  ["block-ops", ["E0106", "E0110"], "7:7"],
   ["residual-form", ["E0102", "E0103", "E0110", "E0104", "E0101"], "6:11"],
   ["distill", ["E0104", "E0105", "E0105"], "8:24"],
   ["name-path", ["E0113"], "2:1"],
@@ -48,6 +51,8 @@ const CASES: [string, string[], string][] = [
   ["head-classes", ["E0205"], "6:5"],
   ["no-log-softmax", ["E0206"], "6:5"],
   ["add-shape-mismatch", ["E0207"], "7:12"],
+  ["mul-shape-mismatch", ["E0211"], "7:12"],
+  ["concat-shape-mismatch", ["E0212"], "7:15"],
   ["groups-divide", ["E0208"], "7:9"],
   ["same-stride", ["E0209"], "4:5"],
   ["pool-padding", ["E0210"], "5:5"],
@@ -69,6 +74,25 @@ for (const [name, codes, at] of CASES) {
     expectGolden(`check/${name}.txt`, `${result.diagnostics.map(formatDiagnostic).join("\n")}\n`);
   });
 }
+
+test("the README lists every compiler code, every op kind and the block ops' spelling", () => {
+  const readme = readFileSync(packagePath("README.md"), "utf8");
+  const codes = readme.slice(readme.indexOf("Codes: E0000"), readme.indexOf("## Errors"));
+  assert.deepEqual(
+    Object.keys(CODES).filter((c) => !codes.includes(c)),
+    [],
+    "codes missing from the README's list",
+  );
+  const table = readme.slice(readme.indexOf("| layer | attributes"), readme.indexOf("Each means"));
+  const blocks = readme.slice(readme.indexOf("**Combined blocks.**"), readme.indexOf("`train`"));
+  assert.deepEqual(
+    OP_KINDS.filter((k) =>
+      OPS[k].spelling === "layer" ? !table.includes(`\`${k}\``) : !blocks.includes(`${k}:`),
+    ),
+    [],
+    "op kinds missing from the README's layer table or its combined blocks",
+  );
+});
 
 test("every compiler code has a fixture (E0000 is the CLI's unreadable file)", () => {
   const tested = new Set(CASES.flatMap(([, codes]) => codes));

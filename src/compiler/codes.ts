@@ -21,7 +21,7 @@ export const CODES = {
   E0109: "invalid block name",
   E0110: "unknown value",
   E0111: "spec does not fit its dataset",
-  E0112: "add: names no earlier block",
+  E0112: "a block's add:, mul: or concat: names no earlier block",
   E0113: "model name cannot be a folder name",
   E0201: "kernel or pool window larger than its input (the spatial size would collapse)",
   E0203: "linear on an image without flatten",
@@ -32,6 +32,8 @@ export const CODES = {
   E0208: "conv groups do not divide the channels",
   E0209: "padding: same with a stride other than 1",
   E0210: "pool padding more than half its window",
+  E0211: "mul of shapes that do not broadcast",
+  E0212: "concat of maps of different spatial sizes (or of an image and a vector)",
   E0301: "over the parameter budget",
   E0302: "layer or model too large to allocate",
 } as const;

@@ -7,6 +7,13 @@ import type { DatasetName, PreprocessProfile } from "./datasets.js";
 export const OP_KINDS = [
   "conv",
   "relu",
+  "relu6",
+  "leaky_relu",
+  "sigmoid",
+  "tanh",
+  "silu",
+  "gelu",
+  "hardswish",
   "batchnorm",
   "maxpool",
   "avgpool",
@@ -16,6 +23,8 @@ export const OP_KINDS = [
   "linear",
   "log_softmax",
   "add",
+  "mul",
+  "concat",
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
@@ -39,6 +48,18 @@ export interface OpAttrs {
     bias: boolean;
   };
   relu: Record<string, never>;
+  /** min(max(x, 0), 6). */
+  relu6: Record<string, never>;
+  /** x for x > 0, else negative_slope·x. */
+  leaky_relu: { negativeSlope: number };
+  sigmoid: Record<string, never>;
+  tanh: Record<string, never>;
+  /** x·sigmoid(x) (swish). */
+  silu: Record<string, never>;
+  /** x·Φ(x), Φ the normal CDF by erf: PyTorch's default (exact), not the tanh approximation. */
+  gelu: Record<string, never>;
+  /** x·relu6(x + 3)/6 (MobileNetV3). */
+  hardswish: Record<string, never>;
   batchnorm: { eps: number; momentum: number };
   /** Floor mode; padding is -inf for max (PyTorch), zeros counted in the average (count_include_pad). */
   maxpool: { kernel: Pair; stride: Pair; padding: Pair };
@@ -51,6 +72,10 @@ export interface OpAttrs {
   log_softmax: Record<string, never>;
   /** `x + y`: the block's output plus the output of the earlier block `from` (a residual). */
   add: { from: string };
+  /** `x * y`, broadcasting: the block's output times block `from`'s (a squeeze-excitation gate). */
+  mul: { from: string };
+  /** `torch.cat([y, x], dim=1)`: block `from`'s channels, then the block's own (DenseNet's order). */
+  concat: { from: string };
 }
 
 /** A shape without the batch axis: [C, H, W] for images, [F] for vectors (PyTorch order). */

@@ -18,7 +18,7 @@ import {
   type Span,
   type TrainIR,
 } from "./ir.js";
-import { OPS, opDef } from "./ops.js";
+import { BLOCK_KINDS, opDef } from "./ops.js";
 import type { SourceMap } from "./parse.js";
 import { didYouMean } from "./suggest.js";
 
@@ -32,7 +32,7 @@ export interface Lowered {
   nodes: AnyNodeIR[];
   train: TrainIR;
   data: DataIR;
-  /** References `add:` could not resolve (E0112). */
+  /** References `add:`, `mul:` or `concat:` could not resolve (E0112). */
   diagnostics: Diagnostic[];
 }
 
@@ -91,8 +91,8 @@ interface BlockItem {
   layers: unknown[];
   /** Path of the layer list in the spec (for spans). */
   path: (string | number)[];
-  /** The block whose output is added to this one's (`add:`), if any. */
-  add?: { from: string; path: (string | number)[] };
+  /** The block op (`add:`, `mul:`, `concat:`) and the earlier block it combines, if any. */
+  combine?: { kind: OpKind; from: string; path: (string | number)[] };
 }
 
 function blockItem(item: unknown, i: number): BlockItem | undefined {
@@ -101,12 +101,13 @@ function blockItem(item: unknown, i: number): BlockItem | undefined {
   if (Array.isArray(inner)) return { name, layers: inner, path: ["layers", i, name] };
   const form = obj(inner);
   if (typeof inner !== "object" || inner === null || !Array.isArray(form.layers)) return undefined;
+  const kind = BLOCK_KINDS.find((k) => typeof form[k] === "string");
   return {
     name,
     layers: form.layers,
     path: ["layers", i, name, "layers"],
-    ...(typeof form.add === "string"
-      ? { add: { from: form.add, path: ["layers", i, name, "add"] } }
+    ...(kind
+      ? { combine: { kind, from: String(form[kind]), path: ["layers", i, name, kind] } }
       : {}),
   };
 }
@@ -143,8 +144,9 @@ export function duplicateBlocks(value: unknown, source: SourceMap): Diagnostic[]
 
 /**
  * Lower a schema-valid spec (`validate` returned no errors; anything else is a compiler bug) into
- * the graph: each layer reads the one before it, and a block with `add:` ends in an `add` node
- * that also reads the named earlier block's output. A name that is no earlier block is reported.
+ * the graph: each layer reads the one before it, and a block with a block op's key (`add: c2`)
+ * ends in a node of that op (`res1.add`) that also reads the named earlier block's output, in the
+ * op's operand order. A name that is no earlier block is reported.
  */
 export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowered {
   const nodes: AnyNodeIR[] = [];
@@ -174,15 +176,36 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowe
         node(layer, `${block.name}.${j}`, block.name, source.at([...block.path, j]), [previous]),
       );
     });
-    if (block.add) {
-      const span = source.at(block.add.path);
-      const from = blockOutputs.get(block.add.from);
+    const combine = block.combine;
+    if (combine) {
+      const op = opDef(combine.kind);
+      const span = source.at(combine.path);
+      const from = blockOutputs.get(combine.from);
       if (!from) {
-        diagnostics.push(unknownBlock(block.add.from, block.name, span, blockSpans, blockOutputs));
+        diagnostics.push(
+          unknownBlock(
+            op.verb ?? combine.kind,
+            combine.from,
+            block.name,
+            span,
+            blockSpans,
+            blockOutputs,
+          ),
+        );
       } else {
-        const attrs = OPS.add.normalize({ add: block.add.from });
+        const attrs = op.normalize({ [combine.kind]: combine.from });
+        const inputs = (op.operands ?? ["own", "earlier"]).map((o) =>
+          o === "own" ? previous : from.name,
+        );
         push(
-          analysisless(`${block.name}.add`, "add", attrs, block.name, span, [previous, from.name]),
+          analysisless(
+            `${block.name}.${combine.kind}`,
+            combine.kind,
+            attrs,
+            block.name,
+            span,
+            inputs,
+          ),
         );
       }
     }
@@ -207,8 +230,9 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowe
   };
 }
 
-/** E0112: `add:` names the block itself, a later block, or no block at all. */
+/** E0112: `add:` (`mul:`, `concat:`) names the block itself, a later block, or no block at all. */
 function unknownBlock(
+  verb: string,
   name: string,
   block: string,
   span: Span,
@@ -218,17 +242,17 @@ function unknownBlock(
   const at = spans.get(name);
   const earlier = [...outputs.keys()];
   if (name === block) {
-    return error("E0112", `block \`${block}\` adds its own output: name an earlier block`, span);
+    return error("E0112", `block \`${block}\` ${verb} its own output: name an earlier block`, span);
   }
   if (at) {
-    return error("E0112", `block \`${block}\` adds block \`${name}\`, which comes later`, span, [
+    return error("E0112", `block \`${block}\` ${verb} block \`${name}\`, which comes later`, span, [
       { message: `block \`${name}\` is defined here, after \`${block}\``, span: at },
     ]);
   }
   const known = earlier.length > 0 ? ` (earlier blocks: ${earlier.join(", ")})` : "";
   return error(
     "E0112",
-    `block \`${block}\` adds \`${name}\`, which is no block${didYouMean(name, earlier)}${known}`,
+    `block \`${block}\` ${verb} \`${name}\`, which is no block${didYouMean(name, earlier)}${known}`,
     span,
   );
 }

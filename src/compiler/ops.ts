@@ -6,8 +6,8 @@
 // No other compiler file branches on an op's kind.
 
 import { sizeOf } from "../util/shape.js";
-import type { GradBuilder, GradResult, GradValues } from "./autodiff.js";
 import type { Code } from "./codes.js";
+import type { Elementwise, GradBuilder, GradResult, GradValues } from "./grad-builder.js";
 import type { OpAttrs, OpKind, Pads, Pair, ParamIR, Shape } from "./ir.js";
 
 /** A JSON Schema object (draft-07), kept loose: it is data for ajv and for editors. */
@@ -49,10 +49,15 @@ export interface OpDef<K extends OpKind> {
   /** One line for the schema (editors show it on hover). */
   description: string;
   /**
-   * How a spec writes it: as a layer item (`- conv: {...}`), or as a block's `add:` key
-   * (`- res1: { add: conv2, layers: [...] }`), which lowers to a node after the block's layers.
+   * How a spec writes it: as a layer item (`- conv: {...}`), or as a block's key named like the op
+   * (`- res1: { add: conv2, layers: [...] }`), which lowers to a node after the block's layers
+   * that also reads the named earlier block's output.
    */
   spelling: "layer" | "block";
+  /** A block op's operands, in order: the block's own output and the earlier block's. */
+  operands?: readonly ["own", "earlier"] | readonly ["earlier", "own"];
+  /** A block op's verb in messages: block `res1` adds block `c2`. */
+  verb?: string;
   /** Attribute schemas, snake_case as written in YAML, each with its PyTorch default if any. */
   attributes: Record<string, JsonSchema>;
   required: readonly string[];
@@ -79,6 +84,8 @@ export interface OpDef<K extends OpKind> {
   logProbabilities?: true;
   /** What the training forward keeps for `gradient`, beyond the inputs and the output. */
   saves?: readonly Saved[];
+  /** An elementwise op's function and derivative (its `gradient` is then dy·f′). */
+  elementwise?: ElementwiseFn<K>;
   /**
    * The backward rule: gradients of the inputs (where wanted) and trainable parameters from
    * ∂L/∂output, in `GradBuilder` primitives (see autodiff.ts). Shapes are without the batch.
@@ -95,6 +102,16 @@ export interface OpDef<K extends OpKind> {
 /** Training-forward values a backward rule may read: batch norm's normalized input and 1/σ, a
  * max pool's argmax indices, a dropout's scaled mask. */
 export type Saved = "centred" | "invstd" | "indices" | "mask";
+
+/**
+ * An elementwise op in `Elementwise` primitives: `f` is PyTorch's definition (what tests hold each
+ * backend's own spelling to), `df` its derivative from the input x or the output y = f(x),
+ * PyTorch's at the kinks too (its `*_backward` kernels).
+ */
+export interface ElementwiseFn<K extends OpKind> {
+  f<T>(e: Elementwise<T>, x: T, attrs: OpAttrs[K]): T;
+  df<T>(e: Elementwise<T>, x: T, y: T, attrs: OpAttrs[K]): T;
+}
 
 export type OpTableDef = { [K in OpKind]: OpDef<K> };
 
@@ -160,6 +177,14 @@ const need = <T>(value: T | undefined, what: string): T => {
 };
 
 const none = (): ParamRule[] => [];
+
+/** LeakyReLU's slope at x: 1 for x > 0, else `negative`. */
+const slopes = <T>(e: Elementwise<T>, x: T, negative: number): T =>
+  e.offset(e.scale(e.greater(x, 0), 1 - negative), negative);
+
+/** Φ(x) = (1 + erf(x/√2))/2. */
+const normalCdf = <T>(e: Elementwise<T>, x: T): T =>
+  e.scale(e.offset(e.erf(e.scale(x, Math.SQRT1_2)), 1), 0.5);
 const zero = (): number => 0;
 const same = (_attrs: unknown, inputs: Shape[]): Shape => [...first(inputs)];
 const unchanged = (rfs: RfState[]): RfState => rfs[0] as RfState;
@@ -270,6 +295,85 @@ function pool<K extends "maxpool" | "avgpool">(
   return def as unknown as OpDef<K>;
 }
 
+/**
+ * An activation: one input of any rank, its shape, no parameters, no MACs (as torchinfo counts),
+ * the receptive field unchanged, and the backward dx = dy·f′(x) from its `elementwise` rule.
+ */
+function activation<K extends OpKind>(
+  description: string,
+  fn: ElementwiseFn<K>,
+  form: Pick<OpDef<K>, "attributes" | "normalize" | "describe">,
+): OpDef<K> {
+  return {
+    description,
+    spelling: "layer",
+    required: [],
+    ...form,
+    arity: 1,
+    rank: "any",
+    shape: same,
+    params: none,
+    macs: zero,
+    receptiveField: unchanged,
+    elementwise: fn,
+    gradient: (b, a, v) => {
+      const [x = v.dy] = v.inputs;
+      return {
+        inputs: [v.wanted[0] ? b.mul(v.dy, fn.df(b, x, v.output, a)) : undefined],
+        params: {},
+      };
+    },
+  };
+}
+
+/**
+ * A block combinator: two operands, no parameters or MACs, and the longer of the two paths
+ * deciding what an output sees. Its one attribute is the earlier block, under the op's own name.
+ */
+function combinator<K extends "add" | "mul" | "concat">(
+  kind: K,
+  rule: Pick<OpDef<K>, "description" | "check" | "shape" | "gradient"> & {
+    verb: string;
+    /** What the attribute names, for the schema. */
+    earlier: string;
+    operands: NonNullable<OpDef<K>["operands"]>;
+  },
+): OpDef<K> {
+  const { earlier, ...rest } = rule;
+  return {
+    ...rest,
+    spelling: "block",
+    attributes: { [kind]: { type: "string", pattern: BLOCK_NAME, description: earlier } },
+    required: [],
+    normalize: (raw) =>
+      ({ from: typeof raw[kind] === "string" ? raw[kind] : "" }) as unknown as OpAttrs[K],
+    describe: (a) => `${kind} ${(a as OpAttrs["add"]).from}`,
+    arity: 2,
+    rank: "any",
+    params: none,
+    macs: zero,
+    receptiveField: (rfs, _a, _inputs, output) => {
+      const extent: Pair = [output[1] ?? 1, output[2] ?? 1];
+      // A broadcast [C, 1, 1] gate has no grid of its own: the jump is the full-size operand's.
+      const grid = rfs.filter((r) => r.extent[0] === extent[0] && r.extent[1] === extent[1]);
+      const max = (list: RfState[], f: (rf: RfState) => number) => Math.max(...list.map(f));
+      const jumps = grid.length > 0 ? grid : rfs;
+      return {
+        size: [max(rfs, (r) => r.size[0]), max(rfs, (r) => r.size[1])],
+        jump: [max(jumps, (r) => r.jump[0]), max(jumps, (r) => r.jump[1])],
+        extent,
+      };
+    },
+  };
+}
+
+/** The form of an activation without attributes: written bare (`- silu`), described by its name. */
+const bare = <K extends OpKind>(kind: K) =>
+  ({ attributes: {}, normalize: () => ({}), describe: () => kind }) as unknown as Pick<
+    OpDef<K>,
+    "attributes" | "normalize" | "describe"
+  >;
+
 // --- the table -------------------------------------------------------------------------------
 
 export const OPS: OpTableDef = {
@@ -377,24 +481,93 @@ export const OPS: OpTableDef = {
     },
   },
 
-  relu: {
-    description: "nn.ReLU",
-    spelling: "layer",
-    attributes: {},
-    required: [],
-    normalize: () => ({}),
-    describe: () => "relu",
-    arity: 1,
-    rank: "any",
-    shape: same,
-    params: none,
-    macs: zero,
-    receptiveField: unchanged,
-    gradient: (b, _a, v) => ({
-      inputs: [v.wanted[0] ? b.wherePositive(v.dy, v.output) : undefined],
-      params: {},
-    }),
-  },
+  relu: activation(
+    "nn.ReLU",
+    {
+      f: (e, x) => e.clamp(x, 0, Number.POSITIVE_INFINITY),
+      // A select on y > 0, not a multiply by a step function of x: the same at x = 0 (PyTorch's 0).
+      df: (e, _x, y) => e.greater(y, 0),
+    },
+    bare("relu"),
+  ),
+
+  relu6: activation(
+    "nn.ReLU6: min(max(x, 0), 6)",
+    {
+      f: (e, x) => e.clamp(x, 0, 6),
+      // hardtanh_backward: 1 strictly inside (0, 6), 0 at both kinks.
+      df: (e, _x, y) => e.mul(e.greater(y, 0), e.less(y, 6)),
+    },
+    bare("relu6"),
+  ),
+
+  leaky_relu: activation(
+    "nn.LeakyReLU: x for x > 0, else negative_slope·x",
+    {
+      f: (e, x, a) => e.mul(x, slopes(e, x, a.negativeSlope)),
+      df: (e, x, _y, a) => slopes(e, x, a.negativeSlope),
+    },
+    {
+      attributes: {
+        negative_slope: { type: "number", description: "the slope for x ≤ 0; default 0.01" },
+      },
+      normalize: (raw) => ({ negativeSlope: num(raw.negative_slope, 0.01) }),
+      describe: (a) => `leaky_relu ${a.negativeSlope}`,
+    },
+  ),
+
+  sigmoid: activation(
+    "nn.Sigmoid: 1/(1 + e^−x)",
+    { f: (e, x) => e.sigmoid(x), df: (e, _x, y) => e.mul(y, e.offset(e.scale(y, -1), 1)) },
+    bare("sigmoid"),
+  ),
+
+  tanh: activation(
+    "nn.Tanh",
+    { f: (e, x) => e.tanh(x), df: (e, _x, y) => e.offset(e.scale(e.mul(y, y), -1), 1) },
+    bare("tanh"),
+  ),
+
+  silu: activation(
+    "nn.SiLU: x·sigmoid(x)",
+    {
+      f: (e, x) => e.mul(x, e.sigmoid(x)),
+      // σ·(1 + x·(1 − σ)), as silu_backward.
+      df: (e, x) => {
+        const s = e.sigmoid(x);
+        return e.mul(s, e.offset(e.mul(x, e.offset(e.scale(s, -1), 1)), 1));
+      },
+    },
+    bare("silu"),
+  ),
+
+  gelu: activation(
+    "nn.GELU: x·Φ(x), Φ the normal CDF (exact, by erf)",
+    {
+      f: (e, x) => e.mul(x, normalCdf(e, x)),
+      // Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+      df: (e, x) =>
+        e.add(
+          normalCdf(e, x),
+          e.mul(x, e.scale(e.exp(e.scale(e.mul(x, x), -0.5)), 1 / Math.sqrt(2 * Math.PI))),
+        ),
+    },
+    bare("gelu"),
+  ),
+
+  hardswish: activation(
+    "nn.Hardswish: x·relu6(x + 3)/6",
+    {
+      f: (e, x) => e.scale(e.mul(x, e.clamp(e.offset(x, 3), 0, 6)), 1 / 6),
+      // hardswish_backward: 0 below −3, x/3 + 1/2 on [−3, 3] (both ends included), 1 above 3.
+      df: (e, x) => {
+        const above = e.greater(x, 3);
+        const inside = e.offset(e.scale(e.add(e.less(x, -3), above), -1), 1);
+        return e.add(above, e.mul(inside, e.offset(e.scale(x, 1 / 3), 0.5)));
+      },
+    },
+    bare("hardswish"),
+  ),
 
   batchnorm: {
     description: "nn.BatchNorm2d: batch statistics in training, running statistics in eval",
@@ -593,23 +766,12 @@ export const OPS: OpTableDef = {
     }),
   },
 
-  add: {
+  add: combinator("add", {
     description:
       "a residual connection: the block's output plus the output of an earlier block (`x + y`, same shapes)",
-    spelling: "block",
-    attributes: {
-      add: {
-        type: "string",
-        pattern: BLOCK_NAME,
-        description:
-          "an earlier block whose output is added to this block's output (shapes must match)",
-      },
-    },
-    required: [],
-    normalize: (raw) => ({ from: typeof raw.add === "string" ? raw.add : "" }),
-    describe: (a) => `add ${a.from}`,
-    arity: 2,
-    rank: "any",
+    verb: "adds",
+    earlier: "an earlier block whose output is added to this block's output (shapes must match)",
+    operands: ["own", "earlier"],
     check: (_a, inputs) => {
       const [x = [], y = []] = inputs;
       return x.length === y.length && x.every((d, i) => d === y[i])
@@ -617,27 +779,99 @@ export const OPS: OpTableDef = {
         : { code: "E0207", message: "adds tensors of different shapes", noteInputs: true };
     },
     shape: same,
-    params: none,
-    macs: zero,
     gradient: (_b, _a, v) => ({
       inputs: v.wanted.map((wanted) => (wanted ? v.dy : undefined)),
       params: {},
     }),
-    // The longer of the two paths decides what an output sees.
-    receptiveField: (rfs, _a, _inputs, output) => {
-      const max = (f: (rf: RfState) => number) => Math.max(...rfs.map(f));
+  }),
+
+  mul: combinator("mul", {
+    description:
+      "a gate: the block's output times the output of an earlier block, broadcasting as PyTorch does (`x * y`; a [C, 1, 1] gate scales each channel: squeeze-excitation)",
+    verb: "multiplies by",
+    earlier:
+      "an earlier block whose output this block's output multiplies (each size equal, or 1 in one of the two)",
+    operands: ["own", "earlier"],
+    check: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      return x.length === y.length && x.every((d, i) => d === y[i] || d === 1 || y[i] === 1)
+        ? undefined
+        : {
+            code: "E0211",
+            message:
+              "multiplies tensors whose shapes do not broadcast (each size equal, or 1 in one of them):",
+            noteInputs: true,
+          };
+    },
+    shape: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      return x.map((d, i) => Math.max(d, y[i] ?? 1));
+    },
+    // y = a·b: each operand's gradient is dy times the other, summed over the axes it was
+    // broadcast along (a [C, 1, 1] gate: over H and W).
+    gradient: (b, _a, v, inputs) => {
+      const [x = v.dy, y = v.dy] = v.inputs;
+      const full = (i: number) => [v.batch, ...(inputs[i] ?? [])];
       return {
-        size: [max((r) => r.size[0]), max((r) => r.size[1])],
-        jump: [max((r) => r.jump[0]), max((r) => r.jump[1])],
-        extent: [output[1] ?? 1, output[2] ?? 1],
+        inputs: [
+          v.wanted[0] ? b.sumTo(b.mul(v.dy, y), full(0)) : undefined,
+          v.wanted[1] ? b.sumTo(b.mul(v.dy, x), full(1)) : undefined,
+        ],
+        params: {},
       };
     },
-  },
+  }),
+
+  concat: combinator("concat", {
+    description:
+      "a dense connection: the output of an earlier block, then this block's output, along channels (`torch.cat([y, x], dim=1)`, same spatial size)",
+    verb: "concatenates",
+    earlier: "an earlier block whose output channels come before this block's (same spatial size)",
+    operands: ["earlier", "own"],
+    check: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      if (x.length !== y.length) {
+        return {
+          code: "E0212",
+          message: "concatenates an image and a vector:",
+          noteInputs: true,
+        };
+      }
+      return x.every((d, i) => i === 0 || d === y[i])
+        ? undefined
+        : {
+            code: "E0212",
+            message: "concatenates maps of different spatial sizes:",
+            noteInputs: true,
+          };
+    },
+    shape: (_a, inputs) => {
+      const [x = [], y = []] = inputs;
+      return [(x[0] ?? 0) + (y[0] ?? 0), ...x.slice(1)];
+    },
+    // Each operand's channels of dy.
+    gradient: (b, _a, v, inputs) => {
+      const [c0 = 0] = inputs[0] ?? [];
+      const [c1 = 0] = inputs[1] ?? [];
+      return {
+        inputs: [
+          v.wanted[0] ? b.sliceChannels(v.dy, 0, c0) : undefined,
+          v.wanted[1] ? b.sliceChannels(v.dy, c0, c1) : undefined,
+        ],
+        params: {},
+      };
+    },
+  }),
 };
 
 /** Ops a spec writes as layer items (`- relu`, `- conv: {...}`). */
 export const LAYER_KINDS: readonly OpKind[] = (Object.keys(OPS) as OpKind[]).filter(
   (kind) => OPS[kind].spelling === "layer",
+);
+
+/** Ops a spec writes as a block's key (`- res1: { add: conv2, layers: [...] }`). */
+export const BLOCK_KINDS: readonly OpKind[] = (Object.keys(OPS) as OpKind[]).filter(
+  (kind) => OPS[kind].spelling === "block",
 );
 
 /** Ops that can be written as a bare name (`- relu`): those without required attributes. */

@@ -5,13 +5,13 @@ import type { ErrorObject } from "ajv";
 import { type Code, error } from "./codes.js";
 import type { Diagnostic } from "./diagnostics.js";
 import type { OpKind } from "./ir.js";
-import { isBare, LAYER_KINDS, OPS } from "./ops.js";
+import { BLOCK_KINDS, isBare, LAYER_KINDS, OPS } from "./ops.js";
 import type { Path, SourceMap } from "./parse.js";
 import { didYouMean, nearest } from "./suggest.js";
 
 const isOp = (name: string): name is OpKind => (LAYER_KINDS as readonly string[]).includes(name);
 
-/** A residual block's value: `{ add: conv1, layers: [...] }`. */
+/** A combined block's value: `{ add: conv1, layers: [...] }` (or `mul:`, `concat:`). */
 const isBlockForm = (v: unknown): v is { layers: unknown[] } =>
   !!v &&
   typeof v === "object" &&
@@ -217,8 +217,8 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       `${about(value, path)} must be an integer${orSame ? ", a pair [h, w] or `same`" : " or a pair [h, w]"}, got ${show(v)}`,
     );
 
-  // `cnov: { out: 10 }`: a map under a name that is no op and no residual block (no `add`, no
-  // `layers`) is a misspelt layer, whatever the block form's schema says about it.
+  // `cnov: { out: 10 }`: a map under a name that is no op and no combined block (no `layers`, no
+  // block op) is a misspelt layer, whatever the block form's schema says about it.
   if (inLayers && path.length >= 3 && !isOp(String(path[2]))) {
     const name = String(path[2]);
     const inner = get(value, path.slice(0, 3));
@@ -227,7 +227,7 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       typeof inner === "object" &&
       !Array.isArray(inner) &&
       !("layers" in inner) &&
-      !("add" in inner)
+      !BLOCK_KINDS.some((kind) => kind in inner)
     ) {
       return make("E0101", unknownLayer(name), source.key(path.slice(0, 2), name) ?? here);
     }
@@ -239,7 +239,7 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       return undefined; // the branch's own errors say what is wrong
     case "pattern":
       if (e.propertyName !== undefined) return undefined; // reported with propertyNames
-      if (path[0] === "layers" && path.at(-1) === "add") {
+      if (path[0] === "layers" && (BLOCK_KINDS as unknown[]).includes(path.at(-1))) {
         return make("E0110", `${about(value, path)} must name a block (letters, digits and _)`);
       }
       return make("E0110", `${about(value, path)} may only use letters, digits, _, . and -`);
@@ -352,6 +352,13 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       );
     case "maxProperties": {
       const keys = Object.keys((v as object) ?? {});
+      if (inLayers && path.length === 3 && isBlockForm(v)) {
+        const ops = keys.filter((k) => k !== "layers");
+        return make(
+          "E0106",
+          `block \`${String(path[2])}\` combines with ${ops.map((k) => `\`${k}:\``).join(" and ")}: one of ${BLOCK_KINDS.join(", ")} per block (a second block can combine the first's output)`,
+        );
+      }
       return make(
         "E0106",
         `${subject(value, path).owner}: one list item holds ${keys.length} layers (${keys.join(", ")}); put each in its own \`- \` item`,

@@ -4,7 +4,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { DATASET_NAMES, DATASETS, PREPROCESS_PROFILES } from "./datasets.js";
 import type { OpKind } from "./ir.js";
-import { BLOCK_NAME, isBare, type JsonSchema, LAYER_KINDS, OPS } from "./ops.js";
+import { BLOCK_KINDS, BLOCK_NAME, isBare, type JsonSchema, LAYER_KINDS, OPS } from "./ops.js";
 
 export { BLOCK_NAME };
 
@@ -60,9 +60,9 @@ function layerSchema(topLevel: boolean): JsonSchema {
 }
 
 /**
- * A named block: `conv1: [ ... ]`, or with a residual connection `res1: { add: conv1, layers: [...] }`
- * (the block's output plus block conv1's output). `if`/`else` rather than `anyOf`, so each form's
- * errors are its own.
+ * A named block: `conv1: [ ... ]`, or combined with an earlier block's output by one block op,
+ * `res1: { add: conv1, layers: [...] }` (the block's output plus block conv1's; also `mul:`,
+ * `concat:`). `if`/`else` rather than `anyOf`, so each form's errors are its own.
  */
 function blockSchema(): JsonSchema {
   const layers: JsonSchema = {
@@ -72,7 +72,7 @@ function blockSchema(): JsonSchema {
   };
   return {
     description:
-      "a named block (nn.Sequential): its layers are named <block>.0, <block>.1, ...; or { add: <earlier block>, layers: [...] } for a residual block",
+      "a named block (nn.Sequential): its layers are named <block>.0, <block>.1, ...; or { add: <earlier block>, layers: [...] } for a residual block (mul: a gate, concat: a dense connection)",
     type: ["array", "object"],
     if: { type: "array" },
     // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a promise
@@ -81,8 +81,10 @@ function blockSchema(): JsonSchema {
       type: "object",
       required: ["layers"],
       additionalProperties: false,
+      // `layers` and at most one block op.
+      maxProperties: 2,
       properties: {
-        ...OPS.add.attributes,
+        ...Object.assign({}, ...BLOCK_KINDS.map((kind) => OPS[kind].attributes)),
         layers: { ...layers, description: "the block's layers" },
       },
     },

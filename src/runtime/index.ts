@@ -14,6 +14,8 @@ export { ConstantPad2d } from "./tfjs/layers/constant-pad2d.js";
 export type { Conv2dConfig } from "./tfjs/layers/conv2d.js";
 export { Conv2d } from "./tfjs/layers/conv2d.js";
 export { Dropout, Dropout2d } from "./tfjs/layers/dropout.js";
+export type { ElementwiseConfig } from "./tfjs/layers/elementwise.js";
+export { Elementwise } from "./tfjs/layers/elementwise.js";
 export { LogSoftmax } from "./tfjs/layers/log-softmax.js";
 export type { Checkpoint, NamedArray } from "./train/checkpoint.js";
 export { loadWeightsInto, readCheckpoint } from "./train/checkpoint.js";

@@ -98,6 +98,18 @@ def layer_kind(item):
     return kind, (opts or {})
 
 
+# Elementwise layers without options: the spec's name -> PyTorch's module.
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,  # approximate="none": the exact form, by erf
+    "hardswish": nn.Hardswish,
+}
+
+
 def make_layer(kind, opts, x):
     """One nn layer for `kind`, given an example input `x` (for inferred sizes)."""
     if kind == "conv":
@@ -111,8 +123,10 @@ def make_layer(kind, opts, x):
             groups=opts.get("groups", 1),
             bias=opts.get("bias", True),
         )
-    if kind == "relu":
-        return nn.ReLU()
+    if kind in ACTIVATIONS:
+        return ACTIVATIONS[kind]()
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(opts.get("negative_slope", 0.01))
     if kind == "batchnorm":
         return nn.BatchNorm2d(
             x.shape[1], eps=opts.get("eps", 1e-5), momentum=opts.get("momentum", 0.1)
@@ -135,30 +149,41 @@ def make_layer(kind, opts, x):
     raise ValueError(f"layer type {kind!r} has no PyTorch equivalent in this checker")
 
 
+# A block's `add:`, `mul:` or `concat:`: how its own output x combines with the named block's y.
+COMBINE = {
+    "add": lambda x, y: x + y,
+    "mul": lambda x, y: x * y,
+    "concat": lambda x, y: torch.cat([y, x], dim=1),  # DenseNet's order: the earlier block first
+}
+
+
 class SpecNet(nn.Module):
     """The spec's top-level items as children (blocks as nn.Sequential, other layers by index);
-    forward runs them in order and adds a residual block's `add:` block output to its own."""
+    forward runs them in order and combines a block's output with the block its `add:`, `mul:`
+    or `concat:` names."""
 
     def __init__(self, items):
         super().__init__()
         self.order = []
-        for name, module, add in items:
+        for name, module, combine in items:
             self.add_module(name, module)
-            self.order.append((name, add))
+            self.order.append((name, combine))
 
     def forward(self, x):
         outputs = {}
-        for name, add in self.order:
+        for name, combine in self.order:
             x = getattr(self, name)(x)
-            if add is not None:
-                x = x + outputs[add]
+            if combine is not None:
+                op, other = combine
+                x = COMBINE[op](x, outputs[other])
             outputs[name] = x
         return x
 
 
 def build_module(spec):
     """The module a spec means, named like it: blocks by name (children 0, 1, ...), others by
-    index; `- res1: { add: conv2, layers: [...] }` is block res1 whose output gets conv2's added."""
+    index; `- res1: { add: conv2, layers: [...] }` is block res1 whose output gets conv2's added
+    (`mul:` multiplies, `concat:` puts conv2's channels first)."""
     inp = spec["input"]
     x = torch.zeros(1, inp["channels"], inp["height"], inp["width"])
     items = []
@@ -176,11 +201,13 @@ def build_module(spec):
         value = next(iter(item.values())) if isinstance(item, dict) else None
         if isinstance(value, (list, dict)) and (isinstance(value, list) or "layers" in value):
             (block, inner), = item.items()
-            layers, add = (inner, None) if isinstance(inner, list) else (inner["layers"], inner.get("add"))
+            layers = inner if isinstance(inner, list) else inner["layers"]
+            ops = [] if isinstance(inner, list) else [k for k in COMBINE if k in inner]
+            combine = (ops[0], inner[ops[0]]) if ops else None
             children = OrderedDict((str(j), make(layer)) for j, layer in enumerate(layers))
-            if add is not None:
-                x = x + outputs[add]
-            items.append((block, nn.Sequential(children), add))
+            if combine is not None:
+                x = COMBINE[combine[0]](x, outputs[combine[1]])
+            items.append((block, nn.Sequential(children), combine))
             outputs[block] = x
         else:
             items.append((str(i), make(item), None))

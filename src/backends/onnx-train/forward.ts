@@ -3,7 +3,7 @@
 // statistics and updates its running ones as PyTorch does, a dropout multiplies by its mask (an
 // input: the runtime's seeded RNG draws it, as on tfjs), a max pool also returns its indices for
 // the backward. Each entry returns what its op's `saves` lists.
-import type { ForwardValues } from "../../compiler/autodiff.js";
+import type { ForwardValues } from "../../compiler/grad-builder.js";
 import type { NodeIR, OpKind, ParamIR } from "../../compiler/ir.js";
 import { intAttr, intsAttr } from "../../formats/onnx-proto.js";
 import type { OpTable } from "../backend.js";
@@ -30,30 +30,21 @@ const first = (ctx: TrainForwardContext): Tensor => {
   return x;
 };
 
-/** The inference node of the onnx backend, as one training-forward step. */
+/** The inference nodes of the onnx backend, as the training forward (none: the identity). */
 function inference<K extends OpKind>(node: NodeIR<K>, ctx: TrainForwardContext): TrainForward {
   const rule = onnxOps[node.kind] as (
     n: NodeIR<K>,
     c: Parameters<(typeof onnxOps)["relu"]>[1],
   ) => ReturnType<(typeof onnxOps)["relu"]>;
-  const shape = [ctx.batch, ...node.outShape];
   const name = `${node.name}.out`;
   const protos = rule(node, {
     inputs: ctx.inputs.map((t) => t.name),
     input: first(ctx).name,
     output: name,
   });
-  const [proto, ...more] = protos;
-  if (more.length > 0) throw new Error(`onnx-train: ${node.name} is not one inference node`);
-  if (!proto) return { output: first(ctx), saved: {} };
-  const output = ctx.g.op(
-    proto.opType ?? "",
-    proto.input ?? [],
-    shape,
-    proto.attribute ?? [],
-    name,
-  );
-  return { output, saved: {} };
+  if (protos.length === 0) return { output: first(ctx), saved: {} };
+  ctx.g.append(protos);
+  return { output: { name, shape: [ctx.batch, ...node.outShape] }, saved: {} };
 }
 
 const param = (ctx: TrainForwardContext, role: ParamIR["role"]): Tensor => {
@@ -74,6 +65,13 @@ export const TRAIN_FORWARD: OpTable<TrainForward, TrainForwardContext> = {
     saved: {},
   }),
   relu: inference,
+  relu6: inference,
+  leaky_relu: inference,
+  sigmoid: inference,
+  tanh: inference,
+  silu: inference,
+  gelu: inference,
+  hardswish: inference,
 
   // x̂ = (x − μ)/σ over N, H, W (two passes: E[x²] − μ² cancels badly in float32); y = γ·x̂ + β.
   // Running statistics: (1 − m)·r + m·μ and (1 − m)·r + m·var·n/(n − 1), PyTorch's unbiased update.
@@ -145,4 +143,6 @@ export const TRAIN_FORWARD: OpTable<TrainForward, TrainForwardContext> = {
   linear: inference,
   log_softmax: inference,
   add: inference,
+  mul: inference,
+  concat: inference,
 };

@@ -1,8 +1,7 @@
 // An ONNX graph under construction, with the shape of every value known (the training step is built
 // for one batch size, so every shape is static and lowering rules can choose by it). It implements
-// the autodiff pass's `GradBuilder`: each primitive becomes a few ONNX nodes, the conv and pool
-// gradients through the named lowering rules of lowering.ts.
-import type { GradBuilder } from "../../compiler/autodiff.js";
+// the autodiff pass's `GradBuilder` (as step-graph.ts's `StepGraph`): each primitive becomes a few
+// ONNX nodes, the conv and pool gradients through the named lowering rules of lowering.ts.
 import type { OpAttrs } from "../../compiler/ir.js";
 import {
   type AttributeProto,
@@ -24,23 +23,11 @@ import {
   convInputGrad,
   maxPoolGrad,
 } from "./lowering.js";
+import type { StepGraph, Tensor } from "./step-graph.js";
 
-/** A value of the graph: its name and its full, static shape. */
-export interface Tensor {
-  name: string;
-  shape: number[];
-  /**
-   * Set when the value is a per-channel affine of another, base·scale + shift (batch norm's
-   * output): a lowering rule may read the base and fold scale and shift into its own weights,
-   * and the affine's node is then dropped if nothing else reads it.
-   */
-  affineOf?: { base: Tensor; scale: Tensor; shift: Tensor };
-  /** Set when the value is a conv's input gradient, convᵀ(dy, W): reductions of it may be
-   * computed from dy and W instead (lowering.ts, the channel-reduction rules). */
-  convInputGradOf?: { dy: Tensor; weight: Tensor; attrs: OpAttrs["conv"] };
-}
+export type { StepGraph, Tensor };
 
-export class OnnxGraph implements GradBuilder<Tensor> {
+export class OnnxGraph implements StepGraph {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   private readonly constants = new Map<string, Tensor>();
@@ -75,6 +62,11 @@ export class OnnxGraph implements GradBuilder<Tensor> {
       attribute,
     });
     return outputs;
+  }
+
+  /** Nodes built elsewhere (the inference graph's), whose output names are unique already. */
+  append(nodes: NodeProto[]): void {
+    this.nodes.push(...nodes);
   }
 
   /** One-output `node`. */
@@ -134,14 +126,45 @@ export class OnnxGraph implements GradBuilder<Tensor> {
     return k === 1 ? a : this.mul(a, this.scalar(k));
   }
 
+  offset(a: Tensor, k: number): Tensor {
+    return k === 0 ? a : this.add(a, this.scalar(k));
+  }
+
   exp(a: Tensor): Tensor {
     return this.op("Exp", [a], a.shape);
   }
 
-  // Greater → Cast → Mul: a Where, or a Sign then Mul, took 1.5–2x as long on step4's first layer.
-  wherePositive(dy: Tensor, a: Tensor): Tensor {
-    const mask = this.op("Greater", [a, this.scalar(0)], a.shape);
-    return this.mul(dy, this.op("Cast", [mask], a.shape, [intAttr("to", FLOAT)]));
+  sigmoid(a: Tensor): Tensor {
+    return this.op("Sigmoid", [a], a.shape);
+  }
+
+  tanh(a: Tensor): Tensor {
+    return this.op("Tanh", [a], a.shape);
+  }
+
+  erf(a: Tensor): Tensor {
+    return this.op("Erf", [a], a.shape);
+  }
+
+  /** Clip; an infinite bound is an absent input (an empty name). */
+  clamp(a: Tensor, lo: number, hi: number): Tensor {
+    const bound = (v: number) => (Number.isFinite(v) ? this.scalar(v) : "");
+    const bounds = Number.isFinite(hi) ? [bound(lo), bound(hi)] : [bound(lo)];
+    return this.op("Clip", [a, ...bounds], a.shape);
+  }
+
+  // Greater → Cast, then Mul by dy: a Where, or a Sign then Mul, took 1.5–2x as long on step4's
+  // first layer (ReLU's backward).
+  greater(a: Tensor, k: number): Tensor {
+    return this.op("Cast", [this.op("Greater", [a, this.scalar(k)], a.shape)], a.shape, [
+      intAttr("to", FLOAT),
+    ]);
+  }
+
+  less(a: Tensor, k: number): Tensor {
+    return this.op("Cast", [this.op("Less", [a, this.scalar(k)], a.shape)], a.shape, [
+      intAttr("to", FLOAT),
+    ]);
   }
 
   reshape(a: Tensor, shape: number[]): Tensor {
@@ -211,6 +234,15 @@ export class OnnxGraph implements GradBuilder<Tensor> {
 
   sumRows(a: Tensor): Tensor {
     return this.reduceSum(a, [1], true);
+  }
+
+  sumTo(a: Tensor, shape: number[]): Tensor {
+    const axes = a.shape.flatMap((d, i) => (shape[i] === 1 && d !== 1 ? [i] : []));
+    return axes.length === 0 ? a : this.reduceSum(a, axes, true);
+  }
+
+  sliceChannels(a: Tensor, start: number, count: number): Tensor {
+    return this.slice(a, [1], [start], [count], [1]);
   }
 
   spreadSpatial(a: Tensor, shape: number[]): Tensor {

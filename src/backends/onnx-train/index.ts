@@ -7,7 +7,8 @@
 //
 // `mnistc compile SPEC --target onnx-train -o DIR` writes DIR/step.onnx (the spec's batch size),
 // DIR/step.json (its signature) and DIR/eval.onnx (the inference graph, seeded weights).
-import { backward, type ForwardValues } from "../../compiler/autodiff.js";
+import { backward } from "../../compiler/autodiff.js";
+import type { ForwardValues } from "../../compiler/grad-builder.js";
 import { torchInitWeights } from "../../compiler/init.js";
 import {
   type AnyNodeIR,

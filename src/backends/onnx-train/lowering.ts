@@ -8,12 +8,12 @@
 import type { OpAttrs } from "../../compiler/ir.js";
 import { intAttr, intsAttr, stringAttr } from "../../formats/onnx-proto.js";
 import { convAttributes, firstApplying, shiftedSumFits } from "../onnx/lowering.js";
-import type { OnnxGraph, Tensor } from "./graph.js";
+import type { StepGraph, Tensor } from "./step-graph.js";
 
 export interface Rule<A> {
   name: string;
   applies(args: A): boolean;
-  lower(g: OnnxGraph, args: A): Tensor;
+  lower(g: StepGraph, args: A): Tensor;
 }
 
 /** The first rule that applies (the lists end in one that always does). */
@@ -92,7 +92,7 @@ export const CONV_INPUT_GRAD: readonly Rule<ConvInputGradArgs>[] = [
   convTransposeInput,
 ];
 
-export function convInputGrad(g: OnnxGraph, args: ConvInputGradArgs): Tensor {
+export function convInputGrad(g: StepGraph, args: ConvInputGradArgs): Tensor {
   return pick(CONV_INPUT_GRAD, args).lower(g, args);
 }
 
@@ -217,7 +217,7 @@ export const CONV_FILTER_GRAD: readonly Rule<ConvFilterGradArgs>[] = [
   patchesMatmul,
 ];
 
-export function convFilterGrad(g: OnnxGraph, args: ConvFilterGradArgs): Tensor {
+export function convFilterGrad(g: StepGraph, args: ConvFilterGradArgs): Tensor {
   return pick(CONV_FILTER_GRAD, args).lower(g, args);
 }
 
@@ -258,7 +258,7 @@ export const reduceSumPerChannel: Rule<ChannelSumArgs> = {
 
 export const CHANNEL_SUM: readonly Rule<ChannelSumArgs>[] = [sumThroughConv, reduceSumPerChannel];
 
-export function channelSum(g: OnnxGraph, args: ChannelSumArgs): Tensor {
+export function channelSum(g: StepGraph, args: ChannelSumArgs): Tensor {
   return pick(CHANNEL_SUM, args).lower(g, args);
 }
 
@@ -294,7 +294,7 @@ export const mulReduceSum: Rule<ChannelDotArgs> = {
 
 export const CHANNEL_DOT: readonly Rule<ChannelDotArgs>[] = [dotThroughFilterGrad, mulReduceSum];
 
-export function channelDot(g: OnnxGraph, args: ChannelDotArgs): Tensor {
+export function channelDot(g: StepGraph, args: ChannelDotArgs): Tensor {
   return pick(CHANNEL_DOT, args).lower(g, args);
 }
 
@@ -311,7 +311,7 @@ export interface MaxPoolGradArgs {
  * dy scattered (added) to where each window took its maximum. The pool's indices, not an equality
  * mask: after batch norm, ReLU's zeros tie, and a mask would credit every tied element.
  */
-export function maxPoolGrad(g: OnnxGraph, { dy, indices, inputShape }: MaxPoolGradArgs): Tensor {
+export function maxPoolGrad(g: StepGraph, { dy, indices, inputShape }: MaxPoolGradArgs): Tensor {
   const total = inputShape.reduce((a, b) => a * b, 1);
   const zeros = g.op("ConstantOfShape", [g.ints([total])], [total]);
   const flat = (t: Tensor) => g.reshape(t, [t.shape.reduce((a, b) => a * b, 1)]);
@@ -335,7 +335,7 @@ export interface AvgPoolGradArgs {
 }
 
 /** dy/(kh·kw) spread over each window: a depthwise ConvTranspose with a constant kernel. */
-export function avgPoolGrad(g: OnnxGraph, { dy, attrs, inputShape }: AvgPoolGradArgs): Tensor {
+export function avgPoolGrad(g: StepGraph, { dy, attrs, inputShape }: AvgPoolGradArgs): Tensor {
   const [, c = 0, h = 0, w = 0] = inputShape;
   const [, , ho = 0, wo = 0] = dy.shape;
   const [kh, kw] = attrs.kernel;
@@ -441,6 +441,6 @@ export const CONV_FORWARD: readonly Rule<ConvForwardArgs>[] = [
   plainConv,
 ];
 
-export function convForward(g: OnnxGraph, args: ConvForwardArgs): Tensor {
+export function convForward(g: StepGraph, args: ConvForwardArgs): Tensor {
   return pick(CONV_FORWARD, args).lower(g, args);
 }

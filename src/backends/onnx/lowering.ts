@@ -38,6 +38,13 @@ export const INFERENCE_ROLES: OpTable<InferenceRole, void> = {
       isZero((node as NodeIR<"conv">).attrs.padding) && (node as NodeIR<"conv">).attrs.groups === 1,
   }),
   relu: () => ({}),
+  relu6: () => ({}),
+  leaky_relu: () => ({}),
+  sigmoid: () => ({}),
+  tanh: () => ({}),
+  silu: () => ({}),
+  gelu: () => ({}),
+  hardswish: () => ({}),
   batchnorm: () => ({ channelAffine: true }),
   maxpool: () => ({}),
   avgpool: () => ({}),
@@ -47,6 +54,8 @@ export const INFERENCE_ROLES: OpTable<InferenceRole, void> = {
   linear: () => ({}),
   log_softmax: () => ({}),
   add: () => ({}),
+  mul: () => ({}),
+  concat: () => ({}),
 };
 
 const role = (node: AnyNodeIR): InferenceRole =>

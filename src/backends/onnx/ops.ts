@@ -65,6 +65,41 @@ export const onnxOps: OpTable<NodeProto[], OnnxOpContext> = {
     return run.nodes;
   },
   relu: (node, ctx) => onnxNode(node, "Relu", [ctx.input], ctx),
+  // Opset 13's Clip takes its bounds as inputs.
+  relu6: (node, ctx) => {
+    const run = new NodeRun(node.name);
+    run.op("Clip", [ctx.input, run.float(0), run.float(6)], [], ctx.output);
+    return run.nodes;
+  },
+  leaky_relu: (node, ctx) =>
+    onnxNode(node, "LeakyRelu", [ctx.input], ctx, [floatAttr("alpha", node.attrs.negativeSlope)]),
+  sigmoid: (node, ctx) => onnxNode(node, "Sigmoid", [ctx.input], ctx),
+  tanh: (node, ctx) => onnxNode(node, "Tanh", [ctx.input], ctx),
+  // No Swish before opset 24: x·Sigmoid(x).
+  silu: (node, ctx) => {
+    const run = new NodeRun(node.name);
+    run.op("Mul", [ctx.input, run.op("Sigmoid", [ctx.input])], [], ctx.output);
+    return run.nodes;
+  },
+  // No Gelu before opset 20: x·(1 + Erf(x/√2))/2, as PyTorch computes the exact form.
+  gelu: (node, ctx) => {
+    const run = new NodeRun(node.name);
+    const erf = run.op("Erf", [run.op("Mul", [ctx.input, run.float(Math.SQRT1_2)])]);
+    const cdf = run.op("Mul", [run.op("Add", [erf, run.float(1)]), run.float(0.5)]);
+    run.op("Mul", [ctx.input, cdf], [], ctx.output);
+    return run.nodes;
+  },
+  // No HardSwish before opset 14: x·HardSigmoid(x) with PyTorch's slope 1/6 and offset 1/2.
+  hardswish: (node, ctx) => {
+    const run = new NodeRun(node.name);
+    const gate = run.op(
+      "HardSigmoid",
+      [ctx.input],
+      [floatAttr("alpha", 1 / 6), floatAttr("beta", 0.5)],
+    );
+    run.op("Mul", [ctx.input, gate], [], ctx.output);
+    return run.nodes;
+  },
   // Eval form: running statistics. ONNX's `momentum` attribute only matters in training mode
   // (and counts the other way from PyTorch's), so it is not written.
   batchnorm: (node, ctx) =>
@@ -116,4 +151,7 @@ export const onnxOps: OpTable<NodeProto[], OnnxOpContext> = {
   },
   log_softmax: (node, ctx) => onnxNode(node, "LogSoftmax", [ctx.input], ctx, [intAttr("axis", 1)]),
   add: (node, ctx) => onnxNode(node, "Add", ctx.inputs, ctx),
+  // NumPy broadcasting, as PyTorch's: a [B, C, 1, 1] gate scales each channel.
+  mul: (node, ctx) => onnxNode(node, "Mul", ctx.inputs, ctx),
+  concat: (node, ctx) => onnxNode(node, "Concat", ctx.inputs, ctx, [intAttr("axis", 1)]),
 };

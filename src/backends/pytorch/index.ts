@@ -101,10 +101,14 @@ function modelCode(ir: ModelIR): ModelCode {
   // Outputs read again later than by the next statement (a residual's `add:`) are kept in a
   // variable, named after their block.
   const kept = new Map<string, string>();
+  /** The node before each one: what `x` (or the block's expression) holds when it runs. */
+  const previous = new Map(ir.nodes.map((n, i) => [n.name, ir.nodes[i - 1]?.name ?? GRAPH_INPUT]));
   for (const group of groups) {
     for (const node of group.nodes) {
-      for (const input of node.inputs.slice(1)) {
-        if (input === group.before || kept.has(input)) continue;
+      for (const input of node.inputs) {
+        if (input === previous.get(node.name) || input === group.before || kept.has(input)) {
+          continue;
+        }
         const producer = ir.nodes.find((n) => n.name === input);
         const base = (producer?.block ?? `layer_${input}`).replace(/[^A-Za-z0-9_]/g, "_");
         kept.set(input, TAKEN.has(base) || PYTHON_KEYWORDS.has(base) ? `${base}_` : base);
@@ -162,14 +166,14 @@ function modelCode(ir: ModelIR): ModelCode {
       }
       for (const { node, code } of codes.slice(modules.length)) {
         if (!code.call) throw new Error(`pytorch backend: ${node.name} has no forward form`);
-        expr = code.call([expr, ...node.inputs.slice(1).map((i) => read(group, i))]);
+        const before = previous.get(node.name);
+        expr = code.call(node.inputs.map((i) => (i === before ? expr : read(group, i))));
       }
     } else {
       const node = first;
       const code = torchCode(node);
-      const others = node.inputs.slice(1).map((i) => read(group, i));
       if (code.call) {
-        expr = code.call(["x", ...others]);
+        expr = code.call(node.inputs.map((i) => read(group, i)));
       } else {
         // A layer with parameters outside any block: named by its index, as in the state_dict.
         init.push({ comment, lines: [`self.add_module(${py(node.name)}, ${code.module})`] });

@@ -91,6 +91,20 @@ export const TORCH_OPS: OpTable<TorchCode, TorchContext> = {
   },
 
   relu: () => code("nn.ReLU()", (inputs) => `F.relu(${only(inputs)})`),
+  relu6: () => code("nn.ReLU6()", (inputs) => `F.relu6(${only(inputs)})`),
+  leaky_relu(node) {
+    const slope = node.attrs.negativeSlope;
+    return code(
+      slope === 0.01 ? "nn.LeakyReLU()" : `nn.LeakyReLU(${py(slope)})`,
+      (inputs) => `F.leaky_relu(${only(inputs)}, ${py(slope)})`,
+    );
+  },
+  sigmoid: () => code("nn.Sigmoid()", (inputs) => `torch.sigmoid(${only(inputs)})`),
+  tanh: () => code("nn.Tanh()", (inputs) => `torch.tanh(${only(inputs)})`),
+  silu: () => code("nn.SiLU()", (inputs) => `F.silu(${only(inputs)})`),
+  // approximate="none" is nn.GELU's default: the exact form, by erf.
+  gelu: () => code("nn.GELU()", (inputs) => `F.gelu(${only(inputs)})`),
+  hardswish: () => code("nn.Hardswish()", (inputs) => `F.hardswish(${only(inputs)})`),
 
   // PyTorch counts the batches a BatchNorm2d has seen in a buffer mnistc does not keep (it only
   // matters with momentum=None); load_state_dict fills it in when a file lacks it.
@@ -138,4 +152,6 @@ export const TORCH_OPS: OpTable<TorchCode, TorchContext> = {
 
   // A residual connection is arithmetic in forward(), no module: `self.res1(x) + x`.
   add: () => code(undefined, (inputs) => inputs.join(" + ")),
+  mul: () => code(undefined, (inputs) => inputs.join(" * ")),
+  concat: () => code(undefined, (inputs) => `torch.cat([${inputs.join(", ")}], 1)`),
 };

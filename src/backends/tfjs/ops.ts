@@ -3,7 +3,9 @@
 // lives among those layers' weights, in which layout. Tensors are NHWC; the IR's shapes are
 // PyTorch's [C, H, W]. Keyed by `OpKind` through `OpTable`, so a new op kind fails `tsc` here.
 // How the layers are written out (a `tf.sequential` chain or the functional API) is index.ts's.
-import type { NodeIR, Pads, Pair, ParamIR } from "../../compiler/ir.js";
+import { traceElementwise } from "../../compiler/elementwise.js";
+import type { AnyNodeIR, NodeIR, Pads, Pair, ParamIR } from "../../compiler/ir.js";
+import { opDef } from "../../compiler/ops.js";
 import type { Layout } from "../../formats/tfjs-layout.js";
 import type { OpTable } from "../backend.js";
 
@@ -14,6 +16,7 @@ export type RuntimeExport =
   | "Conv2d"
   | "Dropout"
   | "Dropout2d"
+  | "Elementwise"
   | "LogSoftmax"
   | "torchUniform";
 
@@ -167,10 +170,45 @@ const poolPads = (node: NodeIR<"maxpool"> | NodeIR<"avgpool">): Pads => {
 
 const isImage = (shape: number[]) => shape.length === 3;
 
+/** The op table's elementwise function, traced into data the runtime's Elementwise evaluates. */
+function traced(node: AnyNodeIR): LayerCode {
+  const fn = opDef(node.kind).elementwise;
+  if (!fn) throw new Error(`tfjs backend: ${node.kind} is not elementwise`);
+  const f = traceElementwise((e, x) => fn.f(e, x, node.attrs));
+  return code([one("new Elementwise", [["name", js(node.name)]], [["f", js(f)]])], ["Elementwise"]);
+}
+
+/** tfjs's activation layer with one of its built-in functions. */
+const activationLayer = (node: NodeIR, activation: string): LayerCode =>
+  code([
+    one("tf.layers.activation", [
+      ["name", js(node.name)],
+      ["activation", js(activation)],
+    ]),
+  ]);
+
 export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
   conv,
 
   relu: (node) => code([one("tf.layers.reLU", [["name", js(node.name)]])]),
+  // tfjs's relu6 activation, not reLU({ maxValue: 6 }): that one clips, whose gradient is 1 at
+  // x = 0 (PyTorch's and relu6's: 0), and ReLU's exact zeros make x = 0 common.
+  relu6: (node) => activationLayer(node, "relu6"),
+  leaky_relu: (node) =>
+    code([
+      one("tf.layers.leakyReLU", [
+        ["name", js(node.name)],
+        ["alpha", js(node.attrs.negativeSlope)],
+      ]),
+    ]),
+  sigmoid: (node) => activationLayer(node, "sigmoid"),
+  tanh: (node) => activationLayer(node, "tanh"),
+  // tfjs's swish is x·sigmoid(x); its gelu is the exact one (by erf), its gelu_new the tanh form.
+  silu: (node) => activationLayer(node, "swish"),
+  gelu: (node) => activationLayer(node, "gelu"),
+  // No tfjs layer: the op table's x·relu6(x + 3)/6, evaluated in tf ops. Its tfjs gradient is
+  // PyTorch's at both kinks too (clipByValue counts its bounds in).
+  hardswish: traced,
 
   batchnorm(node) {
     const { eps, momentum } = node.attrs;
@@ -279,4 +317,14 @@ export const TFJS_OPS: OpTable<LayerCode, TfjsContext> = {
   log_softmax: (node) => code([one("new LogSoftmax", [["name", js(node.name)]])], ["LogSoftmax"]),
 
   add: (node) => code([one("tf.layers.add", [["name", js(node.name)]])]),
+  // tfjs's merge layers broadcast as PyTorch does: a [B, 1, 1, C] gate scales each channel.
+  mul: (node) => code([one("tf.layers.multiply", [["name", js(node.name)]])]),
+  // Channels are NHWC's last axis.
+  concat: (node) =>
+    code([
+      one("tf.layers.concatenate", [
+        ["name", js(node.name)],
+        ["axis", "-1"],
+      ]),
+    ]),
 };

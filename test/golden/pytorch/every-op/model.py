@@ -2,7 +2,7 @@
 
 Edit the spec and recompile rather than this file. Net reads [N, 1, 28, 28] images normalized as
 (x / 255 - mean) / std with MEAN and STD below, and returns [N, 10] log-probabilities. It has
-1,618 trainable parameters and 16 batch-norm buffer values; its state_dict() names
+2,422 trainable parameters and 16 batch-norm buffer values; its state_dict() names
 are mnistc's (PARAMETERS, plus BatchNorm2d's num_batches_tracked), so weights move between PyTorch
 and mnistc as safetensors files:
 
@@ -34,20 +34,26 @@ PARAMETERS = (
     "stem.1.running_mean",
     "stem.1.running_var",
     "grouped.0.weight",
-    "grouped.1.weight",
-    "grouped.1.bias",
+    "grouped.2.weight",
+    "grouped.2.bias",
     "res.0.weight",
     "res.0.bias",
-    "res.1.weight",
-    "res.1.bias",
     "res.2.weight",
     "res.2.bias",
+    "res.4.weight",
+    "res.4.bias",
+    "se.1.weight",
+    "se.1.bias",
+    "se.3.weight",
+    "se.3.bias",
+    "dense.0.weight",
+    "dense.0.bias",
     "dil.0.weight",
     "dil.0.bias",
-    "dil.1.weight",
-    "dil.1.bias",
-    "head.3.weight",
-    "head.3.bias",
+    "dil.2.weight",
+    "dil.2.bias",
+    "head.4.weight",
+    "head.4.bias",
 )
 
 
@@ -62,35 +68,56 @@ class Net(nn.Module):
             nn.BatchNorm2d(8),
             nn.ReLU(),
         )
-        # grouped: conv 3x3 same g2 nobias, conv 2x2 same; [8, 14, 14] -> [8, 14, 14]
+        # grouped: conv 3x3 same g2 nobias, silu, conv 2x2 same, gelu; [8, 14, 14] -> [8, 14, 14]
         self.grouped = nn.Sequential(
             nn.Conv2d(8, 8, kernel_size=3, padding="same", groups=2, bias=False),
+            nn.SiLU(),
             nn.Conv2d(8, 8, kernel_size=2, padding="same"),
+            nn.GELU(),
         )
-        # res: conv 3x3 same dw, conv 3x1 p1x0, conv 1x3 p0x1, dropout 0.2, add stem; [8, 14, 14] ->
-        # [8, 14, 14]
+        # res: conv 3x3 same dw, hardswish, conv 3x1 p1x0, leaky_relu 0.01, conv 1x3 p0x1, dropout
+        # 0.2, add stem; [8, 14, 14] -> [8, 14, 14]
         self.res = nn.Sequential(
             nn.Conv2d(8, 8, kernel_size=3, padding="same", groups=8),
+            nn.Hardswish(),
             nn.Conv2d(8, 8, kernel_size=(3, 1), padding=(1, 0)),
+            nn.LeakyReLU(),
             nn.Conv2d(8, 8, kernel_size=(1, 3), padding=(0, 1)),
             nn.Dropout2d(0.2),
         )
-        # dil: conv 3x3 d2x1 dw, conv 3x3 same d2 dw, relu; [8, 14, 14] -> [16, 10, 12]
+        # se: gap, conv 1x1, relu, conv 1x1, sigmoid, mul res; [8, 14, 14] -> [8, 14, 14]
+        self.se = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(8, 4, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 8, kernel_size=1),
+            nn.Sigmoid(),
+        )
+        # dense: conv 3x3 same, concat se; [8, 14, 14] -> [16, 14, 14]
+        self.dense = nn.Sequential(
+            nn.Conv2d(8, 8, kernel_size=3, padding="same"),
+        )
+        # dil: conv 3x3 d2x1 g8, relu6, conv 3x3 same d2 dw, relu; [16, 14, 14] -> [16, 10, 12]
         self.dil = nn.Sequential(
-            nn.Conv2d(8, 16, kernel_size=3, dilation=(2, 1), groups=8),
+            nn.Conv2d(16, 16, kernel_size=3, dilation=(2, 1), groups=8),
+            nn.ReLU6(),
             nn.Conv2d(16, 16, kernel_size=3, padding="same", dilation=2, groups=16),
             nn.ReLU(),
         )
-        # pools: maxpool 3 s2 p1, avgpool 2 s1 p1, maxpool 2; [16, 10, 12] -> [16, 3, 3]
+        # pools: maxpool 3 s2 p1, leaky_relu 0.2, avgpool 2 s1 p1, sigmoid, maxpool 2; [16, 10, 12]
+        # -> [16, 3, 3]
         self.pools = nn.Sequential(
             nn.MaxPool2d(3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
             nn.AvgPool2d(2, stride=1, padding=1),
+            nn.Sigmoid(),
             nn.MaxPool2d(2),
         )
-        # head: gap, flatten, dropout 0.1, linear; [16, 3, 3] -> [10]
+        # head: gap, flatten, tanh, dropout 0.1, linear; [16, 3, 3] -> [10]
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
+            nn.Tanh(),
             nn.Dropout(0.1),
             nn.Linear(16, 10),
         )
@@ -100,6 +127,8 @@ class Net(nn.Module):
         stem = x
         x = self.grouped(x)
         x = self.res(x) + stem
+        x = self.se(x) * x
+        x = torch.cat([x, self.dense(x)], 1)
         x = self.dil(x)
         x = self.pools(x)
         x = self.head(x)

@@ -1,0 +1,65 @@
+// Imports point one way (docs/architecture.md): no module of src/ reaches itself through its
+// imports, type-only ones included (a type circle is still two modules that cannot be read apart).
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { test } from "node:test";
+import { packagePath } from "../src/paths.js";
+
+/** Every .ts file under `dir`. */
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory()
+      ? sources(join(dir, e.name))
+      : e.name.endsWith(".ts")
+        ? [join(dir, e.name)]
+        : [],
+  );
+}
+
+/** The relative modules a file imports or re-exports, as .ts paths. */
+function imports(file: string): string[] {
+  const text = readFileSync(file, "utf8");
+  return [...text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+"(\.[^"]+)"/gms)].map((m) =>
+    resolve(dirname(file), (m[1] as string).replace(/\.js$/, ".ts")),
+  );
+}
+
+/** The import circles of a graph, each once, as the path from a module back to it. */
+function circles(graph: Map<string, string[]>): string[][] {
+  const found: string[][] = [];
+  const state = new Map<string, "open" | "done">();
+  const stack: string[] = [];
+  const visit = (file: string) => {
+    state.set(file, "open");
+    stack.push(file);
+    for (const next of graph.get(file) ?? []) {
+      if (state.get(next) === "open") found.push([...stack.slice(stack.indexOf(next)), next]);
+      else if (!state.has(next)) visit(next);
+    }
+    stack.pop();
+    state.set(file, "done");
+  };
+  for (const file of graph.keys()) if (!state.has(file)) visit(file);
+  return found;
+}
+
+test("the circle finder finds a circle of two and one of three, and none in a chain", () => {
+  const graph = (edges: string) =>
+    new Map(edges.split(" ").map((e) => [e[0] as string, e.slice(1).split("")]));
+  assert.deepEqual(circles(graph("ab ba")), [["a", "b", "a"]]);
+  assert.deepEqual(circles(graph("ab bc ca d")), [["a", "b", "c", "a"]]);
+  assert.deepEqual(circles(graph("ab bc c")), []);
+});
+
+test("no import circle in src/, type-only imports included", () => {
+  const root = packagePath("src");
+  const files = sources(root);
+  const graph = new Map(files.map((f) => [f, imports(f)]));
+  assert.ok(graph.size > 50, `${graph.size} modules`);
+  // The parser sees the imports it should: ops.ts reads its rule types from grad-builder.ts.
+  const ops = graph.get(join(root, "compiler", "ops.ts")) ?? [];
+  assert.ok(ops.includes(join(root, "compiler", "grad-builder.ts")));
+  const named = circles(graph).map((c) => c.map((f) => relative(root, f)).join(" → "));
+  assert.deepEqual(named, []);
+});
