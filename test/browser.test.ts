@@ -1,7 +1,8 @@
 // The draw-a-digit page end to end in headless Chromium (Debian's, driven by playwright-core): the
 // mouse draws a "7" and a finger a "1" on the canvas, the page asks the server and shows the digit, ten
-// bars and the 28x28 view; the keyboard clears it. `UPDATE_SCREENSHOT=1` rewrites
-// docs/serve-screenshot.png (never in CI).
+// bars and the 28x28 view; the keyboard clears it. A colour model's page offers a file instead: a
+// picked PNG is answered by class name, and a hostile class name stays text. `UPDATE_SCREENSHOT=1`
+// rewrites docs/serve-screenshot.png (never in CI).
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +12,14 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { packagePath } from "../src/paths.js";
 import { DigitModel } from "../src/runtime/inference/onnx-model.js";
 import { type RunningServer, startServer } from "../src/runtime/serve/server.js";
-import { needsTrainedModel, servedModelFile } from "./serve-helpers.js";
+import {
+  COLOUR_CLASSES,
+  colourModelFile,
+  encodeRgbPng,
+  needsTrainedModel,
+  quartersRgb,
+  servedModelFile,
+} from "./serve-helpers.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARGS = [
@@ -224,4 +232,42 @@ test("drawing a 1 with a finger after clearing", { skip }, async (t) => {
   else assert.equal(s.digit, "1", `the page shows ${s.digit} for a drawn 1`);
   assert.deepEqual(foreignRequests, []);
   assert.deepEqual(pageErrors, []);
+});
+
+test("a colour model's page takes a picked image and names its class", { skip }, async () => {
+  const colours = await DigitModel.load(colourModelFile());
+  const own = await startServer({ model: colours, port: 0, log: false });
+  const tab = await context.newPage();
+  const errors: string[] = [];
+  tab.on("pageerror", (err) => errors.push(err.message));
+  try {
+    await tab.goto(own.url);
+    await tab.waitForSelector("#upload:not([hidden])");
+    assert.equal(await tab.locator("#draw").isHidden(), true, "no drawing pad");
+    assert.equal(await tab.locator("#heading").innerText(), "Classify an image");
+    await tab.setInputFiles("#file", {
+      name: "quarters.png",
+      mimeType: "image/png",
+      buffer: encodeRgbPng(quartersRgb(24, 16), 24, 16),
+    });
+    await tab.waitForSelector('#result[data-state="done"]', { timeout: 15_000 });
+    const shownHere = await tab.evaluate(() => ({
+      label: document.getElementById("digit")?.textContent ?? "",
+      names: Array.from(document.querySelectorAll("#bars li .label"), (l) => l.textContent),
+      seen: [
+        (document.getElementById("seen") as HTMLCanvasElement).width,
+        (document.getElementById("seen") as HTMLCanvasElement).height,
+      ],
+      injected: document.querySelector('img[src="x"]') !== null || "pwned" in window,
+    }));
+    assert.ok(COLOUR_CLASSES.includes(shownHere.label), `the page shows ${shownHere.label}`);
+    assert.deepEqual(shownHere.names, COLOUR_CLASSES, "one bar per class, names as text");
+    assert.deepEqual(shownHere.seen, [8, 8], "the 8x8 input the model saw");
+    assert.equal(shownHere.injected, false, "a class name never became markup");
+    assert.deepEqual(errors, []);
+  } finally {
+    await tab.close();
+    await own.close();
+    await colours.release();
+  }
 });

@@ -1,5 +1,5 @@
-// `mnistc serve [MODEL.onnx] [--port 8080] [--host 127.0.0.1]`: the HTTP service and draw-a-digit
-// page (src/runtime/server/). Prints the URL on stdout, one line per request on stderr, and on
+// `mnistc serve [MODEL.onnx] [--port 8080] [--host 127.0.0.1]`: the HTTP service and its page
+// (src/runtime/serve/): drawing for a handwriting model, an image upload for any other. Prints the URL on stdout, one line per request on stderr, and on
 // SIGINT/SIGTERM stops accepting, finishes the requests in flight and exits 0.
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 import { startServer } from "../runtime/serve/server.js";
@@ -34,8 +34,8 @@ export async function serve(modelArg: string | undefined, opts: ServeOptions): P
     await model.release();
     throw err;
   }
-  const { name, params, weights } = model.info;
-  const about = [name, params === undefined ? undefined : `${params} parameters`, weights]
+  const { name, params, weights, dataset } = model.info;
+  const about = [name, dataset, params === undefined ? undefined : `${params} parameters`, weights]
     .filter((part) => part !== undefined)
     .join(", ");
   process.stderr.write(`mnistc serve: ${model.info.file} (${about}); Ctrl+C stops\n`);

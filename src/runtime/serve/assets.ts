@@ -1,4 +1,4 @@
-// The draw-a-digit page's files (src/runtime/server/page/), read once at start-up and served from
+// The page's files (src/runtime/serve/page/), read once at start-up and served from
 // memory. Everything the page needs is served by us: no script, style or font from another host.
 import { readFileSync } from "node:fs";
 import { packagePath } from "../../paths.js";

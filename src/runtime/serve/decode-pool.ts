@@ -1,4 +1,4 @@
-// Request bodies are decoded (PNG/PGM inflate, JSON parse, MNIST-style preprocessing) in worker
+// Request bodies are decoded (PNG/JPEG/PGM, JSON parse, the model's preprocessing) in worker
 // threads, never on the server's event loop: a 2048x2048 PNG takes over 100 ms to decode, and a
 // hostile one is stopped by the decoder's limits, but either way `/healthz` and every other
 // request keep being answered meanwhile.
@@ -7,10 +7,13 @@
 // whose decoding takes longer than `timeoutMs` is a 503 too; its worker is ended and replaced.
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import type { DecodeReply, DecodeRequest } from "./decode-worker.js";
+import type { DecodeReply, DecodeRequest, DecodeWorkerData } from "./decode-worker.js";
 import { busy, HttpError } from "./http-error.js";
+import { DIGIT_PROFILE, type ServeProfile } from "./predict.js";
 
 export interface DecodePoolOptions {
+  /** The model's input and preprocessing (default: an MNIST digit model's). */
+  profile?: ServeProfile;
   /** Worker threads (default: one per core but one, at least one). */
   size?: number;
   /** Bodies waiting for a worker before new ones are refused with 503 (default 64). */
@@ -43,17 +46,21 @@ export class DecodePool {
   private readonly maxQueue: number;
   private readonly timeoutMs: number;
   private readonly log: (line: string) => void;
+  private readonly workerData: DecodeWorkerData;
 
   constructor(options: DecodePoolOptions = {}) {
     const size = options.size ?? Math.max(1, availableParallelism() - 1);
     this.maxQueue = options.maxQueue ?? 64;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.log = options.log ?? (() => {});
+    this.workerData = { profile: options.profile ?? DIGIT_PROFILE };
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
-    const worker = new Worker(new URL("./decode-worker.js", import.meta.url));
+    const worker = new Worker(new URL("./decode-worker.js", import.meta.url), {
+      workerData: this.workerData,
+    });
     const slot: Slot = { worker, job: undefined, timer: undefined };
     worker.unref();
     worker.on("message", (reply: DecodeReply) => this.finish(slot, reply));
@@ -66,7 +73,7 @@ export class DecodePool {
     return slot;
   }
 
-  /** The 784 pixels the model is to see for one request body; HttpError for a bad body. */
+  /** The C·H·W bytes the model is to see for one request body; HttpError for a bad body. */
   decode(contentType: string | undefined, body: Uint8Array): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(busy("the server is shutting down"));
     if (this.queue.length >= this.maxQueue) {

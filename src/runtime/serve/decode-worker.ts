@@ -1,9 +1,14 @@
-// The decode pool's worker (see decode-pool.ts): turns one request body into the 784 pixels the
-// model sees, off the server's event loop. A user's mistake comes back as its status and message;
-// anything else as a 500 with the stack for the server's log.
-import { parentPort } from "node:worker_threads";
+// The decode pool's worker (see decode-pool.ts): turns one request body into the C·H·W bytes the
+// model sees, off the server's event loop. The model's input and preprocessing profile come once,
+// as the worker's data. A user's mistake comes back as its status and message; anything else as a
+// 500 with the stack for the server's log.
+import { parentPort, workerData } from "node:worker_threads";
 import { HttpError } from "./http-error.js";
-import { parsePredictBody } from "./predict.js";
+import { DIGIT_PROFILE, parsePredictBody, type ServeProfile } from "./predict.js";
+
+export interface DecodeWorkerData {
+  profile: ServeProfile;
+}
 
 export interface DecodeRequest {
   id: number;
@@ -15,11 +20,13 @@ export type DecodeReply =
   | { id: number; pixels: Uint8Array }
   | { id: number; status: number; message: string; detail?: string };
 
+const profile = (workerData as DecodeWorkerData | null)?.profile ?? DIGIT_PROFILE;
+
 parentPort?.on("message", (job: DecodeRequest) => {
   let reply: DecodeReply;
   try {
     const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
-    reply = { id: job.id, pixels: parsePredictBody(job.contentType, body) };
+    reply = { id: job.id, pixels: parsePredictBody(job.contentType, body, profile) };
   } catch (err) {
     reply =
       err instanceof HttpError

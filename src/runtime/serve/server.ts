@@ -1,5 +1,6 @@
-// `mnistc serve`'s HTTP service on node:http: the draw-a-digit page, POST /api/predict and
-// GET /healthz for one ONNX model whose single ORT session is shared by every request.
+// `mnistc serve`'s HTTP service on node:http: the page (draw a digit for a handwriting model, drop
+// or pick an image for any other), POST /api/predict, GET /api/model and GET /healthz for one ONNX
+// model whose single ORT session is shared by every request.
 //
 // Every request is answered and logged (one line on `log`: method, path, status, ms); a handler's
 // HttpError becomes `{"error"}` with its status, anything else a logged 500 — a bad request never
@@ -8,12 +9,14 @@
 // Under a hostile client: bodies are decoded in worker threads (decode-pool.ts), so the event loop
 // never spends more than a fraction of a millisecond on one; both queues (decoding, the model) are
 // bounded and answer 503 with Retry-After when full; a body that has not arrived within the request
-// timeout is a 408 and its connection is closed; a client that hangs up is one log line.
+// timeout is a 408 and its connection is closed; a client that hangs up is one log line. Class
+// names come from the model file, which may be hostile: they only ever leave as JSON strings.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { basename } from "node:path";
 import { performance } from "node:perf_hooks";
 import { UserError } from "../../errors.js";
+import { MAX_IMAGE_PIXELS } from "../inference/image.js";
 import type { DigitModel } from "../inference/onnx-model.js";
 import { MNIST_SIDE } from "../inference/preprocess.js";
 import { argmax, toProbabilities } from "../inference/probabilities.js";
@@ -22,7 +25,7 @@ import { PredictionBatcher } from "./batcher.js";
 import { BODY_TIMEOUT_MS, MAX_BODY_BYTES, readBody } from "./body.js";
 import { DecodePool } from "./decode-pool.js";
 import { HttpError } from "./http-error.js";
-import type { Prediction } from "./predict.js";
+import type { Prediction, ServeProfile } from "./predict.js";
 
 export interface ServerOptions {
   model: DigitModel;
@@ -68,15 +71,27 @@ const PAGE_SECURITY = {
 /** How long `close()` waits for in-flight requests before cutting their connections. */
 const CLOSE_GRACE_MS = 10_000;
 
+/**
+ * JSON with `<`, `>`, `&` and the JS line separators as \u escapes: the same value to any JSON
+ * parser, but a class name like `</script>` stays inert wherever the text ends up.
+ */
+function jsonText(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 function json(status: number, value: unknown, headers: Record<string, string> = {}): Reply {
   return {
     status,
     headers: {
       "Content-Type": "application/json; charset=utf-8",
       "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
       ...headers,
     },
-    body: `${JSON.stringify(value)}\n`,
+    body: `${jsonText(value)}\n`,
   };
 }
 
@@ -106,12 +121,16 @@ function hostForUrl(address: AddressInfo): string {
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { model } = options;
+  const { classNames, preprocess } = model.info;
   const [channels, height, width] = model.info.inputShape;
-  if (channels !== 1 || height !== MNIST_SIDE || width !== MNIST_SIDE) {
+  if (preprocess === "digit" && (channels !== 1 || height !== MNIST_SIDE || width !== MNIST_SIDE)) {
     throw new UserError(
-      `${model.info.file}: serve needs a model that reads 1x${MNIST_SIDE}x${MNIST_SIDE} images; this one reads ${model.info.inputShape.join("x")}`,
+      `${model.info.file}: the model reads ${channels}x${height}x${width} images; its digit preprocessing makes 1x${MNIST_SIDE}x${MNIST_SIDE}`,
     );
   }
+  const profile: ServeProfile = { input: { channels, height, width }, preprocess };
+  // The answer's `digit` and `input28`, as before datasets, for handwriting models only.
+  const digits = preprocess === "digit";
   const log =
     options.log === false
       ? () => {}
@@ -119,6 +138,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const requestTimeoutMs = options.requestTimeoutMs ?? BODY_TIMEOUT_MS;
   const batcher = new PredictionBatcher(model, 64, options.maxModelQueue ?? 256);
   const pool = new DecodePool({
+    profile,
     ...(options.decodeWorkers !== undefined ? { size: options.decodeWorkers } : {}),
     ...(options.maxDecodeQueue !== undefined ? { maxQueue: options.maxDecodeQueue } : {}),
     log,
@@ -129,14 +149,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const start = performance.now();
     const pixels = await pool.decode(req.headers["content-type"], body);
     const probabilities = toProbabilities(await batcher.predict(pixels));
+    const best = argmax(probabilities);
     const prediction: Prediction = {
-      digit: argmax(probabilities),
+      class: best,
+      label: classNames[best] ?? String(best),
+      ...(digits ? { digit: best } : {}),
       probabilities,
       ms: Math.round((performance.now() - start) * 1000) / 1000,
-      input28: Array.from(pixels),
+      ...(digits ? { input28: Array.from(pixels) } : { input: Array.from(pixels) }),
     };
     return json(200, prediction);
   };
+
+  // What the page adapts to: drawing or an image, the bars' names, the shape of `input`.
+  const about: Handler = async () =>
+    json(200, {
+      name: model.info.name,
+      file: basename(model.info.file),
+      dataset: model.info.dataset ?? null,
+      classes: model.info.classes,
+      classNames,
+      inputShape: model.info.inputShape,
+      preprocess,
+      params: model.info.params ?? null,
+      weights: model.info.weights ?? null,
+      maxBodyBytes: MAX_BODY_BYTES,
+      maxImagePixels: MAX_IMAGE_PIXELS,
+    });
 
   const healthz: Handler = async () =>
     json(200, {
@@ -155,6 +194,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   for (const [path, asset] of loadAssets()) routes.set(path, { GET: assetHandler(asset) });
   routes.set("/healthz", { GET: healthz });
   routes.set("/api/predict", { POST: predict });
+  routes.set("/api/model", { GET: about });
 
   async function route(req: IncomingMessage, path: string): Promise<Reply> {
     const methods = routes.get(path);

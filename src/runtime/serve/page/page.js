@@ -1,6 +1,9 @@
-// The draw-a-digit page: pointer strokes on a canvas; the drawing is sent as a PNG to
-// POST /api/predict (the server prepares it exactly as `mnistc predict` would), and the answer
-// fills the digit, the ten probability bars and the 28x28 image the model saw.
+// The page. For a handwriting model (GET /api/model says preprocess "digit"): pointer strokes on a
+// canvas, sent as a PNG to POST /api/predict as you draw. For any other model: an image file,
+// picked or dropped, sent as it is. Either way the server prepares it exactly as `mnistc predict`
+// would, and the answer fills the class, a bar per class (the top ten of more) and the image the
+// model saw. Class names come from the model file, which may be hostile: they are only ever set as
+// textContent, never parsed as HTML.
 
 const pad = document.getElementById("pad");
 const seen = document.getElementById("seen");
@@ -11,7 +14,25 @@ const confidenceOut = document.getElementById("confidence");
 const timingOut = document.getElementById("timing");
 const statusOut = document.getElementById("status");
 const modelInfo = document.getElementById("model-info");
-const bars = Array.from(document.querySelectorAll("#bars li"));
+const barList = document.getElementById("bars");
+const seenCaption = document.getElementById("seen-caption");
+const drawCard = document.getElementById("draw");
+const uploadCard = document.getElementById("upload");
+const drop = document.getElementById("drop");
+const fileInput = document.getElementById("file");
+const preview = document.getElementById("preview");
+
+/** The model until GET /api/model answers: the shipped MNIST one, so drawing works at once. */
+let model = {
+  classNames: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+  inputShape: [1, 28, 28],
+  preprocess: "digit",
+  maxBodyBytes: 1024 * 1024,
+  maxImagePixels: 2048 * 2048,
+};
+/** More classes than this: the bars show the most probable ones, best first. */
+const MAX_BARS = 10;
+let bars = [];
 
 const PAPER = "#ffffff";
 const INK = "#111111";
@@ -123,7 +144,7 @@ clearButton.addEventListener("click", () => {
   pad.focus({ preventScroll: true });
 });
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && !event.defaultPrevented) clearAll();
+  if (event.key === "Escape" && !event.defaultPrevented && !drawCard.hidden) clearAll();
 });
 
 // ---- asking the server ---------------------------------------------------------------------
@@ -192,33 +213,94 @@ function percent(p) {
   return v >= 99.95 ? "100%" : v < 0.05 ? "0%" : `${v.toFixed(1)}%`;
 }
 
-/** `latest`: the answer is for the drawing as it is now (else a newer request follows). */
-function showPrediction({ digit, probabilities, ms, input28 }, latest) {
-  statusOut.textContent = "";
-  digitOut.textContent = String(digit);
-  confidenceOut.textContent = `${percent(probabilities[digit])} sure`;
-  bars.forEach((li, i) => {
-    const p = probabilities[i] ?? 0;
+function className(c) {
+  return model.classNames[c] ?? String(c);
+}
+
+/** One bar per class (at most MAX_BARS), names set as text. */
+function buildBars() {
+  const count = Math.min(model.classNames.length, MAX_BARS);
+  barList.replaceChildren();
+  bars = [];
+  for (let k = 0; k < count; k++) {
+    const li = document.createElement("li");
+    for (const part of ["label", "track", "pct"]) {
+      const span = document.createElement("span");
+      span.className = part;
+      if (part === "track") {
+        const fill = document.createElement("span");
+        fill.className = "fill";
+        span.append(fill);
+      }
+      li.append(span);
+    }
+    barList.append(li);
+    bars.push(li);
+  }
+  // Digits fit a narrow column; names get a wider one, cut with an ellipsis.
+  barList.classList.toggle(
+    "named",
+    model.classNames.some((name) => name.length > 2),
+  );
+}
+
+/** Classes in the bars' order: all of them by index, or the most probable ones when many. */
+function barClasses(probabilities) {
+  const all = model.classNames.map((_, c) => c);
+  if (all.length <= MAX_BARS) return all;
+  return all.sort((a, b) => (probabilities[b] ?? 0) - (probabilities[a] ?? 0)).slice(0, MAX_BARS);
+}
+
+function fillBars(probabilities, best) {
+  const classes = barClasses(probabilities);
+  bars.forEach((li, k) => {
+    const c = classes[k];
+    const p = probabilities[c] ?? 0;
+    const label = li.querySelector(".label");
+    label.textContent = className(c);
+    label.title = className(c);
     li.querySelector(".fill").style.width = `${(p * 100).toFixed(2)}%`;
-    li.querySelector(".pct").textContent = percent(p);
-    li.classList.toggle("best", i === digit);
-    li.dataset.probability = String(p);
-    li.setAttribute("aria-label", `${i}: ${percent(p)}`);
+    li.querySelector(".pct").textContent = probabilities.length ? percent(p) : "0%";
+    li.classList.toggle("best", c === best);
+    li.dataset.class = String(c);
+    if (probabilities.length) {
+      li.dataset.probability = String(p);
+      li.setAttribute("aria-label", `${className(c)}: ${percent(p)}`);
+    } else {
+      delete li.dataset.probability;
+      li.removeAttribute("aria-label");
+    }
   });
-  drawSeen(input28);
+}
+
+/** `latest`: the answer is for the drawing as it is now (else a newer request follows). */
+function showPrediction(answer, latest) {
+  const { probabilities, ms } = answer;
+  const best = answer.class;
+  statusOut.textContent = "";
+  digitOut.textContent = className(best);
+  digitOut.classList.toggle("long", className(best).length > 3);
+  confidenceOut.textContent = `${percent(probabilities[best])} sure`;
+  fillBars(probabilities, best);
+  drawSeen(answer.input28 ?? answer.input ?? []);
   timingOut.textContent = `Server time (preprocessing and model): ${ms.toFixed(1)} ms`;
   result.dataset.state = latest ? "done" : "pending";
 }
 
+/** The C·H·W bytes the model saw: grey for one channel, RGB from the first three otherwise. */
 function drawSeen(pixels) {
+  const [c, h, w] = model.inputShape;
+  if (seen.width !== w || seen.height !== h) {
+    seen.width = w;
+    seen.height = h;
+  }
+  const plane = h * w;
   const view = seen.getContext("2d");
-  const image = view.createImageData(28, 28);
-  for (let i = 0; i < 784; i++) {
-    const v = pixels[i] ?? 0;
-    image.data[4 * i] = v;
-    image.data[4 * i + 1] = v;
-    image.data[4 * i + 2] = v;
-    image.data[4 * i + 3] = 255;
+  const image = view.createImageData(w, h);
+  for (let i = 0; i < plane; i++) {
+    const r = pixels[i] ?? 0;
+    const rgb = c >= 3 ? [r, pixels[plane + i] ?? 0, pixels[2 * plane + i] ?? 0] : [r, r, r];
+    image.data.set([...rgb, 255], 4 * i);
   }
   view.putImageData(image, 0, 0);
 }
@@ -227,41 +309,153 @@ function showEmpty() {
   result.dataset.state = "empty";
   statusOut.textContent = "";
   digitOut.textContent = "–";
-  confidenceOut.textContent = "Draw something to start";
+  digitOut.classList.remove("long");
+  confidenceOut.textContent = drawCard.hidden
+    ? "Choose an image to start"
+    : "Draw something to start";
   timingOut.textContent = "";
-  for (const li of bars) {
-    li.querySelector(".fill").style.width = "0";
-    li.querySelector(".pct").textContent = "0%";
-    li.classList.remove("best");
-    delete li.dataset.probability;
-    li.removeAttribute("aria-label");
-  }
+  fillBars([], -1);
   drawSeen([]);
 }
 
 function showError(err) {
   result.dataset.state = "error";
-  statusOut.textContent = `Could not classify the drawing: ${err.message}`;
+  const what = drawCard.hidden ? "the image" : "the drawing";
+  statusOut.textContent = `Could not classify ${what}: ${err.message}`;
+}
+
+// ---- an image file (models that are not handwriting models) ---------------------------------
+
+let previewUrl;
+
+/**
+ * The file as the server takes it: PNG or JPEG within its limits as it is; anything else the
+ * browser can decode (WebP, GIF, ...) or anything too large, drawn on a canvas and re-encoded
+ * (scaled down to fit). A file the browser cannot decode (PGM) goes as it is: the server reads it.
+ */
+async function bodyFor(file) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return { body: file, note: "" };
+  }
+  const { width, height } = bitmap;
+  const fits = file.size <= model.maxBodyBytes && width * height <= model.maxImagePixels;
+  if (fits && (file.type === "image/png" || file.type === "image/jpeg")) {
+    bitmap.close();
+    return { body: file, note: "" };
+  }
+  const longest = fits ? Math.max(width, height) : 1024;
+  const scale = Math.min(1, longest / Math.max(width, height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(width * scale));
+  canvas.height = Math.max(1, Math.round(height * scale));
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  const encode = (type) => new Promise((resolve) => canvas.toBlob(resolve, type, 0.92));
+  let body = await encode("image/png");
+  if (!body || body.size > model.maxBodyBytes) body = await encode("image/jpeg");
+  if (!body) throw new Error("the browser could not re-encode the image");
+  const note = fits
+    ? ""
+    : ` (sent as a ${canvas.width}×${canvas.height} copy: the file is too large)`;
+  return { body, note };
+}
+
+async function classifyFile(file) {
+  if (!file) return;
+  const asked = ++generation;
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = URL.createObjectURL(file);
+  preview.hidden = false;
+  preview.src = previewUrl;
+  result.dataset.state = "pending";
+  statusOut.textContent = "";
+  try {
+    const { body, note } = await bodyFor(file);
+    const response = await fetch("/api/predict", { method: "POST", body });
+    const answer = await response.json();
+    if (asked !== generation) return;
+    if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    showPrediction(answer, true);
+    statusOut.textContent = note ? `${file.name}${note}` : "";
+  } catch (err) {
+    if (asked === generation) showError(err);
+  }
+}
+
+// A browser cannot show a PGM: the preview goes, the answer still comes.
+preview.addEventListener("error", () => {
+  preview.hidden = true;
+});
+fileInput.addEventListener("change", () => classifyFile(fileInput.files[0]));
+for (const type of ["dragenter", "dragover"]) {
+  drop.addEventListener(type, (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+}
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  classifyFile(event.dataTransfer?.files[0]);
+});
+// A file dropped beside the zone must not make the browser leave the page to show it.
+for (const type of ["dragover", "drop"]) {
+  document.addEventListener(type, (event) => event.preventDefault());
+}
+
+// ---- the model -----------------------------------------------------------------------------
+
+/** Drawing for a handwriting model, an image for any other; bars and captions for its classes. */
+function adapt() {
+  const [c, h, w] = model.inputShape;
+  const draw = model.preprocess === "digit";
+  drawCard.hidden = !draw;
+  uploadCard.hidden = draw;
+  const heading = draw ? "Draw a digit" : "Classify an image";
+  document.getElementById("heading").textContent = heading;
+  document.title = `mnistc · ${heading.toLowerCase()}`;
+  if (!draw) {
+    const colour = c === 1 ? ", in grey" : "";
+    seenCaption.textContent = `What the model saw: ${c}×${h}×${w}, the whole picture resized to ${w}×${h}${colour}.`;
+    seen.setAttribute("aria-label", `The ${w} by ${h} image the model saw`);
+  }
+  // A drawing already answered keeps its bars when the names are the ones it was shown with.
+  const names = bars.map((li) => li.querySelector(".label").textContent);
+  if (
+    !draw ||
+    model.classNames.length !== names.length ||
+    model.classNames.some((n, i) => n !== names[i])
+  ) {
+    buildBars();
+    showEmpty();
+  }
 }
 
 async function showModel() {
   try {
-    const response = await fetch("/healthz");
-    const health = await response.json();
-    const params =
-      health.params === null ? "" : ` · ${health.params.toLocaleString("en")} parameters`;
-    modelInfo.textContent = `Model ${health.model}${params} · input ${health.inputShape.join("×")}`;
-    if (health.weights && health.weights !== "trained") {
+    const response = await fetch("/api/model");
+    const info = await response.json();
+    model = info;
+    const params = info.params === null ? "" : ` · ${info.params.toLocaleString("en")} parameters`;
+    const dataset = info.dataset ? ` · ${info.dataset}` : "";
+    modelInfo.textContent = `Model ${info.name}${dataset}${params} · input ${info.inputShape.join("×")}`;
+    if (info.weights && info.weights !== "trained") {
       const warn = document.createElement("span");
       warn.className = "warn";
-      warn.textContent = ` · untrained (${health.weights}): predictions are guesses`;
+      warn.textContent = ` · untrained (${info.weights}): predictions are guesses`;
       modelInfo.append(warn);
     }
+    adapt();
   } catch {
     modelInfo.textContent = "The server does not answer.";
   }
 }
 
 setupPad();
+buildBars();
 showEmpty();
 showModel();
