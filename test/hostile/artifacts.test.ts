@@ -304,7 +304,16 @@ describe("ONNX metadata", () => {
     ["mnistc.mean", "[1e999]", /mnistc.mean is "\[1e999\]"/],
     ["mnistc.mean", "not json", /mnistc.mean/],
     ["mnistc.mean", "[0.1, 0.2]", /mnistc.mean has 2 values for an input of 1 channels/],
-    ["mnistc.classes", "7", /mnistc.classes says 7 classes, the output \[N, 10\] has 10/],
+    // The ten class names no longer fit either: whichever check speaks first refuses it.
+    [
+      "mnistc.classes",
+      "7",
+      /mnistc.classes says 7 classes, the output \[N, 10\] has 10|mnistc.class_names is not a JSON list of 7 class names/,
+    ],
+    ["mnistc.class_names", '["a", "b"]', /mnistc.class_names is not a JSON list of 10 class names/],
+    ["mnistc.class_names", "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]", /mnistc.class_names/],
+    ["mnistc.preprocess", "sharpen", /mnistc.preprocess is "sharpen"; expected digit or resize/],
+    ["mnistc.dataset", "imagenet", /mnistc.dataset names "imagenet", not a dataset mnistc knows/],
     ["mnistc.classes", "-3", /mnistc.classes is "-3"/],
     ["mnistc.spec", "../../etc", /mnistc.spec/],
   ];

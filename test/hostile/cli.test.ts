@@ -81,7 +81,7 @@ describe("one line, exit 1", () => {
     [
       "a model whose input does not fit (eval)",
       ["eval", "m32.onnx"],
-      /reads 32x32 images, the test set has 28x28/,
+      /t10k-images-idx3-ubyte: images are 28x28, expected 32x32/,
     ],
     [
       "a model whose input does not fit (predict --preprocess digit)",

