@@ -33,6 +33,8 @@ export interface RunRecord {
 export interface Row {
   folder: string;
   run: RunRecord;
+  /** What the run trained and was tested on (runs from before datasets: mnist). */
+  dataset: string;
   name: string;
   trainable: number;
   macs: number;
@@ -64,6 +66,7 @@ export function readRows(dir = RESULTS_DIR): Row[] {
     rows.push({
       folder,
       run,
+      dataset: metrics.dataset?.name ?? "mnist",
       name: ir.name,
       trainable: ir.totals.trainable,
       macs: ir.totals.macs,
@@ -105,7 +108,7 @@ export function runPage(row: Row, metrics: RunMetrics): string {
     `| date | ${row.run.started} UTC |`,
     `| wall time | ${duration(row.run.wallSeconds)} (\`/usr/bin/time\`), 2-core machine |`,
     `| backend | ${row.backend} |`,
-    `| data | ${metrics.trainExamples} training images, ${metrics.testExamples} test images after every epoch |`,
+    `| data | ${row.dataset}: ${metrics.trainExamples} training images, ${metrics.testExamples} test images after every epoch |`,
     `| **test accuracy, last 3 epochs** | ${accs.join(", ")}; final test loss ${last?.testLoss?.toFixed(4)} |`,
     `| files | [\`metrics.json\`](metrics.json)${row.files.includes("misclassified.png") ? ", [`eval.json`](eval.json) (`mnistc eval --report` of the final model)" : ""}${row.run.model ? `, the model: \`${row.run.model}\`` : ""} |`,
     "",
@@ -123,34 +126,38 @@ export function runPage(row: Row, metrics: RunMetrics): string {
   return lines.join("\n");
 }
 
+/** The accuracy a run must hold in each of its last 3 epochs for a ✓, per dataset. */
+export const TARGETS: Record<string, number> = { mnist: 0.994, "fashion-mnist": 0.93 };
+
 export function leaderboard(rows: Row[]): string {
   const lines = [
     "# Results",
     "",
     "<!-- Written by `npm run docs:results` from each folder's run.json, metrics.json and spec.yaml. -->",
     "",
-    "Every row is one full run: trained on all 60,000 MNIST training images, tested on all 10,000",
-    "test images after every epoch, with the recipe in the folder's `spec.yaml` fixed before the",
+    "Every row is one full run: trained on all of its dataset's training images (60,000 for MNIST",
+    "and Fashion-MNIST), tested on all of its test images (10,000) after every epoch, with the recipe in the folder's `spec.yaml` fixed before the",
     "run started (designs were chosen on a validation split, `mnistc train --val 10000`, never on",
     "the test set). Parameters are trainable ones (batch-norm running statistics are buffers);",
     "MACs are conv and linear multiply-accumulates per image. The folder holds the exact command,",
     "metrics.json, the training plot and, from `mnistc eval MODEL --report`, the grid of the test",
-    "digits the final model gets wrong and the confusion matrix.",
+    "images the final model gets wrong and the confusion matrix.",
     "",
-    "| run | spec | what | parameters | MACs | test accuracy, last 3 epochs (%) | epochs | seed | wall time | backend | files |",
-    "|---|---|---|--:|--:|---|--:|--:|--:|---|---|",
+    "| run | dataset | spec | what | parameters | MACs | test accuracy, last 3 epochs (%) | epochs | seed | wall time | backend | files |",
+    "|---|---|---|---|--:|--:|---|--:|--:|--:|---|---|",
   ];
   for (const r of rows) {
     const files = [...r.files.map((f) => `[${f.replace(".png", "")}](${r.folder}/${f})`)];
     const accs = r.lastThree.map(percent);
-    const held = r.lastThree.every((a) => a >= 0.994) ? " ✓" : "";
+    const bar = TARGETS[r.dataset];
+    const held = bar !== undefined && r.lastThree.every((a) => a >= bar) ? " ✓" : "";
     lines.push(
-      `| [${r.folder}](${r.folder}/README.md) | \`${r.name}\` | ${r.run.about} | ${thousands(r.trainable)} | ${thousands(r.macs)} | ${accs.join(" / ")}${held} | ${r.epochs} | ${r.seed} | ${duration(r.run.wallSeconds)} | ${r.backend} | ${files.join(" · ")} |`,
+      `| [${r.folder}](${r.folder}/README.md) | ${r.dataset} | \`${r.name}\` | ${r.run.about} | ${thousands(r.trainable)} | ${thousands(r.macs)} | ${accs.join(" / ")}${held} | ${r.epochs} | ${r.seed} | ${duration(r.run.wallSeconds)} | ${r.backend} | ${files.join(" · ")} |`,
     );
   }
   lines.push(
     "",
-    "✓: at least 99.40% in each of the last 3 epochs. Wall time is the whole `mnistc train` command",
+    "✓: at least the dataset's target in each of the last 3 epochs: 99.40% on MNIST (the seed's), 93% on Fashion-MNIST. Wall time is the whole `mnistc train` command",
     "on the 2-core development machine, test passes included; runs often shared it with a second run.",
     "",
   );
