@@ -5,6 +5,7 @@
 // How the layers are written out (a `tf.sequential` chain or the functional API) is index.ts's.
 import type { NodeIR, Pads, Pair, ParamIR } from "../../compiler/ir.js";
 import type { Layout } from "../../formats/tfjs-layout.js";
+import { jsStr } from "../../util/literals.js";
 import type { OpTable } from "../backend.js";
 
 /** What the emitted model imports from the runtime. */
@@ -46,7 +47,7 @@ export type TfjsContext = Record<string, never>;
 /** A JS literal: strings quoted, arrays as `[1, 2]`. */
 export function js(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(js).join(", ")}]`;
-  return JSON.stringify(value);
+  return typeof value === "string" ? jsStr(value) : JSON.stringify(value);
 }
 
 const code = (
