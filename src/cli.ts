@@ -7,7 +7,7 @@ import { UserError } from "./errors.js";
 import { packagePath } from "./paths.js";
 // The same parsers as the emitted train.mjs's (one implementation: `--seed ""` is an error in both).
 import { addTrainOptions, optionParsers } from "./runtime/train/options.js";
-import { readRegularFile } from "./util/files.js";
+import { asCommand, readRegularFile } from "./util/files.js";
 
 const { positiveInt } = optionParsers;
 
@@ -31,7 +31,7 @@ function version(): string {
 
 async function run(action: () => Promise<number>): Promise<void> {
   try {
-    process.exitCode = await action();
+    process.exitCode = await asCommand(action);
   } catch (err) {
     if (err instanceof UserError) {
       process.stderr.write(`mnistc: error: ${err.message}\n`);

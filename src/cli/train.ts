@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { outFolder } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
-import { RunFolder } from "../runtime/train/run-folder.js";
+import { RunFolder, specInputs } from "../runtime/train/run-folder.js";
 import { onnxSteps } from "./onnx-steps.js";
 import { loadProgram } from "./program.js";
 import { loadSpec } from "./spec.js";
@@ -23,7 +23,8 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
   const out = outFolder(ir.name, opts.out);
   // Before anything is written: a folder holding a run is not overwritten by accident, and no
   // other run writes into it while this one does (through the export below).
-  const folder = RunFolder.open(out, opts);
+  const inputs = [...(specPath === "-" ? [] : [{ what: "the spec", path: specPath }])];
+  const folder = RunFolder.open(out, opts, [...inputs, ...specInputs(ir)]);
   try {
     const programDir = join(out, "program");
     // Staged: the old run's program stays until the new run is ready to start.

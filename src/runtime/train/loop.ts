@@ -35,7 +35,7 @@ import {
 import { createOptimizer, type NamedParam, type Optimizer } from "./optim.js";
 import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
-import { RunFolder } from "./run-folder.js";
+import { RunFolder, specInputs } from "./run-folder.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
 import { countCorrect, namedParams, type Stepper, tfjsStepper } from "./step.js";
 
@@ -266,7 +266,8 @@ export function evaluate(
 /** Trains per the spec and options; writes metrics.json, plot.png and checkpoint/ under `out`. */
 export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   if (run.folder) return trainIn(run, run.folder);
-  const folder = RunFolder.open(outFolder(run.spec.name, run.options.out), run.options);
+  const out = outFolder(run.spec.name, run.options.out);
+  const folder = RunFolder.open(out, run.options, specInputs(run.spec));
   try {
     return await trainIn(run, folder);
   } finally {

@@ -16,9 +16,15 @@ import {
   unlinkSync,
 } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { basename, join, sep } from "node:path";
 import { UserError } from "../../errors.js";
-import { ensureDir, errnoText, tempPathBeside, writeNewFileDurable } from "../../util/files.js";
+import {
+  ensureDir,
+  errnoText,
+  realPathOf,
+  tempPathBeside,
+  writeNewFileDurable,
+} from "../../util/files.js";
 import { removeStaleTemps } from "./checkpoint.js";
 
 /** What in `out` shows that a run already lives there. */
@@ -26,6 +32,37 @@ export const RUN_FILES = ["checkpoint", "checkpoint.old", "metrics.json", "model
 /** What `--force` removes of the old run when the new one starts (besides staged folders). */
 const REPLACED = [...RUN_FILES, "plot.png"];
 export const LOCK_FILE = "train.lock";
+/** Everything a run writes in `out`, each replacing what stands there. */
+const RUN_OUTPUTS = [...REPLACED, "program", LOCK_FILE];
+
+/** A file or folder a run reads: none may be one of the run's outputs or inside one. */
+export interface RunInput {
+  /** What it is to the run, for the message: "the spec", "--data". */
+  what: string;
+  path: string;
+}
+
+/** The files a spec's recipe reads (its teachers). */
+export function specInputs(spec: { train: { distill?: { teachers: string[] } } }): RunInput[] {
+  return (spec.train.distill?.teachers ?? []).map((path) => ({
+    what: "a teacher of the spec",
+    path,
+  }));
+}
+
+/** Refuses a run whose inputs (by real path) are among its outputs in `out`, or inside one. */
+export function checkInputsOutside(out: string, inputs: RunInput[]): void {
+  const outputs = RUN_OUTPUTS.map((f) => realPathOf(join(out, f)));
+  for (const { what, path } of inputs) {
+    const real = realPathOf(path);
+    const hit = outputs.find((o) => real === o || real.startsWith(o + sep));
+    if (hit) {
+      throw new UserError(
+        `${path}: ${what} is ${real === hit ? "" : "inside "}${join(out, basename(hit))}, which this run writes; move it or choose another --out`,
+      );
+    }
+  }
+}
 
 /**
  * Refuses to start a fresh run in a folder that already holds one (its checkpoint, metrics or
@@ -60,9 +97,21 @@ export class RunFolder {
     private readonly holder: Holder,
   ) {}
 
-  /** Checks `out` (checkOutFolder), creates it if missing and locks it. */
-  static open(out: string, opts: { resume?: boolean; force?: boolean }): RunFolder {
+  /**
+   * Checks `out` (checkOutFolder) and that no input of the run (`inputs`, --data, --teacher) is
+   * one of its outputs, then creates `out` if missing and locks it.
+   */
+  static open(
+    out: string,
+    opts: { resume?: boolean; force?: boolean; data?: string; teacher?: string[] },
+    inputs: RunInput[] = [],
+  ): RunFolder {
     checkOutFolder(out, opts);
+    checkInputsOutside(out, [
+      ...inputs,
+      ...(opts.data !== undefined ? [{ what: "--data", path: opts.data }] : []),
+      ...(opts.teacher ?? []).map((path) => ({ what: "--teacher", path })),
+    ]);
     const created = !exists(out);
     ensureDir(out);
     const holder = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
