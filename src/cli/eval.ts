@@ -10,7 +10,7 @@ import { UserError } from "../errors.js";
 import { loadMnist } from "../runtime/data/mnist.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 import { argmax } from "../runtime/inference/probabilities.js";
-import { renderConfusionPng } from "../runtime/report/confusion.js";
+import { MAX_HEATMAP_CLASSES, renderConfusionPng } from "../runtime/report/confusion.js";
 import {
   byConfidence,
   type Misclassified,
@@ -124,7 +124,9 @@ function percent(f: number): string {
 
 /** A square table with row and column headers, every column right-aligned. */
 export function formatConfusion(confusion: number[][]): string {
-  const width = Math.max(4, ...confusion.flat().map((v) => String(v).length + 1));
+  // A loop, not Math.max(...cells): a spread of classes² arguments overflows the stack.
+  let width = 4;
+  for (const row of confusion) for (const v of row) width = Math.max(width, String(v).length + 1);
   const cell = (v: string | number) => String(v).padStart(width);
   const lines = [`true\\pred ${confusion.map((_, c) => cell(c)).join("")}`];
   for (const [t, row] of confusion.entries()) {
@@ -146,6 +148,12 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
     model = await DigitModel.load(resolveModelFile(modelArg));
   }
   const { classes, inputShape } = model.info;
+  if (opts.report !== undefined && classes > MAX_HEATMAP_CLASSES) {
+    await model.release();
+    throw new UserError(
+      `${model.info.file}: --report draws confusion.png for at most ${MAX_HEATMAP_CLASSES} classes; the model answers ${classes} (eval without --report prints the matrix)`,
+    );
+  }
   const data = loadMnist({
     ...(opts.data !== undefined ? { dir: opts.data } : {}),
     train: false,

@@ -70,7 +70,7 @@ export async function predict(args: string[], opts: PredictOptions): Promise<num
     const batch = model.normalize(pixels.subarray(start * plane, (start + n) * plane), n);
     const logProbs = await model.predictBatch(batch, n);
     const names = readable.slice(start, start + n);
-    predictions.push(...toPredictions(logProbs, names, model.info.classes));
+    for (const p of toPredictions(logProbs, names, model.info.classes)) predictions.push(p);
   }
   await model.release();
 
