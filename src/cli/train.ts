@@ -23,8 +23,8 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
   const out = outFolder(ir.name, opts.out);
   // Before anything is written: a folder holding a run is not overwritten by accident, and no
   // other run writes into it while this one does (through the export below).
-  const inputs = [...(specPath === "-" ? [] : [{ what: "the spec", path: specPath }])];
-  const folder = RunFolder.open(out, opts, [...inputs, ...specInputs(ir)]);
+  const spec = specPath === "-" ? [] : [{ what: "the spec", path: specPath }];
+  const folder = RunFolder.open(out, opts, [...spec, ...specInputs(ir)]);
   try {
     const programDir = join(out, "program");
     // Staged: the old run's program stays until the new run is ready to start.
