@@ -3,13 +3,14 @@
 // `src/cli/<command>.ts`, is loaded on demand (so `check` never pays for loading TensorFlow.js) and
 // returns the exit code. A `UserError` anywhere prints one line and exits 1; anything else is a bug.
 import { Command, InvalidArgumentError, Option } from "commander";
+import { RANGES, rangeText } from "./compiler/ranges.js";
 import { UserError } from "./errors.js";
 import { packagePath } from "./paths.js";
 // The same parsers as the emitted train.mjs's (one implementation: `--seed ""` is an error in both).
 import { addTrainOptions, optionParsers } from "./runtime/train/options.js";
-import { readRegularFile } from "./util/files.js";
+import { asCommand, readRegularFile } from "./util/files.js";
 
-const { positiveInt } = optionParsers;
+const { positiveInt, images, threads } = optionParsers;
 
 function port(value: string): number {
   const n = Number(value);
@@ -31,7 +32,7 @@ function version(): string {
 
 async function run(action: () => Promise<number>): Promise<void> {
   try {
-    process.exitCode = await action();
+    process.exitCode = await asCommand(action);
   } catch (err) {
     if (err instanceof UserError) {
       process.stderr.write(`mnistc: error: ${err.message}\n`);
@@ -122,8 +123,8 @@ addTrainOptions(train)
   )
   .option(
     "--threads <n>",
-    "onnxruntime threads for --backend onnx (default: every core)",
-    positiveInt,
+    `onnxruntime threads for --backend onnx, ${rangeText(RANGES.threads)} (default: every core)`,
+    threads,
   );
 train.action((spec: string, opts) =>
   run(async () => (await import("./cli/train.js")).train(spec, opts)),
@@ -153,7 +154,7 @@ program
   .argument("[model]", "ONNX file (default: models/step4.onnx), or a spec with --weights")
   .option("--weights <path>", "with a spec: its checkpoint directory or .safetensors file")
   .option("--data <dir>", "folder with the four MNIST IDX files (plain or .gz)")
-  .option("--test-limit <n>", "use the first N test images", positiveInt)
+  .option("--test-limit <n>", "use the first N test images", images)
   .option("--json", "print JSON")
   .option(
     "--report <dir>",

@@ -223,6 +223,9 @@ describe("training options", () => {
       { encoding: "utf8", cwd: packagePath() },
     );
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /--seed <n>' argument '' is invalid\. expected an integer >= 0/);
+    assert.match(
+      r.stderr,
+      /--seed <n>' argument '' is invalid\. expected an integer 0-4,294,967,295/,
+    );
   });
 });

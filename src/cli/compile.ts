@@ -8,7 +8,7 @@ import { BACKENDS, findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
 import { formatDiagnostic } from "../compiler/index.js";
 import { UserError } from "../errors.js";
-import { writeFileAtomic } from "../util/files.js";
+import { checkNotAnInput, writeFileAtomic } from "../util/files.js";
 import { loadSpec } from "./spec.js";
 import { loadWeights } from "./weights.js";
 
@@ -60,12 +60,15 @@ export async function compile(spec: string, opts: CompileOptions): Promise<numbe
   for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
   if (result.diagnostics.some((d) => d.severity === "error")) return 1;
 
+  const paths = result.files.map((file) => (backend.output === "dir" ? join(out, file.path) : out));
+  // All checked before any is written: no half-written program over an input.
+  for (const path of paths) checkNotAnInput(path);
   const written: string[] = [];
-  for (const file of result.files) {
-    const path = backend.output === "dir" ? join(out, file.path) : out;
+  result.files.forEach((file, i) => {
+    const path = paths[i] as string;
     writeFileAtomic(path, file.contents);
     written.push(path);
-  }
+  });
   const what = weights ? "trained weights" : "seeded initial weights";
   const note = backend.name === "onnx" ? ` (${what})` : "";
   process.stderr.write(`mnistc: ${ir.name} -> ${written.join(", ")}${note}\n`);

@@ -11,7 +11,7 @@ import { loadDataset } from "../runtime/data/sources.js";
 import { imageBytes } from "../runtime/data/split.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
 import { argmax } from "../runtime/inference/probabilities.js";
-import { renderConfusionPng } from "../runtime/report/confusion.js";
+import { MAX_HEATMAP_CLASSES, renderConfusionPng } from "../runtime/report/confusion.js";
 import {
   byConfidence,
   type Misclassified,
@@ -127,6 +127,7 @@ function percent(f: number): string {
 
 /** A square table with row and column headers, every column right-aligned. */
 export function formatConfusion(confusion: number[][]): string {
+  // A loop, not Math.max(...cells): a spread of classes² arguments overflows the stack.
   let width = 4;
   for (const row of confusion) for (const v of row) width = Math.max(width, String(v).length + 1);
   const cell = (v: string | number) => String(v).padStart(width);
@@ -150,6 +151,12 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
     model = await DigitModel.load(resolveModelFile(modelArg));
   }
   const { classes, inputShape } = model.info;
+  if (opts.report !== undefined && classes > MAX_HEATMAP_CLASSES) {
+    await model.release();
+    throw new UserError(
+      `${model.info.file}: --report draws confusion.png for at most ${MAX_HEATMAP_CLASSES} classes; the model answers ${classes} (eval without --report prints the matrix)`,
+    );
+  }
   // The model's own dataset (mnistc's models record it); a model that names none is taken for
   // an MNIST one, as every model mnistc wrote before datasets was, and the output says so.
   const dataset = model.info.dataset ?? "mnist";

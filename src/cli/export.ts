@@ -13,6 +13,7 @@ import {
   TRITON_VERSION,
   tritonConfig,
 } from "../formats/triton.js";
+import { checkNotAnInput } from "../util/files.js";
 import { exportCheckpointToOnnx, onnxBytes, withRunDataset, writeOutput } from "./export-onnx.js";
 import { loadSpec } from "./spec.js";
 import { loadWeights } from "./weights.js";
@@ -48,6 +49,8 @@ function exportTriton(ir: ModelIR, weights: string, repo: string): string[] {
   });
   const folder = join(repo, ir.name);
   const model = join(folder, TRITON_VERSION, TRITON_MODEL_FILE);
+  // Both checked before either is written: no half-written repository over an input.
+  for (const file of [model, join(folder, TRITON_CONFIG)]) checkNotAnInput(file);
   writeOutput(model, bytes);
   writeOutput(join(folder, TRITON_CONFIG), config);
   return [join(folder, TRITON_CONFIG), model];

@@ -102,7 +102,7 @@ export async function predict(args: string[], opts: PredictOptions): Promise<num
     const batch = model.normalize(pixels.subarray(start * size, (start + n) * size), n);
     const logProbs = await model.predictBatch(batch, n);
     const names = readable.slice(start, start + n);
-    predictions.push(...toPredictions(logProbs, names, classNames, digits));
+    for (const p of toPredictions(logProbs, names, classNames, digits)) predictions.push(p);
   }
   await model.release();
 

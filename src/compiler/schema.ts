@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { DATASET_NAMES, DATASETS, PREPROCESS_PROFILES } from "./datasets.js";
 import type { OpKind } from "./ir.js";
 import { BLOCK_KINDS, BLOCK_NAME, isBare, type JsonSchema, LAYER_KINDS, OPS } from "./ops.js";
+import { RANGES, type Range } from "./ranges.js";
 
 export { BLOCK_NAME };
 
@@ -16,6 +17,12 @@ const positiveInt = (description: string): JsonSchema => ({
 const positiveNumber = (description: string): JsonSchema => ({
   type: "number",
   exclusiveMinimum: 0,
+  description,
+});
+const intIn = ({ min, max }: Range, description: string): JsonSchema => ({
+  type: "integer",
+  minimum: min,
+  maximum: max,
   description,
 });
 const fraction = (description: string): JsonSchema => ({
@@ -153,9 +160,9 @@ export function buildSchema(): JsonSchema {
         type: "object",
         additionalProperties: false,
         properties: {
-          epochs: positiveInt("default 15 (the seed's)"),
-          batch_size: positiveInt("default 128 (the seed's)"),
-          seed: { type: "integer", minimum: 0, description: "random seed; default 1" },
+          epochs: intIn(RANGES.epochs, "default 15 (the seed's)"),
+          batch_size: intIn(RANGES.batchSize, "default 128 (the seed's)"),
+          seed: intIn(RANGES.seed, "random seed; default 1"),
           label_smoothing: {
             type: "number",
             minimum: 0,

@@ -3,6 +3,8 @@
 // per-example dims (Triton adds the batch axis: the graph's N is dynamic), and dynamic batching,
 // so concurrent requests share one onnxruntime run as `mnistc serve`'s batcher does. Pure text.
 
+import { commentText } from "../util/literals.js";
+
 export interface TritonModel {
   /** The model's name: its folder in the repository, and the `/v2/models/<name>` path. */
   name: string;
@@ -31,7 +33,7 @@ const tensor = (t: { name: string; dims: number[] }) => [
 
 export function tritonConfig(model: TritonModel): string {
   return [
-    `# ${model.name}: Triton model configuration written by mnistc from ${model.source}.`,
+    `# ${commentText(model.name)}: Triton model configuration written by mnistc from ${commentText(model.source)}.`,
     ...model.about.map((line) => `# ${line}`),
     `name: ${JSON.stringify(model.name)}`,
     'platform: "onnxruntime_onnx"',

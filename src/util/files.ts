@@ -6,7 +6,11 @@
 //   follows a planted symlink), fsyncs it and renames it over the target. It refuses to replace
 //   anything that is not a regular file: a symlink, a FIFO, a device or a folder at the target
 //   path is left alone and reported.
+// - Within one command (`asCommand`, which src/cli.ts opens around each), every file read is an
+//   input, by real path: a write that would replace one is refused (`export s.yaml --weights ...
+//   -o s.yaml` would otherwise turn the spec into ONNX bytes).
 // Every failure is a one-line `UserError` naming the path.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
 import {
   closeSync,
@@ -17,6 +21,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  realpathSync,
   renameSync,
   type Stats,
   statSync,
@@ -53,6 +58,39 @@ export function formatBytes(n: number): string {
   if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
   if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
   return `${n} bytes`;
+}
+
+/** The files the running command has read: real path -> what it was read as. */
+const commandInputs = new AsyncLocalStorage<Map<string, string>>();
+
+/** Runs `action` as one command: no file it reads may be replaced by what it writes. */
+export function asCommand<T>(action: () => Promise<T>): Promise<T> {
+  return commandInputs.run(new Map(), action);
+}
+
+/** `path` with every symlink resolved; for a missing file, its folder's real path and its name. */
+export function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    try {
+      return join(realpathSync(dirname(path)), basename(path));
+    } catch {
+      return resolve(path);
+    }
+  }
+}
+
+/** Refuses when the running command has read `path` (by real path) as one of its inputs. */
+export function checkNotAnInput(path: string): void {
+  const inputs = commandInputs.getStore();
+  if (!inputs || inputs.size === 0) return;
+  const what = inputs.get(realPathOf(path));
+  if (what !== undefined) {
+    throw new UserError(
+      `${path}: this command read it as ${what}; refusing to overwrite one of its own inputs (choose another output path)`,
+    );
+  }
 }
 
 /** The bytes of the regular file `path`, refused when it is anything else or too large. */
@@ -101,6 +139,7 @@ export function readRegularFile(path: string, options: ReadOptions): Buffer {
         throw new UserError(`${path}: the file grew while it was read; refused`);
       }
     }
+    commandInputs.getStore()?.set(realPathOf(path), options.what);
     return buffer.subarray(0, off);
   } finally {
     closeSync(fd);
@@ -245,6 +284,7 @@ export function writeFileAtomic(
   options: WriteOptions = {},
 ): void {
   const dir = dirname(path);
+  checkNotAnInput(path);
   if (options.mkdir !== false) ensureDir(dir);
   const existing = checkReplaceable(path);
   const tmp = tempPathBeside(path);

@@ -22,7 +22,7 @@ import { UserError } from "../../src/errors.js";
 import { packagePath } from "../../src/paths.js";
 import { MNIST_FILES } from "../../src/runtime/data/mnist.js";
 import { removeStaleTemps, writeDirAtomic } from "../../src/runtime/train/checkpoint.js";
-import { checkOutFolder } from "../../src/runtime/train/loop.js";
+import { checkOutFolder, RunFolder } from "../../src/runtime/train/run-folder.js";
 import { writeFileAtomic } from "../../src/util/files.js";
 import { assertUserError, runCli } from "../onnx-helpers.js";
 import { idxImages, idxLabels } from "./bytes.js";
@@ -117,8 +117,11 @@ describe("train's output folder", () => {
     );
     assert.deepEqual(readdirSync(out), ["metrics.json"], "nothing written");
     assert.throws(() => checkOutFolder(out, { resume: true, force: true }), /cannot be combined/);
-    checkOutFolder(out, { force: true });
+    const folder = RunFolder.open(out, { force: true });
+    assert.ok(existsSync(join(out, "metrics.json")), "kept until the new run is ready to start");
+    folder.ready();
     assert.equal(existsSync(join(out, "metrics.json")), false, "--force replaces the old run");
+    folder.release();
   });
   test("stale .checkpoint.tmp-<pid> folders of dead runs are removed; a live run's is kept", () => {
     const out = join(dir, "stale");

@@ -20,6 +20,7 @@ import {
   type TrainIR,
 } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
+import { commentText } from "../../util/literals.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
 import { template } from "../templates.js";
 import { py, TORCH_OPS, type TorchCode, type TorchContext } from "./ops.js";
@@ -314,7 +315,9 @@ function optimizerText(o: OptimizerIR): string {
 export function emitPytorch(ir: ModelIR): EmitResult {
   const code = modelCode(ir);
   if (code.diagnostics.length > 0) return { files: [], diagnostics: code.diagnostics };
-  const source = basename(ir.file);
+  // Docstrings get docstring-safe text: a file name may hold `"""` or a line break.
+  const source = commentText(basename(ir.file));
+  const name = commentText(ir.name);
   const { train } = ir;
   const lr = train.scheduler.type === "onecycle" ? train.scheduler.maxLr : train.optimizer.lr;
   const scheduler = schedulerCode(train.scheduler, lr);
@@ -323,7 +326,7 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     "pytorch",
     "model.py.hbs",
   )({
-    name: ir.name,
+    name,
     nameLiteral: py(ir.name),
     source,
     inputShape: tuple([ir.input.channels, ir.input.height, ir.input.width]),
@@ -344,7 +347,7 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     "pytorch",
     "train.py.hbs",
   )({
-    name: ir.name,
+    name,
     nameLiteral: py(ir.name),
     source,
     epochs: train.epochs,

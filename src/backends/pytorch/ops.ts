@@ -4,6 +4,7 @@
 // PyTorch keeps beside mnistc's parameters. Keyed by `OpKind` through `OpTable`, so a new op kind
 // fails `tsc` here. How modules and calls are arranged into model.py is index.ts's.
 import type { NodeIR, Pads, Pair } from "../../compiler/ir.js";
+import { pyStr } from "../../util/literals.js";
 import type { OpTable } from "../backend.js";
 
 export interface TorchCode {
@@ -24,7 +25,7 @@ export type TorchContext = Record<string, never>;
 /** A Python literal: numbers as JS writes them (valid Python), strings double-quoted. */
 export function py(value: number | string | boolean): string {
   if (typeof value === "boolean") return value ? "True" : "False";
-  return typeof value === "number" ? String(value) : JSON.stringify(value);
+  return typeof value === "number" ? String(value) : pyStr(value);
 }
 
 /** An int, or an `(h, w)` tuple when the two differ, as PyTorch's size arguments take them. */

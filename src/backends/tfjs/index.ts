@@ -14,6 +14,7 @@ import {
   type TrainIR,
 } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
+import { commentText, jsStr } from "../../util/literals.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
 import { template } from "../templates.js";
 import { jsonLiteral } from "./json-literal.js";
@@ -167,7 +168,12 @@ export function embeddedSpec(ir: ModelIR) {
 
 export function emitTfjs(ir: ModelIR, runtimeImport: string): EmitResult {
   const { blocks: body, uses } = blocks(ir);
-  const common = { name: ir.name, source: basename(ir.file), runtimeImport };
+  // Comments get comment-safe text, code gets literals: a file name may hold any character.
+  const common = {
+    name: commentText(ir.name),
+    source: commentText(basename(ir.file)),
+    runtimeImport: jsStr(runtimeImport),
+  };
   const model = template(
     "tfjs",
     "model.mjs.hbs",

@@ -7,6 +7,7 @@ import { traceElementwise } from "../../compiler/elementwise.js";
 import type { AnyNodeIR, NodeIR, Pads, Pair, ParamIR } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
 import type { Layout } from "../../formats/tfjs-layout.js";
+import { jsStr } from "../../util/literals.js";
 import type { OpTable } from "../backend.js";
 
 /** What the emitted model imports from the runtime. */
@@ -49,7 +50,7 @@ export type TfjsContext = Record<string, never>;
 /** A JS literal: strings quoted, arrays as `[1, 2]`. */
 export function js(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(js).join(", ")}]`;
-  return JSON.stringify(value);
+  return typeof value === "string" ? jsStr(value) : JSON.stringify(value);
 }
 
 const code = (

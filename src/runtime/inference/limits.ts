@@ -2,3 +2,9 @@
 // onnx-model.ts so that `inspect` does not load onnxruntime-node to learn it).
 /** Ours are about 100 KB; ONNX keeps big weights in external files, which mnistc never reads. */
 export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
+/**
+ * Classes of a model (its output's width). eval keeps a classes x classes confusion matrix and
+ * prints it; 20,000 classes (400 M cells) aborted V8. ImageNet's 1,000 is the most a small vision
+ * net here would answer.
+ */
+export const MAX_CLASSES = 1000;

@@ -24,7 +24,7 @@ import {
 import { decodeModel, floatValues } from "../../formats/onnx-proto.js";
 import { packagePath } from "../../paths.js";
 import { readRegularFile } from "../../util/files.js";
-import { MAX_MODEL_BYTES } from "./limits.js";
+import { MAX_CLASSES, MAX_MODEL_BYTES } from "./limits.js";
 
 export { MAX_MODEL_BYTES } from "./limits.js";
 
@@ -188,6 +188,12 @@ export class DigitModel {
       );
     }
 
+    if (classes > MAX_CLASSES) {
+      await session.release();
+      throw new UserError(
+        `${file}: the model answers ${classes.toLocaleString("en-US")} classes; mnistc reads models of at most ${MAX_CLASSES.toLocaleString("en-US")}`,
+      );
+    }
     const width2 = outDims.length === 2 && typeof outDims[1] === "number" ? outDims[1] : undefined;
     if (meta.classes !== undefined && width2 !== undefined && meta.classes !== width2) {
       await session.release();

@@ -3,7 +3,6 @@
 // see each batch first), backward, optimizer step (lr from the scheduler); after each epoch
 // an evaluation on the test set in inference mode, then metrics.json, plot.png and an atomic
 // checkpoint. `runTraining` is what both `mnistc train` and the emitted `train.mjs` run.
-import { existsSync, rmSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
 import { Command } from "commander";
@@ -37,6 +36,7 @@ import {
 import { createOptimizer, type NamedParam, type Optimizer } from "./optim.js";
 import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
+import { RunFolder, specInputs } from "./run-folder.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
 import { countCorrect, namedParams, nhwcImages, type Stepper, tfjsStepper } from "./step.js";
 
@@ -69,6 +69,8 @@ export interface TrainRun {
   onEpoch?: (metrics: EpochMetrics) => void;
   /** Who takes the steps (default: the tfjs model itself); built after a resume is loaded. */
   stepper?: StepperFactory;
+  /** The output folder, opened and locked by the caller (default: opened here, released after). */
+  folder?: RunFolder;
   /** onnxruntime's threads for each teacher (default: ORT's choice). */
   teacherThreads?: number;
 }
@@ -190,28 +192,6 @@ function teacherFiles(
   return saved?.teachers ?? distill.teachers.map(fromHere);
 }
 
-/** What in `out` shows that a run already lives there. */
-const RUN_FILES = ["checkpoint", "checkpoint.old", "metrics.json", "model.onnx"];
-
-/**
- * Refuses to start a fresh run in a folder that already holds one (its checkpoint, metrics or
- * model would be replaced) unless `--resume` continues it or `--force` replaces it.
- */
-export function checkOutFolder(out: string, opts: { resume?: boolean; force?: boolean }): void {
-  if (opts.resume && opts.force) throw new UserError("--resume and --force cannot be combined");
-  if (opts.force) {
-    for (const f of [...RUN_FILES, "plot.png"])
-      rmSync(join(out, f), { recursive: true, force: true });
-  }
-  if (opts.resume || opts.force) return;
-  const found = RUN_FILES.find((f) => existsSync(join(out, f)));
-  if (found) {
-    throw new UserError(
-      `${out} already holds a run (${found}); pass --resume to continue it or --force to start afresh and replace it`,
-    );
-  }
-}
-
 /** The output folder: `--out`, else `runs/<name>` (a name that cannot leave `runs/`). */
 export function outFolder(name: string, out: string | undefined): string {
   if (out !== undefined) return resolve(out);
@@ -282,10 +262,20 @@ function normalizationOf(
 
 /** Trains per the spec and options; writes metrics.json, plot.png and checkpoint/ under `out`. */
 export async function runTraining(run: TrainRun): Promise<RunMetrics> {
+  if (run.folder) return trainIn(run, run.folder);
+  const out = outFolder(run.spec.name, run.options.out);
+  const folder = RunFolder.open(out, run.options, specInputs(run.spec));
+  try {
+    return await trainIn(run, folder);
+  } finally {
+    folder.release();
+  }
+}
+
+async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
   const { tf, spec } = run;
   const progress = new Progress({ quiet: run.options.quiet === true, stream: run.stream });
-  const out = outFolder(spec.name, run.options.out);
-  checkOutFolder(out, run.options);
+  const out = folder.out;
   for (const stale of removeStaleTemps(join(out, "checkpoint"))) {
     progress.log(`removed ${stale}, left by a run that was stopped while writing its checkpoint`);
   }
@@ -416,6 +406,8 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
       );
     }
 
+    // Everything is checked and loaded: only now may --force replace the old run.
+    folder.ready();
     const firstEpoch = (resume?.state.epoch ?? 0) + 1;
     if (firstEpoch > options.epochs) {
       progress.log(`nothing to do: ${firstEpoch - 1} of ${options.epochs} epochs are done`);

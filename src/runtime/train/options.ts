@@ -3,11 +3,20 @@
 // No defaults here: an option left out is `undefined`, so a resumed run can tell "not given" (use
 // the checkpoint's value) from "given" (override it); the spec supplies the rest.
 import { type Command, InvalidArgumentError } from "commander";
+import { RANGES, type Range, rangeText } from "../../compiler/ranges.js";
+
+type Parse = (value: string) => number;
 
 export interface OptionParsers {
-  positiveInt(value: string): number;
-  nonNegativeInt(value: string): number;
-  positiveNumber(value: string): number;
+  positiveInt: Parse;
+  nonNegativeInt: Parse;
+  positiveNumber: Parse;
+  /** The numbers of compiler/ranges.ts: each refused outside its stated range. */
+  epochs: Parse;
+  batchSize: Parse;
+  seed: Parse;
+  images: Parse;
+  threads: Parse;
 }
 
 export interface TrainOptions {
@@ -29,8 +38,16 @@ export interface TrainOptions {
 
 export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionParsers): Command {
   return cmd
-    .option("--epochs <n>", "number of epochs (default: the spec's)", parsers.positiveInt)
-    .option("--batch-size <n>", "training batch size (default: the spec's)", parsers.positiveInt)
+    .option(
+      "--epochs <n>",
+      `number of epochs, ${rangeText(RANGES.epochs)} (default: the spec's)`,
+      parsers.epochs,
+    )
+    .option(
+      "--batch-size <n>",
+      `training batch size, ${rangeText(RANGES.batchSize)} (default: the spec's)`,
+      parsers.batchSize,
+    )
     .option(
       "--lr <rate>",
       "learning rate: the optimizer's, or OneCycle's max_lr (default: the spec's)",
@@ -38,15 +55,15 @@ export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionPar
     )
     .option(
       "--seed <n>",
-      "seed of initialization, shuffling and augmentation",
-      parsers.nonNegativeInt,
+      `seed of initialization, shuffling and augmentation, ${rangeText(RANGES.seed)}`,
+      parsers.seed,
     )
-    .option("--train-limit <n>", "train on the first N training images", parsers.positiveInt)
-    .option("--test-limit <n>", "evaluate on the first N test images", parsers.positiveInt)
+    .option("--train-limit <n>", "train on the first N training images", parsers.images)
+    .option("--test-limit <n>", "evaluate on the first N test images", parsers.images)
     .option(
       "--val <n>",
       "hold out the last N training images as a validation set, evaluated after every epoch instead of the test set (which the run then never reads)",
-      parsers.positiveInt,
+      parsers.images,
     )
     .option(
       "--teacher <files...>",
@@ -68,9 +85,17 @@ function parser(test: (n: number) => boolean, expected: string): (value: string)
   };
 }
 
+const intIn = (r: Range): Parse =>
+  parser((n) => Number.isInteger(n) && n >= r.min && n <= r.max, `an integer ${rangeText(r)}`);
+
 /** The command line's number parsers: `mnistc`'s and the emitted `train.mjs`'s. */
 export const optionParsers: OptionParsers = {
   positiveInt: parser((n) => Number.isInteger(n) && n > 0, "a positive integer"),
   nonNegativeInt: parser((n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
   positiveNumber: parser((n) => Number.isFinite(n) && n > 0, "a positive number"),
+  epochs: intIn(RANGES.epochs),
+  batchSize: intIn(RANGES.batchSize),
+  seed: intIn(RANGES.seed),
+  images: intIn(RANGES.images),
+  threads: intIn(RANGES.threads),
 };
