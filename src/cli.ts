@@ -109,7 +109,7 @@ program
 
 const train = program
   .command("train")
-  .description("train a spec on MNIST (the compiled ONNX step, or the tfjs program)")
+  .description("train a spec on its dataset (the compiled ONNX step, or the tfjs program)")
   .argument("<spec>", "spec file");
 // The emitted program `train.mjs` accepts the same options; they are declared once in the runtime.
 addTrainOptions(train)
@@ -153,12 +153,12 @@ program
   .description("accuracy, loss, per-class accuracy and confusion matrix of an ONNX model")
   .argument("[model]", "ONNX file (default: models/step4.onnx), or a spec with --weights")
   .option("--weights <path>", "with a spec: its checkpoint directory or .safetensors file")
-  .option("--data <dir>", "folder with the four MNIST IDX files (plain or .gz)")
+  .option("--data <dir>", "read the model's dataset from DIR (default: the one its metadata names)")
   .option("--test-limit <n>", "use the first N test images", images)
   .option("--json", "print JSON")
   .option(
     "--report <dir>",
-    "also write report.json, confusion.png (heatmap) and misclassified.png (the wrong digits) into DIR",
+    "also write report.json, confusion.png (heatmap) and misclassified.png (the wrong images) into DIR",
   )
   .action((model: string | undefined, opts) =>
     run(async () => (await import("./cli/eval.js")).evaluate(model, opts)),
@@ -209,7 +209,7 @@ program
 
 program
   .command("serve")
-  .description("HTTP service and draw-a-digit page for an ONNX model")
+  .description("HTTP service and a page (draw a digit, or upload an image) for an ONNX model")
   .argument("[model]", "ONNX file (default: models/step4.onnx)")
   .addOption(new Option("--port <n>", "port (0: a free one)").default(8080).argParser(port))
   .option("--host <host>", "address to listen on", "127.0.0.1")

@@ -7,6 +7,7 @@
 //             steps them; runs on CPU or CUDA, alone or under torchrun as DDP; the options of
 //             `mnistc train` that apply
 import { basename } from "node:path";
+import { datasetDef } from "../../compiler/datasets.js";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import {
   type AnyNodeIR,
@@ -19,7 +20,6 @@ import {
   type SchedulerIR,
   type TrainIR,
 } from "../../compiler/ir.js";
-import { datasetDef } from "../../compiler/datasets.js";
 import { opDef } from "../../compiler/ops.js";
 import { commentText } from "../../util/literals.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";

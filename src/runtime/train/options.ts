@@ -73,7 +73,10 @@ export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionPar
     .option("--resume", "continue from the checkpoint in the output folder")
     .option("--force", "start afresh in an output folder that already holds a run (replacing it)")
     .option("--quiet", "print nothing but errors")
-    .option("--data <dir>", "folder with the four MNIST IDX files, plain or .gz")
+    .option(
+      "--data <dir>",
+      "the dataset's folder (default: the spec's data.path, else the dataset's own)",
+    )
     .option("--json", "print the final metrics as JSON on stdout");
 }
 
