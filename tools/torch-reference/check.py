@@ -15,7 +15,8 @@ Checks (one PASS/FAIL line each; exit 1 on any failure):
      of mnistc's compiler) has exactly the ONNX file's initializers, loads them strictly, and, with
      perturbed weights and batch-norm statistics written into a copy of the ONNX file, gives the
      same log-probabilities in eval mode as mnistc's ONNX inference (DigitModel, onnxruntime-node)
-     on real MNIST test images, at batch 1 and 64: max |diff| <= 1e-4 and equal argmax.
+     on real MNIST test images (normalized with the spec's mean/std, else its dataset's), at batch
+     1 and 64: max |diff| <= 1e-4 and equal argmax.
      Also the seed's own Net with those step4 weights against the same mnistc output.
   3. One training step of every spec (and every-op.yaml): mnistc's compiled step (the onnx-train
      backend on onnxruntime, run_step.mjs) against PyTorch's own step of the same module, from the
@@ -284,10 +285,22 @@ def read_idx_labels(name):
     return read_idx(name, 8)[1].copy()
 
 
+# Each dataset's usual Normalize(mean, std), as torchvision users quote them: what a spec's
+# `data:` means when it gives no mean/std (the folder dataset has none; its specs give them).
+DATASET_NORMALIZATION = {
+    "mnist": ([0.1307], [0.3081]),
+    "fashion-mnist": ([0.286], [0.353]),
+    "cifar10": ([0.4914, 0.4822, 0.4465], [0.247, 0.2435, 0.2616]),
+}
+
+
 def normalize(pixels, data):
-    """PyTorch's ToTensor + Normalize(mean, std) on [N, H, W] 8-bit gray images -> [N, C, H, W]."""
-    mean = data.get("mean", [0.1307])
-    std = data.get("std", [0.3081])
+    """PyTorch's ToTensor + Normalize(mean, std) on [N, H, W] 8-bit gray images -> [N, C, H, W];
+    mean/std the spec's `data:`, else its dataset's (default MNIST)."""
+    defaults = DATASET_NORMALIZATION.get(data.get("dataset", "mnist"), (None, None))
+    default_mean, default_std = defaults
+    mean = data.get("mean", default_mean)
+    std = data.get("std", default_std)
     x = torch.from_numpy(pixels.astype(np.float32) / 255.0).unsqueeze(1)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
