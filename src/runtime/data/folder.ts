@@ -72,28 +72,61 @@ function entryKind(path: string, entry: Dirent, root: string): "dir" | "file" | 
   return stats.isDirectory() ? "dir" : stats.isFile() ? "file" : "other";
 }
 
-/** Every image file under `dir`, sorted at each level (os.walk's order, as ImageFolder). */
-function walk(dir: string, root: string, seen: Set<string>, out: string[], skipped: { n: number }) {
+/**
+ * Python's order of strings (by code point), which `sorted()` uses: JavaScript's `<` compares
+ * UTF-16 code units, which puts a name beyond U+FFFF (an emoji) before one in U+E000..U+FFFF.
+ * UTF-8's byte order is code-point order.
+ */
+function byCodePoint(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+/**
+ * The image files of `dir` and of every folder under it, one entry per folder: what `os.walk`
+ * yields (ImageFolder then sorts those by folder path, `listClasses` too).
+ */
+function walk(
+  dir: string,
+  root: string,
+  seen: Set<string>,
+  out: { path: string; files: string[] }[],
+  counts: { images: number; skipped: number },
+) {
   const real = realpathSync(dir);
   if (seen.has(real)) throw new UserError(`${dir}: a loop of symbolic links (back to ${real})`);
   seen.add(real);
   const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
-    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    byCodePoint(a.name, b.name),
   );
+  const files: string[] = [];
+  out.push({ path: dir, files });
   for (const entry of entries) {
     const path = join(dir, entry.name);
     const kind = entryKind(path, entry, root);
-    if (kind === "dir") walk(path, root, seen, out, skipped);
+    if (kind === "dir") walk(path, root, seen, out, counts);
     else if (kind === "file" && isImage(entry.name)) {
-      out.push(path);
-      if (out.length > MAX_FOLDER_IMAGES) {
+      files.push(path);
+      counts.images += 1;
+      if (counts.images > MAX_FOLDER_IMAGES) {
         throw new UserError(
           `${root}: more than ${MAX_FOLDER_IMAGES} images; train a dataset this large with --target pytorch (train.py streams from disk)`,
         );
       }
-    } else skipped.n += 1;
+    } else counts.skipped += 1;
   }
   seen.delete(real);
+}
+
+/**
+ * A class folder's image files in ImageFolder's order, `sorted(os.walk(dir))`: the folder's own
+ * files first (sorted), then each subfolder's, the subfolders sorted by path as strings, so
+ * `sub-x/` comes before `sub/deep/` ("-" sorts before "/").
+ */
+function classFiles(dir: string, root: string, counts: { images: number; skipped: number }) {
+  const folders: { path: string; files: string[] }[] = [];
+  counts.images = 0; // the limit is per class folder, as before
+  walk(dir, root, new Set(), folders, counts);
+  return folders.sort((a, b) => byCodePoint(a.path, b.path)).flatMap((f) => f.files);
 }
 
 /** The class folders of `dir` and their image files. */
@@ -102,14 +135,10 @@ function listClasses(dir: string, root: string): Listing {
   const classes = entries
     .filter((e) => entryKind(join(dir, e.name), e, root) === "dir")
     .map((e) => e.name)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const skipped = { n: 0 };
-  const files = classes.map((name) => {
-    const list: string[] = [];
-    walk(join(dir, name), root, new Set(), list, skipped);
-    return list;
-  });
-  return { classes, files, skipped: skipped.n };
+    .sort(byCodePoint);
+  const counts = { images: 0, skipped: 0 };
+  const files = classes.map((name) => classFiles(join(dir, name), root, counts));
+  return { classes, files, skipped: counts.skipped };
 }
 
 function checkClasses(dir: string, listing: Listing): void {
