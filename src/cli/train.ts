@@ -1,12 +1,16 @@
-// `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/`, load
-// that program's `model.mjs` and run the same training function its `train.mjs` calls. With
-// `--backend onnx` (the default) the compiled ONNX step takes the steps and the emitted model keeps
-// the checkpoints; with `--backend tfjs` what this command trains is exactly the emitted program.
+// `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/` and
+// train. With `--backend onnx` (the default) the compiled ONNX step takes the steps on
+// onnxruntime-node, from PyTorch's seeded initialization, and TensorFlow.js is never loaded (the
+// program is written, not run: `node <out>/program/train.mjs --resume` continues the run on tfjs).
+// With `--backend tfjs` what this command trains is exactly the emitted program: its `model.mjs`
+// is imported and run by the same training function its `train.mjs` calls. Both read and write the
+// same checkpoints (PyTorch's names and layouts), so a run resumes on either.
 import { join } from "node:path";
-import { checkOutFolder, outFolder } from "../runtime/train/loop.js";
+import { embeddedSpec } from "../backends/tfjs/index.js";
+import { checkOutFolder, outFolder, type TrainRun } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
 import { onnxSteps } from "./onnx-steps.js";
-import { loadProgram } from "./program.js";
+import { loadProgram, writeProgram } from "./program.js";
 import { loadSpec } from "./spec.js";
 
 export interface TrainCliOptions extends TrainOptions {
@@ -23,20 +27,35 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
   // Before anything is written: a folder holding a run is not overwritten by accident.
   checkOutFolder(out, opts);
   const programDir = join(out, "program");
-  const program = await loadProgram(ir, programDir);
-  const { initEngine } = await import("../runtime/tfjs/engine.js");
-  const { runTraining } = await import("../runtime/train/loop.js");
-  const { tf, name } = await initEngine();
-  if (!opts.quiet) process.stderr.write(`mnistc: ${ir.name} -> ${programDir}\n`);
   const { backend = "onnx", threads, ...trainOptions } = opts;
+  let trainer: Pick<TrainRun, "engine" | "engineVersion" | "spec" | "stepper">;
+  if (backend === "tfjs") {
+    const program = await loadProgram(ir, programDir);
+    const { initEngine } = await import("../runtime/tfjs/engine.js");
+    const { tfjsTrainer } = await import("../runtime/tfjs/trainer.js");
+    const { tf, name } = await initEngine();
+    trainer = {
+      engine: name,
+      engineVersion: `TensorFlow.js ${tf.version.tfjs}`,
+      spec: program.spec,
+      stepper: tfjsTrainer(tf, program.buildModel),
+    };
+  } else {
+    writeProgram(ir, programDir);
+    const { onnxRuntimeVersion } = await import("../runtime/onnx-train/stepper.js");
+    trainer = {
+      engine: "onnxruntime",
+      engineVersion: `onnxruntime-node ${onnxRuntimeVersion()}`,
+      spec: embeddedSpec(ir),
+      stepper: await onnxSteps(ir, threads),
+    };
+  }
+  if (!opts.quiet) process.stderr.write(`mnistc: ${ir.name} -> ${programDir}\n`);
+  const { runTraining } = await import("../runtime/train/loop.js");
   await runTraining({
-    tf,
-    engine: name,
-    spec: program.spec,
-    buildModel: program.buildModel,
+    ...trainer,
     options: { ...trainOptions, out },
     ...(threads ? { teacherThreads: threads } : {}),
-    ...(backend === "onnx" ? { stepper: await onnxSteps(ir, threads) } : {}),
   });
   // The deployable form of what was just trained, beside its checkpoint (issue: ONNX export).
   const { exportCheckpointToOnnx } = await import("./export-onnx.js");
