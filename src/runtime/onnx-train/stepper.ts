@@ -15,7 +15,7 @@ import type { OptimizerIR, WeightMap } from "../../compiler/ir.js";
 import type { StepSignature } from "../../formats/step-signature.js";
 import { sizeOf } from "../../util/shape.js";
 import type { Batch } from "../data/batches.js";
-import { evaluateSplit } from "../eval/evaluate.js";
+import { EVAL_BATCH, evaluateSplit } from "../eval/evaluate.js";
 import { DigitModel } from "../inference/onnx-model.js";
 import { DropoutStream } from "../train/dropout-stream.js";
 import type { StepHyper } from "../train/optim.js";
@@ -45,8 +45,6 @@ export interface OnnxStepperOptions {
   /** onnxruntime's intra-op threads (default: every core). */
   threads?: number;
 }
-
-const EVAL_BATCH = 500;
 
 /** onnxruntime-node's version, for the log. */
 export function onnxRuntimeVersion(): string {
