@@ -19,7 +19,7 @@ import { EVAL_BATCH, evaluateSplit } from "../eval/evaluate.js";
 import { DigitModel } from "../inference/onnx-model.js";
 import { DropoutStream } from "../train/dropout-stream.js";
 import type { StepHyper } from "../train/optim.js";
-import { checkWeights, type ModelState } from "../train/state.js";
+import { checkWeights, type ModelState, slotOf } from "../train/state.js";
 import type { Stepper, StepperFactory, StepResult } from "../train/step.js";
 
 /** A parameter or buffer of the model, PyTorch name and shape. */
@@ -147,7 +147,7 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
         const slots: WeightMap = new Map();
         for (const [name, data] of state) {
           if (params.has(name)) continue;
-          const shape = shapes.get(name.slice(0, name.lastIndexOf("."))) ?? [data.length];
+          const shape = shapes.get(slotOf(name).param) ?? [data.length];
           slots.set(name, { shape: [...shape], data });
         }
         return {
