@@ -26,8 +26,7 @@ import type { ModelIR } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import type { Batch } from "../src/runtime/data/batches.js";
 import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
-import { createOptimizer } from "../src/runtime/train/optim.js";
-import { tfjsStepper } from "../src/runtime/train/step.js";
+import { tfjsTrainer } from "../src/runtime/tfjs/trainer.js";
 import { Rng } from "../src/util/rng.js";
 import { type OnnxProfile, profileOnnxStep } from "./onnx-profile.js";
 import { type KernelTime, median, topKernels } from "./stats.js";
@@ -134,27 +133,14 @@ async function makeStepper(
   batchSize: number,
   threads: number | undefined,
 ): Promise<{ step: () => Promise<number>; dispose: () => void }> {
-  const model = program.buildModel(tf, { seed: ir.train.seed });
-  const optimizer = createOptimizer(tf, ir.train.optimizer);
-  const stepper =
-    threads === undefined
-      ? tfjsStepper(tf, model, optimizer, ir.input)
-      : await (await onnxSteps(ir, threads))({
-          tf,
-          model,
-          optimizer,
-          spec: program.spec,
-          batchSize,
-        });
+  const factory =
+    threads === undefined ? tfjsTrainer(tf, program.buildModel) : await onnxSteps(ir, threads);
+  const stepper = await factory({ spec: program.spec, seed: ir.train.seed, batchSize });
   const batch = randomBatch(ir, batchSize);
   const hyper = { lr: ir.train.optimizer.lr };
   return {
     step: async () => (await stepper.step(batch, hyper)).loss,
-    dispose: () => {
-      stepper.dispose();
-      optimizer.dispose();
-      model.dispose();
-    },
+    dispose: () => stepper.dispose(),
   };
 }
 

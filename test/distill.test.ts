@@ -14,9 +14,10 @@ import { packagePath } from "../src/paths.js";
 import type { Batch } from "../src/runtime/data/batches.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { tfjsTrainer } from "../src/runtime/tfjs/trainer.js";
 import { Teachers } from "../src/runtime/train/distill.js";
 import { runTraining, type TrainSpec } from "../src/runtime/train/loop.js";
-import type { Stepper } from "../src/runtime/train/step.js";
+import type { Stepper, StepperFactory } from "../src/runtime/train/step.js";
 import { tinyForward, tinyIR, tinyWeights } from "./onnx-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mnistc-distill-"));
@@ -145,10 +146,12 @@ describe("a distilling run", async () => {
   const program = await loadProgram(ir, join(dir, "program"));
   const data = loadMnist({ trainLimit: 128, testLimit: 64 });
 
-  /** A stepper that takes no step but keeps what it was fed. */
-  function recorder(fed: Batch[]): NonNullable<Parameters<typeof runTraining>[0]["stepper"]> {
-    return async ({ optimizer }) => {
+  /** A stepper that takes no step but keeps what it was fed (the tfjs one does the rest). */
+  function recorder(fed: Batch[]): StepperFactory {
+    return async (start) => {
+      const inner = await tfjsTrainer(tf, program.buildModel)(start);
       const stepper: Stepper = {
+        ...inner,
         backend: "recorder",
         async step(batch: Batch) {
           // Copies: the batch is a view of buffers the next batch reuses.
@@ -161,9 +164,6 @@ describe("a distilling run", async () => {
           });
           return { loss: 0, correct: 0 };
         },
-        sync() {},
-        optimizerState: () => optimizer.state(),
-        dispose() {},
       };
       return stepper;
     };
@@ -171,10 +171,8 @@ describe("a distilling run", async () => {
 
   const run = (out: string, fed: Batch[], extra: Record<string, unknown> = {}) =>
     runTraining({
-      tf,
       engine,
       spec: program.spec as TrainSpec,
-      buildModel: program.buildModel,
       data,
       options: { quiet: true, out: join(dir, out), epochs: 1, ...extra },
       teacherThreads: 1,
@@ -213,10 +211,9 @@ describe("a distilling run", async () => {
     const { distill: _, ...plain } = ir.train;
     await assert.rejects(
       runTraining({
-        tf,
         engine,
         spec: { ...(program.spec as TrainSpec), train: plain },
-        buildModel: program.buildModel,
+        stepper: tfjsTrainer(tf, program.buildModel),
         data,
         options: { quiet: true, out: join(dir, "c"), epochs: 1, teacher: ["x.onnx"] },
       }),

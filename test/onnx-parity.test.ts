@@ -18,7 +18,7 @@ import type { ModelIR, WeightMap } from "../src/compiler/ir.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
-import { loadWeightsInto } from "../src/runtime/train/checkpoint.js";
+import { loadWeightsInto } from "../src/runtime/tfjs/trainer.js";
 import { testWeights } from "./helpers/weights.js";
 
 const TOLERANCE = 1e-4;

@@ -8,8 +8,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, test } from "node:test";
-import type * as tfNs from "@tensorflow/tfjs";
-import { tfjsWeightsFromTorch } from "../src/backends/tfjs/weights.js";
 import { onnxSteps } from "../src/cli/onnx-steps.js";
 import { loadProgram } from "../src/cli/program.js";
 import { compileSpec } from "../src/compiler/index.js";
@@ -18,9 +16,9 @@ import { packagePath } from "../src/paths.js";
 import { type Batch, BatchAssembler } from "../src/runtime/data/batches.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
-import { loadWeightsInto } from "../src/runtime/train/checkpoint.js";
-import { createOptimizer } from "../src/runtime/train/optim.js";
-import { type Stepper, tfjsStepper } from "../src/runtime/train/step.js";
+import { tfjsTrainer } from "../src/runtime/tfjs/trainer.js";
+import type { ModelState } from "../src/runtime/train/state.js";
+import type { Stepper } from "../src/runtime/train/step.js";
 import { Rng } from "../src/util/rng.js";
 import { testWeights } from "./helpers/weights.js";
 
@@ -49,36 +47,36 @@ function compile(path: string): ModelIR {
 }
 
 interface Side {
-  model: tfNs.LayersModel;
   stepper: Stepper;
   dispose(): void;
 }
 
-/** One side of the comparison: the emitted tfjs model at the test weights, and a stepper on it. */
+/**
+ * One side of the comparison: a stepper of the emitted tfjs model or of the ONNX step, both
+ * started from the same state (the test weights, no slots yet, fresh dropout streams).
+ */
 async function side(ir: ModelIR, onnx: boolean): Promise<Side> {
   const program = await loadProgram(ir, mkdtempSync(join(dir, `${ir.name}-`)));
-  const model = program.buildModel(tf, { seed: ir.train.seed });
-  const mapped = tfjsWeightsFromTorch(ir, testWeights(ir));
-  assert.ok(!("error" in mapped));
-  loadWeightsInto(tf, model, mapped.weights, ir.name);
-  const optimizer = createOptimizer(tf, ir.train.optimizer);
-  const stepper = onnx
-    ? await (await onnxSteps(ir, 1))({ tf, model, optimizer, spec: program.spec, batchSize: BATCH })
-    : tfjsStepper(tf, model, optimizer, ir.input, ir.train.distill);
-  return {
-    model,
-    stepper,
-    dispose: () => {
-      stepper.dispose();
-      optimizer.dispose();
-      model.dispose();
-    },
+  const state: ModelState = {
+    weights: testWeights(ir),
+    optimizer: { type: ir.train.optimizer.type, step: 0, slots: new Map() },
+    dropout: {},
   };
+  const factory = onnx ? await onnxSteps(ir, 1) : tfjsTrainer(tf, program.buildModel);
+  const stepper = await factory({
+    spec: program.spec,
+    seed: ir.train.seed,
+    batchSize: BATCH,
+    state,
+    source: ir.name,
+  });
+  return { stepper, dispose: () => stepper.dispose() };
 }
 
-/** Every weight of the model by tfjs name. */
-function values(model: tfNs.LayersModel): Map<string, Float32Array> {
-  return new Map(model.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array]));
+/** Every weight and buffer of a side by PyTorch name (as both hand them to checkpoints). */
+async function values(s: Side): Promise<Map<string, Float32Array>> {
+  const { weights } = await s.stepper.state();
+  return new Map([...weights].map(([name, w]) => [name, w.data]));
 }
 
 /**
@@ -111,8 +109,9 @@ const OPTIMIZERS: [string, OptimizerIR | undefined][] = [
 ];
 
 /** Every weight and buffer of the two models within `tolerance` of its scale. */
-function assertSameWeights(a: Side, b: Side, tolerance: number): void {
-  const [wa, wb] = [values(a.model), values(b.model)];
+async function assertSameWeights(a: Side, b: Side, tolerance: number): Promise<void> {
+  const [wa, wb] = [await values(a), await values(b)];
+  assert.equal(wb.size, wa.size);
   for (const [name, data] of wa) {
     const other = wb.get(name);
     assert.ok(other, name);
@@ -130,18 +129,17 @@ async function assertSameStep(a: Side, b: Side, batch: () => Batch): Promise<voi
     `loss ${ra.loss} vs ${rb.loss}`,
   );
   assert.equal(rb.correct, ra.correct);
-  b.stepper.sync();
-  assertSameWeights(a, b, 1e-4);
-  const [sa, sb] = [await a.stepper.optimizerState(), await b.stepper.optimizerState()];
+  await assertSameWeights(a, b, 1e-4);
+  const [sa, sb] = [(await a.stepper.state()).optimizer, (await b.stepper.state()).optimizer];
   assert.equal(sb.step, sa.step);
-  const slots = new Map(sb.slots.map((s) => [s.name, s.data]));
-  const floor = 1e-3 * largest(sa.slots.map((s) => s.data));
-  assert.equal(slots.size, sa.slots.length);
-  for (const slot of sa.slots) {
-    const other = slots.get(slot.name);
-    assert.ok(other, slot.name);
-    const error = relative(other, slot.data, floor);
-    assert.ok(error <= 1e-4, `${slot.name}: ${error}`);
+  const floor = 1e-3 * largest([...sa.slots.values()].map((s) => s.data));
+  assert.equal(sb.slots.size, sa.slots.size);
+  for (const [name, slot] of sa.slots) {
+    const other = sb.slots.get(name);
+    assert.ok(other, name);
+    assert.deepEqual(other.shape, slot.shape, name);
+    const error = relative(other.data, slot.data, floor);
+    assert.ok(error <= 1e-4, `${name}: ${error}`);
   }
 }
 
@@ -230,9 +228,7 @@ test("at T = 1 a distilling step is the plain step on the target (1-w)·one-hot 
     Math.abs(ra.loss - (rb.loss - (w * entropy) / BATCH)) < 1e-5,
     `${ra.loss} vs ${rb.loss}`,
   );
-  a.stepper.sync();
-  b.stepper.sync();
-  assertSameWeights(a, b, 1e-5);
+  await assertSameWeights(a, b, 1e-5);
   a.dispose();
   b.dispose();
 });

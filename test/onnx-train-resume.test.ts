@@ -12,6 +12,7 @@ import { compileSpec } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
+import { tfjsTrainer } from "../src/runtime/tfjs/trainer.js";
 import { runTraining } from "../src/runtime/train/loop.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-resume-"));
@@ -27,17 +28,16 @@ ir.train.batchSize = 32;
 const { tf, name: engine } = await initEngine();
 const program = await loadProgram(ir, join(tmp, "program"));
 const data = loadMnist({ trainLimit: 256, testLimit: 100 });
-const stepper = await onnxSteps(ir, 1);
+const onnxStepper = await onnxSteps(ir, 1);
+const tfjsStepper = tfjsTrainer(tf, program.buildModel);
 
 async function train(out: string, onnx: boolean, epochs: number, resume = false) {
   const metrics = await runTraining({
-    tf,
-    engine,
+    engine: onnx ? "onnxruntime" : engine,
     spec: program.spec,
-    buildModel: program.buildModel,
+    stepper: onnx ? onnxStepper : tfjsStepper,
     data,
     options: { quiet: true, out: join(tmp, out), epochs, resume },
-    ...(onnx ? { stepper } : {}),
   });
   return metrics.epochs.at(-1);
 }

@@ -1,5 +1,6 @@
 // Twenty training steps from the seeded init on real batches, on the tfjs program and on the
-// compiled ONNX step: the losses agree within 1e-3. The tfjs side runs on its cpu engine, as the
+// compiled ONNX step, each initializing itself (the tfjs model's TorchUniform, the ONNX path's
+// torchInitWeights) and drawing its own dropout masks: the losses agree within 1e-3. The tfjs side runs on its cpu engine, as the
 // one-step parity does: early training amplifies float32 differences step by step, and the wasm
 // engine's convolution rounding breaks the exact max-pool ties of MNIST's flat background its own
 // way, so from step 7 or so wasm and ONNX part (a few 1e-3 by step 20), while cpu and ONNX (and
@@ -17,8 +18,7 @@ import { packagePath } from "../src/paths.js";
 import { BatchAssembler } from "../src/runtime/data/batches.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
-import { createOptimizer } from "../src/runtime/train/optim.js";
-import { tfjsStepper } from "../src/runtime/train/step.js";
+import { tfjsTrainer } from "../src/runtime/tfjs/trainer.js";
 
 process.env.MNISTC_ENGINE = "cpu";
 const BATCH = 8;
@@ -32,21 +32,10 @@ test(`${STEPS} steps of sepres: ONNX and tfjs losses agree within 1e-3`, async (
   const { ir } = compileSpec(readFileSync(path, "utf8"), path);
   assert.ok(ir);
   const mnist = loadMnist({ trainLimit: STEPS * BATCH, testLimit: 0 });
-  const build = async (name: string) => {
-    const program = await loadProgram(ir, join(dir, name));
-    const model = program.buildModel(tf, { seed: ir.train.seed });
-    return { program, model, optimizer: createOptimizer(tf, ir.train.optimizer) };
-  };
-  const a = await build("tfjs");
-  const b = await build("onnx");
-  const tfjs = tfjsStepper(tf, a.model, a.optimizer, ir.input);
-  const onnx = await (await onnxSteps(ir, 1))({
-    tf,
-    model: b.model,
-    optimizer: b.optimizer,
-    spec: b.program.spec,
-    batchSize: BATCH,
-  });
+  const program = await loadProgram(ir, join(dir, "program"));
+  const start = { spec: program.spec, seed: ir.train.seed, batchSize: BATCH };
+  const tfjs = await tfjsTrainer(tf, program.buildModel)(start);
+  const onnx = await (await onnxSteps(ir, 1))(start);
   const assembler = new BatchAssembler(mnist.train, BATCH, 10, { mean: [0.1307], std: [0.3081] });
   const hyper = { lr: 0.01, momentum: 0.9 };
   for (let i = 0; i < STEPS; i++) {
@@ -58,8 +47,5 @@ test(`${STEPS} steps of sepres: ONNX and tfjs losses agree within 1e-3`, async (
     );
   }
   onnx.dispose();
-  for (const side of [a, b]) {
-    side.optimizer.dispose();
-    side.model.dispose();
-  }
+  tfjs.dispose();
 });

@@ -1,7 +1,8 @@
-// `mnistc compile`: the command line, and the weight mapping end to end: a tfjs checkpoint of the
-// emitted model, compiled to ONNX with --weights, gives the same log-probabilities in onnxruntime
-// (NCHW, PyTorch layouts) as in tfjs (NHWC): conv, dense and batch-norm weights and the flatten order
-// all map right.
+// `mnistc compile`: the command line, and the weight mapping end to end: a checkpoint of the
+// emitted tfjs model (as `--backend tfjs` writes it, PyTorch's layouts, and in the tfjs format of
+// mnistc's checkpoints before), compiled to ONNX with --weights, gives the same log-probabilities
+// in onnxruntime (NCHW, PyTorch layouts) as in tfjs (NHWC): conv, dense and batch-norm weights and
+// the flatten order all map right.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,9 +13,12 @@ import { pathToFileURL } from "node:url";
 import type * as tfNs from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { compile } from "../src/cli/compile.js";
+import { encodeSafetensors } from "../src/formats/safetensors.js";
 import { packagePath } from "../src/paths.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
-import { captureModel } from "../src/runtime/train/checkpoint.js";
+import { torchWeightsOf } from "../src/runtime/tfjs/trainer.js";
+import type { TrainSpec } from "../src/runtime/train/loop.js";
+import { writeLegacyCheckpoint } from "./helpers/legacy-checkpoint.js";
 
 const cli = packagePath("dist", "src", "cli.js");
 const work = mkdtempSync(join(tmpdir(), "mnistc-compile-"));
@@ -92,24 +96,37 @@ test("compile: user mistakes are one line and exit 1", () => {
   }
 });
 
-/** Writes the model as a checkpoint directory (model.json + weights.bin), as training does. */
-async function saveCheckpoint(model: tfNs.LayersModel, dir: string): Promise<void> {
-  const artifacts = await captureModel(tf, model);
+/**
+ * Writes the model's weights as a checkpoint folder: as training writes them (weights.safetensors,
+ * PyTorch's names and layouts, converted at the tfjs edge), or as mnistc did before (format 1).
+ */
+async function saveCheckpoint(
+  model: tfNs.LayersModel,
+  spec: TrainSpec,
+  dir: string,
+  legacy: boolean,
+): Promise<void> {
+  if (legacy) return writeLegacyCheckpoint(tf, model, dir);
+  const weights = torchWeightsOf(model, spec);
   mkdirSync(dir, { recursive: true });
-  const manifest = [{ paths: ["weights.bin"], weights: artifacts.weightSpecs }];
   writeFileSync(
-    join(dir, "model.json"),
-    JSON.stringify({ modelTopology: artifacts.modelTopology, weightsManifest: manifest }),
+    join(dir, "weights.safetensors"),
+    encodeSafetensors([...weights].map(([name, w]) => ({ name, ...w }))),
   );
-  writeFileSync(join(dir, "weights.bin"), artifacts.weightData);
 }
 
-for (const name of ["step1", "step4"]) {
-  test(`${name}: a tfjs checkpoint compiled to ONNX predicts the same`, async () => {
+for (const [name, legacy] of [
+  ["step1", false],
+  ["step4", false],
+  ["step4", true],
+] as const) {
+  const format = legacy ? "format-1 (tfjs)" : "safetensors";
+  test(`${name}: a ${format} checkpoint of the tfjs model compiled to ONNX predicts the same`, async () => {
     const dir = join(work, `${name}-program`);
     const spec = packagePath("specs", `${name}.yaml`);
     assert.equal(await compile(spec, { target: "tfjs", out: dir }), 0);
     const mod = (await import(pathToFileURL(join(dir, "model.mjs")).href)) as {
+      spec: TrainSpec;
       buildModel(tf: typeof tfNs, o: { seed: number }): tfNs.LayersModel;
     };
     const model = mod.buildModel(tf, { seed: 1 });
@@ -124,9 +141,9 @@ for (const name of ["step1", "step4"]) {
         );
       });
     });
-    const checkpoint = join(work, `${name}-checkpoint`);
-    await saveCheckpoint(model, checkpoint);
-    const onnxFile = join(work, `${name}.onnx`);
+    const checkpoint = join(work, `${name}-${legacy}-checkpoint`);
+    await saveCheckpoint(model, mod.spec, checkpoint, legacy);
+    const onnxFile = join(work, `${name}-${legacy}.onnx`);
     assert.equal(await compile(spec, { target: "onnx", out: onnxFile, weights: checkpoint }), 0);
 
     const batch = 3;

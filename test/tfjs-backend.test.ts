@@ -136,7 +136,7 @@ test("bias: false gives useBias: false and no bias initializer", () => {
   assert.match(text, /kernelInitializer: torchUniform\(seed, "body.0.weight", 9, "oihw"\)/);
 });
 
-test("spec literal: the settings and every parameter name", () => {
+test("spec literal: the settings, every parameter name and where tfjs keeps it", () => {
   const ir = tinySpec(["conv: { out: 2, kernel: 3 }"]);
   const match = modelText(ir).match(/export const spec = (\{[\s\S]*?\n\});/);
   assert.ok(match?.[1]);
@@ -148,6 +148,12 @@ test("spec literal: the settings and every parameter name", () => {
     train: ir.train,
     data: ir.data,
     params: ["body.0.weight", "body.0.bias", "2.weight", "2.bias"],
+    tfjsWeights: {
+      "body.0.weight": ["body.0/kernel", "oihw"],
+      "body.0.bias": ["body.0/bias", "same"],
+      "2.weight": ["2/kernel", "oi"],
+      "2.bias": ["2/bias", "same"],
+    },
   });
 });
 

@@ -44,7 +44,12 @@ for (const [name, spec, trainable, backend] of RUNS)
     ];
     const r = mnistc("train", spec, ...small, "--backend", backend, "--out", out, "--json");
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /^engine: \w+ \(TensorFlow\.js [\d.]+\)$/m);
+    assert.match(
+      r.stderr,
+      backend === "tfjs"
+        ? /^engine: \w+ \(TensorFlow\.js [\d.]+\)$/m
+        : /^engine: onnxruntime \(onnxruntime-node [\d.]+\)$/m,
+    );
     assert.match(
       r.stderr,
       new RegExp(`model: ${name}, ${trainable} trainable parameters; 1 epochs of 2 batches of 32`),
@@ -61,8 +66,9 @@ for (const [name, spec, trainable, backend] of RUNS)
       "program/train.mjs",
       "metrics.json",
       "plot.png",
-      "checkpoint/model.json",
-      "checkpoint/weights.bin",
+      "checkpoint/weights.safetensors",
+      "checkpoint/optimizer.safetensors",
+      "checkpoint/training.json",
       "model.onnx",
     ]) {
       assert.ok(existsSync(join(out, file)), `missing ${file}`);

@@ -11,13 +11,9 @@ import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { initEngine } from "../src/runtime/tfjs/engine.js";
 import { LogSoftmax } from "../src/runtime/tfjs/layers/log-softmax.js";
-import { loadWeightsInto, readCheckpoint } from "../src/runtime/train/checkpoint.js";
-import {
-  type BuildModel,
-  evaluate,
-  runTraining,
-  type TrainSpec,
-} from "../src/runtime/train/loop.js";
+import { evaluate, loadTorchWeightsInto, tfjsTrainer } from "../src/runtime/tfjs/trainer.js";
+import { readCheckpoint } from "../src/runtime/train/checkpoint.js";
+import { type BuildModel, runTraining, type TrainSpec } from "../src/runtime/train/loop.js";
 import type { RunMetrics } from "../src/runtime/train/metrics.js";
 import { addTrainOptions, optionParsers } from "../src/runtime/train/options.js";
 import { PLOT_HEIGHT, PLOT_WIDTH } from "../src/runtime/train/plot.js";
@@ -40,6 +36,17 @@ const spec: TrainSpec = {
     labelSmoothing: 0,
   },
   data: { dataset: "mnist", mean: [0.1307], std: [0.3081], preprocess: "digit" },
+  // PyTorch's names for tfjs's layers below (conv kernels HWIO ↔ OIHW, dense [in, out] ↔ [out, in]).
+  tfjsWeights: {
+    "conv1.0.weight": ["conv1.0/kernel", "oihw"],
+    "conv1.0.bias": ["conv1.0/bias", "same"],
+    "conv1.2.weight": ["conv1.2/gamma", "same"],
+    "conv1.2.bias": ["conv1.2/beta", "same"],
+    "conv1.2.running_mean": ["conv1.2/moving_mean", "same"],
+    "conv1.2.running_var": ["conv1.2/moving_variance", "same"],
+    "fc.weight": ["fc/kernel", "oi"],
+    "fc.bias": ["fc/bias", "same"],
+  },
 };
 
 /** A small conv net with batch norm (training vs inference mode matters) and log-softmax. */
@@ -69,10 +76,9 @@ const data = loadMnist({ trainLimit: 320, testLimit: 200 });
 async function train(out: string, options: Parameters<typeof runTraining>[0]["options"] = {}) {
   const tensors: number[] = [];
   const metrics = await runTraining({
-    tf,
     engine,
     spec,
-    buildModel,
+    stepper: tfjsTrainer(tf, buildModel),
     data,
     options: { quiet: true, out, ...options },
     onEpoch: () => tensors.push(tf.memory().numTensors),
@@ -112,16 +118,16 @@ describe("training a tiny net on 320 MNIST images", async () => {
     assert.deepEqual(written.epochs, full.metrics.epochs);
     const png = PNG.sync.read(readFileSync(join(outA, "plot.png")));
     assert.deepEqual([png.width, png.height], [PLOT_WIDTH, PLOT_HEIGHT]);
-    for (const f of ["model.json", "weights.bin", "training.json", "optimizer.bin"]) {
+    for (const f of ["weights.safetensors", "optimizer.safetensors", "training.json"]) {
       assert.ok(existsSync(join(outA, "checkpoint", f)), `checkpoint/${f}`);
     }
   });
 
-  test("the checkpoint reloads to the same test loss and accuracy", () => {
+  test("the checkpoint reloads to the same test loss and accuracy", async () => {
     const model = buildModel(tf, { seed: 99 });
     const dir = join(outA, "checkpoint");
-    loadWeightsInto(tf, model, readCheckpoint(dir).arrays, dir);
-    const result = evaluate(tf, model, data.test, spec, { mean: [0.1307], std: [0.3081] });
+    loadTorchWeightsInto(tf, model, spec, readCheckpoint(dir, spec.tfjsWeights).weights, dir);
+    const result = await evaluate(tf, model, data.test, spec, { mean: [0.1307], std: [0.3081] });
     model.dispose();
     const last = full.metrics.epochs[1];
     assert.ok(last);
@@ -162,10 +168,9 @@ describe("training a tiny net on 320 MNIST images", async () => {
     });
     await assert.rejects(
       runTraining({
-        tf,
         engine,
         spec: { ...spec, name: "other" },
-        buildModel,
+        stepper: tfjsTrainer(tf, buildModel),
         data,
         options: { quiet: true, out: outA, resume: true },
       }),

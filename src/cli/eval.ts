@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { loadDataset } from "../runtime/data/sources.js";
 import { imageBytes } from "../runtime/data/split.js";
+import { EVAL_BATCH, MetricsAccumulator } from "../runtime/eval/evaluate.js";
 import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js";
-import { argmax } from "../runtime/inference/probabilities.js";
 import { MAX_HEATMAP_CLASSES, renderConfusionPng } from "../runtime/report/confusion.js";
 import {
   byConfidence,
@@ -51,73 +51,6 @@ async function loadSpecModel(spec: string, weights: string): Promise<DigitModel 
     return model;
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Images per onnxruntime call: large enough to amortize the call, small enough for the cache. */
-export const EVAL_BATCH = 500;
-
-export interface ClassAccuracy {
-  class: number;
-  count: number;
-  correct: number;
-  /** A fraction; NaN-free: 0 for a class with no examples. */
-  accuracy: number;
-}
-
-export interface EvalMetrics {
-  count: number;
-  correct: number;
-  /** A fraction. */
-  accuracy: number;
-  /** Mean negative log-likelihood of the true class. */
-  loss: number;
-  perClass: ClassAccuracy[];
-  /** confusion[true][predicted]. */
-  confusion: number[][];
-}
-
-/** Accumulates metrics over batches of log-probabilities. */
-export class MetricsAccumulator {
-  private count = 0;
-  private nll = 0;
-  private readonly confusion: number[][];
-
-  constructor(private readonly classes: number) {
-    this.confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
-  }
-
-  /** Adds a batch; returns the images in it predicted wrong: position and predicted digit. */
-  add(logProbs: Float32Array, labels: Uint8Array): { at: number; predicted: number }[] {
-    const k = this.classes;
-    const wrong: { at: number; predicted: number }[] = [];
-    for (let i = 0; i < labels.length; i++) {
-      const label = labels[i] ?? 0;
-      const best = argmax(logProbs, i * k, k);
-      if (best !== label) wrong.push({ at: i, predicted: best });
-      const row = this.confusion[label];
-      if (row) row[best] = (row[best] ?? 0) + 1;
-      this.nll -= logProbs[i * k + label] ?? 0;
-      this.count++;
-    }
-    return wrong;
-  }
-
-  result(): EvalMetrics {
-    const perClass = this.confusion.map((row, c) => {
-      const count = row.reduce((a, b) => a + b, 0);
-      const correct = row[c] ?? 0;
-      return { class: c, count, correct, accuracy: count ? correct / count : 0 };
-    });
-    const correct = perClass.reduce((s, c) => s + c.correct, 0);
-    return {
-      count: this.count,
-      correct,
-      accuracy: this.count ? correct / this.count : 0,
-      loss: this.count ? this.nll / this.count : 0,
-      perClass,
-      confusion: this.confusion.map((row) => [...row]),
-    };
   }
 }
 

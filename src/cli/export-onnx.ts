@@ -1,12 +1,12 @@
 // Trained weights → an ONNX file: what `mnistc export` does, and what a training run calls at its
-// end to leave `model.onnx` beside its checkpoint. The weights are a checkpoint directory (tfjs
-// layout) or a safetensors file (PyTorch's), see ./weights.ts.
+// end to leave `model.onnx` beside its checkpoint. The weights are a checkpoint directory or a
+// safetensors file, see ./weights.ts.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { onnxBackend } from "../backends/onnx/index.js";
 import type { ModelIR, WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
-import { readTrainingState, resolveCheckpointDir } from "../runtime/train/checkpoint.js";
+import { readTrainingRecord, resolveCheckpointDir } from "../runtime/train/checkpoint.js";
 import { writeFileAtomic } from "../util/files.js";
 import { loadWeights } from "./weights.js";
 
@@ -57,7 +57,7 @@ export function exportCheckpointToOnnx(
 export function withRunDataset(ir: ModelIR, weightsPath: string): ModelIR {
   if (isFile(weightsPath) || !existsSync(join(resolveCheckpointDir(weightsPath), "training.json")))
     return ir;
-  const record = readTrainingState(weightsPath).state.metrics.dataset;
+  const record = readTrainingRecord(weightsPath).metrics.dataset;
   if (!record) return ir;
   const where = `${weightsPath}: the run's dataset record`;
   if (record.name !== ir.data.dataset) {

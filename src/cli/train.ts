@@ -1,13 +1,17 @@
-// `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/`, load
-// that program's `model.mjs` and run the same training function its `train.mjs` calls. With
-// `--backend onnx` (the default) the compiled ONNX step takes the steps and the emitted model keeps
-// the checkpoints; with `--backend tfjs` what this command trains is exactly the emitted program.
+// `mnistc train SPEC [options]`: compile the spec with the tfjs backend into `<out>/program/` and
+// train. With `--backend onnx` (the default) the compiled ONNX step takes the steps on
+// onnxruntime-node, from PyTorch's seeded initialization, and TensorFlow.js is never loaded (the
+// program is written, not run: `node <out>/program/train.mjs --resume` continues the run on tfjs).
+// With `--backend tfjs` what this command trains is exactly the emitted program: its `model.mjs`
+// is imported and run by the same training function its `train.mjs` calls. Both read and write the
+// same checkpoints (PyTorch's names and layouts), so a run resumes on either.
 import { join } from "node:path";
-import { outFolder } from "../runtime/train/loop.js";
+import { embeddedSpec } from "../backends/tfjs/index.js";
+import { outFolder, type TrainRun } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
 import { RunFolder, specInputs } from "../runtime/train/run-folder.js";
 import { onnxSteps } from "./onnx-steps.js";
-import { loadProgram } from "./program.js";
+import { loadProgram, writeProgram } from "./program.js";
 import { loadSpec } from "./spec.js";
 
 export interface TrainCliOptions extends TrainOptions {
@@ -28,21 +32,38 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
   try {
     const programDir = join(out, "program");
     // Staged: the old run's program stays until the new run is ready to start.
-    const program = await loadProgram(ir, folder.stage("program"));
-    const { initEngine } = await import("../runtime/tfjs/engine.js");
-    const { runTraining } = await import("../runtime/train/loop.js");
-    const { tf, name } = await initEngine();
-    if (!opts.quiet) process.stderr.write(`mnistc: ${ir.name} -> ${programDir}\n`);
+    const staged = folder.stage("program");
     const { backend = "onnx", threads, ...trainOptions } = opts;
+    let trainer: Pick<TrainRun, "engine" | "engineVersion" | "spec" | "stepper">;
+    if (backend === "tfjs") {
+      const program = await loadProgram(ir, staged);
+      const { initEngine } = await import("../runtime/tfjs/engine.js");
+      const { tfjsTrainer } = await import("../runtime/tfjs/trainer.js");
+      const { tf, name } = await initEngine();
+      trainer = {
+        engine: name,
+        engineVersion: `TensorFlow.js ${tf.version.tfjs}`,
+        spec: program.spec,
+        stepper: tfjsTrainer(tf, program.buildModel),
+      };
+    } else {
+      // Written for the user (node program/train.mjs), never imported: no tfjs on this path.
+      writeProgram(ir, staged);
+      const { onnxRuntimeVersion } = await import("../runtime/onnx-train/stepper.js");
+      trainer = {
+        engine: "onnxruntime",
+        engineVersion: `onnxruntime-node ${onnxRuntimeVersion()}`,
+        spec: embeddedSpec(ir),
+        stepper: await onnxSteps(ir, threads),
+      };
+    }
+    if (!opts.quiet) process.stderr.write(`mnistc: ${ir.name} -> ${programDir}\n`);
+    const { runTraining } = await import("../runtime/train/loop.js");
     await runTraining({
-      tf,
-      engine: name,
-      spec: program.spec,
-      buildModel: program.buildModel,
+      ...trainer,
       options: { ...trainOptions, out },
       folder,
       ...(threads ? { teacherThreads: threads } : {}),
-      ...(backend === "onnx" ? { stepper: await onnxSteps(ir, threads) } : {}),
     });
     // The deployable form of what was just trained, beside its checkpoint (issue: ONNX export).
     const { exportCheckpointToOnnx } = await import("./export-onnx.js");

@@ -1,14 +1,22 @@
-// Trained weights for a spec, from either side of the PyTorch boundary: a checkpoint directory as
-// `mnistc train` writes it (tfjs layout, mapped to PyTorch's), or a safetensors file as the
-// emitted train.py or any PyTorch code writes it (PyTorch's names and layouts already). What
-// `compile --weights`, `export --weights` and `eval --weights` read.
+// Trained weights for a spec: a checkpoint directory as `mnistc train` writes it (its
+// weights.safetensors; or, from a checkpoint of mnistc before that format, tfjs's model.json +
+// weights.bin, mapped to PyTorch's layout), or a safetensors file as the emitted train.py or any
+// PyTorch code writes it. PyTorch's names and layouts either way. What `compile --weights`,
+// `export --weights` and `eval --weights` read.
 import { statSync } from "node:fs";
+import { join } from "node:path";
 import { torchWeightsFromSafetensors } from "../backends/pytorch/weights.js";
 import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
 import type { ModelIR, WeightMap } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
 import { parseSafetensors, SafetensorsError } from "../formats/safetensors.js";
-import { MAX_CHECKPOINT_FILE_BYTES, readCheckpoint } from "../runtime/train/checkpoint.js";
+import {
+  CHECKPOINT_FILES,
+  checkpointFormat,
+  MAX_CHECKPOINT_FILE_BYTES,
+  readTfjsCheckpoint,
+  resolveCheckpointDir,
+} from "../runtime/train/checkpoint.js";
 import { readRegularFile } from "../util/files.js";
 
 /** How many mismatches one error line names before it counts the rest. */
@@ -22,12 +30,16 @@ function isFile(path: string): boolean {
   }
 }
 
-/** A safetensors file's weights for `ir`; a UserError names the file and every mismatch. */
-export function readSafetensorsWeights(path: string, ir: ModelIR): WeightMap {
+/**
+ * A safetensors file's weights for `ir`; a UserError names the file and every mismatch. Inside a
+ * checkpoint folder (`inCheckpoint`) the file may not be a symlink, as no file of one may.
+ */
+export function readSafetensorsWeights(path: string, ir: ModelIR, inCheckpoint = false): WeightMap {
   // A regular file under the checkpoint limit, read as every other input is (util/files.ts).
   const bytes = readRegularFile(path, {
     maxBytes: MAX_CHECKPOINT_FILE_BYTES,
-    what: "a safetensors file",
+    what: inCheckpoint ? "a checkpoint file" : "a safetensors file",
+    ...(inCheckpoint ? { noFollow: true } : {}),
   });
   let mapped: ReturnType<typeof torchWeightsFromSafetensors>;
   try {
@@ -48,7 +60,11 @@ export function readSafetensorsWeights(path: string, ir: ModelIR): WeightMap {
 
 /** A checkpoint directory's weights for `ir`, in PyTorch layout. */
 export function readCheckpointWeights(dir: string, ir: ModelIR): WeightMap {
-  const { arrays } = readCheckpoint(dir);
+  if (checkpointFormat(dir) === "mnistc") {
+    const file = join(resolveCheckpointDir(dir), CHECKPOINT_FILES.weights);
+    return readSafetensorsWeights(file, ir, true);
+  }
+  const { arrays } = readTfjsCheckpoint(dir);
   const mapped = torchWeightsFromTfjs(ir, arrays);
   if ("error" in mapped) throw new UserError(`${dir}: ${mapped.error}`);
   return mapped.weights;

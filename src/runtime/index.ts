@@ -17,10 +17,18 @@ export { Dropout, Dropout2d } from "./tfjs/layers/dropout.js";
 export type { ElementwiseConfig } from "./tfjs/layers/elementwise.js";
 export { Elementwise } from "./tfjs/layers/elementwise.js";
 export { LogSoftmax } from "./tfjs/layers/log-softmax.js";
+export {
+  evaluate,
+  loadTorchWeightsInto,
+  loadWeightsInto,
+  tfjsTrainer,
+} from "./tfjs/trainer.js";
 export type { Checkpoint, NamedArray } from "./train/checkpoint.js";
-export { loadWeightsInto, readCheckpoint } from "./train/checkpoint.js";
+export { readCheckpoint, readTfjsCheckpoint, writeCheckpoint } from "./train/checkpoint.js";
 export type { BuildModel, TrainSpec } from "./train/loop.js";
-export { evaluate, runTraining, trainMain } from "./train/loop.js";
+export { runTraining, trainMain } from "./train/loop.js";
 export type { EpochMetrics, RunMetrics } from "./train/metrics.js";
 export type { TrainOptions } from "./train/options.js";
 export { addTrainOptions } from "./train/options.js";
+export type { ModelState, TrainingState } from "./train/state.js";
+export type { Stepper, StepperFactory } from "./train/step.js";

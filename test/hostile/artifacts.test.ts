@@ -22,7 +22,7 @@ import { nameProblem } from "../../src/compiler/names.js";
 import { UserError } from "../../src/errors.js";
 import { onnx } from "../../src/formats/onnx-proto.js";
 import { DigitModel } from "../../src/runtime/inference/onnx-model.js";
-import { checkTrainingState, readCheckpoint } from "../../src/runtime/train/checkpoint.js";
+import { checkTrainingRecord, readTfjsCheckpoint } from "../../src/runtime/train/checkpoint.js";
 import { writeTfjsCheckpoint } from "../onnx-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mnistc-hostile-art-"));
@@ -130,7 +130,7 @@ describe("checkpoint manifests", () => {
     test(name, () => {
       const ckpt = checkpoint(name.replace(/\W+/g, "-"), edit);
       assert.throws(
-        () => readCheckpoint(ckpt),
+        () => readTfjsCheckpoint(ckpt),
         (e: unknown) => e instanceof UserError && pattern.test(e.message),
       );
       // Nothing was written: export refuses before writing.
@@ -147,7 +147,19 @@ describe("checkpoint manifests", () => {
     const ckpt = checkpoint("symlink");
     rmSync(join(ckpt, "weights.bin"));
     symlinkSync(secret, join(ckpt, "weights.bin"));
-    assert.throws(() => readCheckpoint(ckpt), /is a symbolic link; refused/);
+    assert.throws(() => readTfjsCheckpoint(ckpt), /is a symbolic link; refused/);
+  });
+
+  test("a checkpoint whose weights.safetensors is a symlink out of the folder is refused", () => {
+    const ckpt = join(dir, "neutral-symlink", "checkpoint");
+    mkdirSync(ckpt, { recursive: true });
+    symlinkSync(secret, join(ckpt, "weights.safetensors"));
+    const out = join(dir, "neutral-symlink.onnx");
+    assert.throws(
+      () => exportCheckpointToOnnx(ir as NonNullable<typeof ir>, ckpt, out),
+      /weights\.safetensors: is a symbolic link; refused/,
+    );
+    assert.equal(existsSync(out), false);
   });
 });
 
@@ -245,18 +257,26 @@ describe("training.json", () => {
     [
       "another version",
       (s) => {
-        s.version = 2;
+        s.version = 3;
       },
-      /not a training state written by this version/,
+      /not a training state mnistc can read \(format 3; this mnistc reads formats 1 and 2\)/,
+    ],
+    [
+      "format 2 with a dropout stream that is not one",
+      (s) => {
+        s.version = 2;
+        s.dropout = { "res.3": [0, 0, 0, 0] };
+      },
+      /dropout.res.3 is \[0,0,0,0\]/,
     ],
   ];
-  test("a valid state passes", () => assert.equal(checkTrainingState(valid(), "t").epoch, 2));
+  test("a valid state passes", () => assert.equal(checkTrainingRecord(valid(), "t").epoch, 2));
   for (const [name, edit, pattern] of cases) {
     test(name, () => {
       const s = valid() as Json;
       edit(s);
       assert.throws(
-        () => checkTrainingState(s, "t.json"),
+        () => checkTrainingRecord(s, "t.json"),
         (e: unknown) => e instanceof UserError && pattern.test(e.message),
       );
     });

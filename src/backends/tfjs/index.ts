@@ -14,6 +14,7 @@ import {
   type TrainIR,
 } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
+import type { Layout } from "../../formats/tfjs-layout.js";
 import { commentText, jsStr } from "../../util/literals.js";
 import type { Backend, EmitOptions, EmitResult } from "../backend.js";
 import { template } from "../templates.js";
@@ -154,7 +155,28 @@ function withoutSpans(train: TrainIR): TrainIR {
   return { ...train, distill: { teachers, weight, temperature } };
 }
 
-/** What `spec` holds: the settings training needs, and the parameters in PyTorch naming. */
+/**
+ * Where each PyTorch parameter lives in the tfjs model: `[tfjs weight name, layout]` by state_dict
+ * name, in the model's order (the op table's weights).
+ */
+export function tfjsWeightTable(ir: ModelIR): Record<string, [string, Layout]> {
+  return Object.fromEntries(
+    ir.nodes.flatMap((node) => {
+      const { weights } = layerCode(node);
+      return node.params.map((param): [string, [string, Layout]] => {
+        const weight = weights.find((w) => w.role === param.role);
+        if (!weight) throw new Error(`tfjs backend: no tfjs weight for ${param.name}`);
+        return [param.name, [weight.name, weight.layout]];
+      });
+    }),
+  );
+}
+
+/**
+ * What `spec` holds: the settings training needs, the parameters in PyTorch naming, and where
+ * each is in the tfjs model (how the runtime converts tfjs's weights to and from checkpoints,
+ * which hold PyTorch's names and layouts). `mnistc train --backend onnx` trains from it too.
+ */
 export function embeddedSpec(ir: ModelIR) {
   return {
     name: ir.name,
@@ -163,6 +185,7 @@ export function embeddedSpec(ir: ModelIR) {
     train: withoutSpans(ir.train),
     data: ir.data,
     params: ir.nodes.flatMap((n) => n.params.map((p) => p.name)),
+    tfjsWeights: tfjsWeightTable(ir),
   };
 }
 

@@ -10,7 +10,7 @@ import {
   toTorchShape,
 } from "../../formats/tfjs-layout.js";
 import { sizeOf } from "../../util/shape.js";
-import { layerCode } from "./index.js";
+import { tfjsWeightTable } from "./index.js";
 
 export type { Layout };
 
@@ -34,19 +34,13 @@ export interface TfjsParam {
 
 /** Every parameter of the model with its tfjs name, shape and layout (the op table's), in order. */
 export function tfjsParams(ir: ModelIR): TfjsParam[] {
-  return ir.nodes.flatMap((node) => {
-    const { weights } = layerCode(node);
-    return node.params.map((param) => {
-      const weight = weights.find((w) => w.role === param.role);
-      if (!weight) throw new Error(`tfjs backend: no tfjs weight for ${param.name}`);
-      return {
-        param,
-        tfjsName: weight.name,
-        tfjsShape: toTfjsShape(param.shape, weight.layout),
-        layout: weight.layout,
-      };
-    });
-  });
+  const table = tfjsWeightTable(ir);
+  return ir.nodes.flatMap((node) =>
+    node.params.map((param) => {
+      const [tfjsName, layout] = table[param.name] as [string, Layout];
+      return { param, tfjsName, tfjsShape: toTfjsShape(param.shape, layout), layout };
+    }),
+  );
 }
 
 const sameShape = (a: number[], b: number[]) =>

@@ -146,10 +146,32 @@ export class DigitModel {
   /** Load and check a model; every problem with the file is a `UserError` naming it. */
   static async load(file: string, options: DigitModelOptions = {}): Promise<DigitModel> {
     const bytes = readRegularFile(file, { maxBytes: MAX_MODEL_BYTES, what: "an ONNX file" });
+    return DigitModel.open(bytes, file, options, true);
+  }
+
+  /**
+   * A model in memory (a training run's inference graph at its current weights, evaluated after
+   * each epoch): checked as a file is, except that weights may be anything training made them.
+   * `file` names it in errors and `info`.
+   */
+  static async fromBytes(
+    bytes: Uint8Array,
+    file: string,
+    options: DigitModelOptions = {},
+  ): Promise<DigitModel> {
+    return DigitModel.open(bytes, file, options, false);
+  }
+
+  private static async open(
+    bytes: Uint8Array,
+    file: string,
+    options: DigitModelOptions,
+    finiteWeights: boolean,
+  ): Promise<DigitModel> {
     const proto = decodeModel(bytes, file);
     const problems = metadataProblems(proto);
     if (problems.length > 0) throw new UserError(`${file}: bad metadata: ${problems.join("; ")}`);
-    const badWeights = nonFiniteWeights(proto);
+    const badWeights = finiteWeights ? nonFiniteWeights(proto) : [];
     if (badWeights.length > 0)
       throw new UserError(`${file}: bad weights: ${badWeights.join("; ")}`);
     let session: ort.InferenceSession;

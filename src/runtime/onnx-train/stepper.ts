@@ -1,33 +1,33 @@
 // The compiled training step on onnxruntime-node: a `Stepper` that keeps the parameters, batch-norm
-// buffers and optimizer slots (PyTorch names and layouts) and feeds each step's outputs back as
-// the next step's inputs. The tfjs model stays the home of checkpoints and dropout streams: the
-// stepper starts from its weights and its optimizer's state (so a tfjs checkpoint resumes here and
-// the other way round), draws each step's dropout masks from its layers' seeded streams (so both
-// backends drop the same units), and writes its state back before an epoch's checkpoint.
+// buffers and optimizer slots (PyTorch names and layouts: the backend-neutral `ModelState` as it
+// is) and feeds each step's outputs back as the next step's inputs. It starts from PyTorch's
+// seeded initialization (`compiler/init.ts`) or a checkpoint's state, draws each step's dropout
+// masks from the runtime's seeded `DropoutStream`s (the streams the tfjs layers draw from, so both
+// backends drop the same units), and evaluates with onnxruntime too: the ONNX training path never
+// loads TensorFlow.js.
 //
 // Not part of `mnistc/runtime`'s import graph (it loads the native onnxruntime-node): the CLI
 // imports it when `--backend onnx` is chosen, and injects what only the compiler and backends know
-// (the step graph for a batch size, the eval graph, the tfjs names and layouts of the parameters).
+// (the step graph for a batch size, the eval graph, the parameters and their initialization).
 import { cpus } from "node:os";
-import type * as tfNs from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import type { OptimizerIR, WeightMap } from "../../compiler/ir.js";
 import type { StepSignature } from "../../formats/step-signature.js";
-import { type Layout, tfjsToTorchLayout, torchToTfjsLayout } from "../../formats/tfjs-layout.js";
 import { sizeOf } from "../../util/shape.js";
-import { type Batch, BatchAssembler, type Normalization } from "../data/batches.js";
-import type { ImageSplit } from "../data/split.js";
-import { argmax } from "../inference/probabilities.js";
-import type { StepperFactory } from "../train/loop.js";
-import type { OptimizerState, SlotArray, StepHyper } from "../train/optim.js";
-import type { Stepper, StepResult } from "../train/step.js";
+import type { Batch } from "../data/batches.js";
+import { EVAL_BATCH, evaluateSplit } from "../eval/evaluate.js";
+import { DigitModel } from "../inference/onnx-model.js";
+import { DropoutStream } from "../train/dropout-stream.js";
+import type { StepHyper } from "../train/optim.js";
+import { checkWeights, type ModelState, slotOf } from "../train/state.js";
+import type { Stepper, StepperFactory, StepResult } from "../train/step.js";
 
-/** Where a PyTorch parameter lives in the tfjs model. */
-export interface TfjsPlacement {
+/** A parameter or buffer of the model, PyTorch name and shape. */
+export interface ParamPlace {
   name: string;
-  tfjsName: string;
   shape: number[];
-  layout: Layout;
+  /** A weight or bias (not a batch-norm buffer). */
+  trainable: boolean;
 }
 
 export interface OnnxStepperOptions {
@@ -35,48 +35,39 @@ export interface OnnxStepperOptions {
   stepGraph(batch: number): { bytes: Uint8Array; signature: StepSignature };
   /** The inference graph with the given weights, for evaluation. */
   evalGraph(weights: WeightMap): Uint8Array;
-  placements: TfjsPlacement[];
+  /** Every parameter and buffer, in the model's order. */
+  params: ParamPlace[];
+  /** PyTorch's seeded initialization of the model (`torchInitWeights`). */
+  init(seed: number): WeightMap;
+  /** The dropout nodes: each has its own stream. */
+  dropouts: { name: string; p: number }[];
   optimizer: OptimizerIR;
   /** onnxruntime's intra-op threads (default: every core). */
   threads?: number;
 }
 
-/** The tfjs checkpoint's slot kind of a PyTorch optimizer state name. */
-const TFJS_SLOT: Record<string, string> = {
-  momentum_buffer: "momentum",
-  exp_avg: "exp_avg",
-  exp_avg_sq: "exp_avg_sq",
-};
-
-interface Dropping {
-  name: string;
-  drawMask(count: number): Float32Array;
+/** onnxruntime-node's version, for the log. */
+export function onnxRuntimeVersion(): string {
+  return ort.env.versions.node ?? ort.env.versions.common;
 }
 
-const EVAL_BATCH = 500;
-
 export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
-  return async ({ tf, model, optimizer, spec }) => {
+  return async ({ spec, seed, state: start, source = "the checkpoint" }) => {
     const threads = options.threads ?? cpus().length;
-    const byName = new Map(options.placements.map((p) => [p.name, p]));
-    const weights = new Map(model.weights.map((w) => [w.originalName, w]));
+    const params = new Set(options.params.map((p) => p.name));
+    if (start) checkWeights(start.weights, options.params, source);
+    const initial = start?.weights ?? options.init(seed);
+    // Every tensor that goes round: parameters, buffers, and slots (`<param>.<kind>`).
     const state = new Map<string, Float32Array>();
-    for (const p of options.placements) {
-      const w = weights.get(p.tfjsName);
-      if (!w) throw new Error(`onnx stepper: the tfjs model has no ${p.tfjsName}`);
-      state.set(p.name, tfjsToTorchLayout(w.read().dataSync() as Float32Array, p.shape, p.layout));
-    }
-    const saved = await optimizer.state();
-    let steps = saved.step;
-    const savedSlots = new Map(saved.slots.map((s) => [s.name, s]));
-    const dropouts = new Map(
-      model.layers
-        .filter(
-          (l): l is tfNs.layers.Layer & Dropping =>
-            typeof (l as Partial<Dropping>).drawMask === "function",
-        )
-        .map((l) => [l.name, l]),
+    for (const p of options.params) state.set(p.name, initial.get(p.name)?.data as Float32Array);
+    for (const [name, slot] of start?.optimizer.slots ?? []) state.set(name, slot.data);
+    let steps = start?.optimizer.step ?? 0;
+    const streams = new Map(
+      options.dropouts.map((d) => [d.name, new DropoutStream(seed, d.name, d.p)]),
     );
+    for (const [name, position] of Object.entries(start?.dropout ?? {})) {
+      streams.get(name)?.setState(position);
+    }
     const sessions = new Map<number, { session: ort.InferenceSession; signature: StepSignature }>();
     const sessionFor = async (batch: number) => {
       let entry = sessions.get(batch);
@@ -88,28 +79,25 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
           executionMode: "sequential",
           graphOptimizationLevel: "all",
         });
-        // Slots start at zero (PyTorch's first step makes buf = g, which μ·0 + g equals) or at
-        // what the optimizer had saved.
+        // Slots not in the state yet start at zero (PyTorch's first step makes buf = g, which
+        // μ·0 + g equals).
         for (const e of signature.state) {
-          if (e.kind !== "slot" || state.has(e.name)) continue;
-          const placement = byName.get(e.of ?? "");
-          const tfjs = savedSlots.get(`${placement?.tfjsName}#${TFJS_SLOT[e.slot ?? ""]}`);
-          state.set(
-            e.name,
-            tfjs && placement
-              ? tfjsToTorchLayout(tfjs.data, placement.shape, placement.layout)
-              : new Float32Array(sizeOf(e.shape)),
-          );
+          if (!state.has(e.name)) state.set(e.name, new Float32Array(sizeOf(e.shape)));
         }
         entry = { session, signature };
         sessions.set(batch, entry);
       }
       return entry;
     };
-    const baseMomentum = optimizer.baseMomentum;
+    const baseMomentum =
+      options.optimizer.type === "sgd" ? options.optimizer.momentum : options.optimizer.betas[0];
+    const trainable = options.params
+      .filter((p) => p.trainable)
+      .reduce((n, p) => n + sizeOf(p.shape), 0);
 
     const stepper: Stepper = {
       backend: `onnx (onnxruntime ${threads} thread${threads === 1 ? "" : "s"})`,
+      trainable,
 
       async step(batch: Batch, hyper: StepHyper): Promise<StepResult> {
         const { session, signature } = await sessionFor(batch.size);
@@ -134,10 +122,9 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
         for (const name of signature.scalars)
           feeds[name] = tensor(Float32Array.of(scalars[name] ?? 0), []);
         for (const m of signature.masks) {
-          const layer = dropouts.get(m.node);
+          const stream = streams.get(m.node);
           const count = sizeOf(m.shape);
-          // A rate of 0 draws nothing, as the tfjs layer does.
-          const mask = layer && m.p > 0 ? layer.drawMask(count) : new Float32Array(count).fill(1);
+          const mask = stream?.draws ? stream.drawMask(count) : new Float32Array(count).fill(1);
           feeds[m.name] = tensor(mask, m.shape);
         }
         for (const e of signature.state)
@@ -151,64 +138,37 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
         return { loss, correct };
       },
 
-      sync(): void {
-        tf.tidy(() => {
-          for (const p of options.placements) {
-            const w = weights.get(p.tfjsName);
-            const data = state.get(p.name);
-            if (!w || !data) continue;
-            w.write(tf.tensor(torchToTfjsLayout(data, p.shape, p.layout), w.shape as number[]));
-          }
-        });
-      },
-
-      async optimizerState(): Promise<OptimizerState> {
-        const slots: SlotArray[] = [];
+      async state(): Promise<ModelState> {
+        const weights: WeightMap = new Map();
+        for (const p of options.params) {
+          weights.set(p.name, { shape: [...p.shape], data: state.get(p.name) as Float32Array });
+        }
+        const shapes = new Map(options.params.map((p) => [p.name, p.shape]));
+        const slots: WeightMap = new Map();
         for (const [name, data] of state) {
-          const dot = name.lastIndexOf(".");
-          const slot = TFJS_SLOT[name.slice(dot + 1)];
-          const placement = byName.get(name.slice(0, dot));
-          if (!slot || !placement || byName.has(name)) continue;
-          const tfjsShape = weights.get(placement.tfjsName)?.shape as number[];
-          slots.push({
-            name: `${placement.tfjsName}#${slot}`,
-            shape: [...tfjsShape],
-            data: torchToTfjsLayout(data, placement.shape, placement.layout),
-          });
+          if (params.has(name)) continue;
+          const shape = shapes.get(slotOf(name).param) ?? [data.length];
+          slots.set(name, { shape: [...shape], data });
         }
-        return { type: options.optimizer.type, step: steps, slots };
+        return {
+          weights,
+          optimizer: { type: options.optimizer.type, step: steps, slots },
+          dropout: Object.fromEntries([...streams].map(([name, s]) => [name, s.state()])),
+        };
       },
 
-      async evaluate(split: ImageSplit, norm: Normalization) {
-        const current: WeightMap = new Map(
-          options.placements.map((p) => [
-            p.name,
-            { shape: p.shape, data: state.get(p.name) as Float32Array },
-          ]),
-        );
-        const session = await ort.InferenceSession.create(options.evalGraph(current), {
-          intraOpNumThreads: threads,
-          interOpNumThreads: 1,
+      async evaluate(split, norm) {
+        const { weights } = await stepper.state();
+        const model = await DigitModel.fromBytes(options.evalGraph(weights), spec.name, {
+          threads,
         });
-        const batch = Math.min(EVAL_BATCH, split.count);
-        const assembler = new BatchAssembler(split, batch, spec.classes, norm);
-        let lossSum = 0;
-        let correct = 0;
-        const { channels, height, width } = spec.input;
-        for (let start = 0; start < split.count; start += batch) {
-          const b = assembler.fill(start, Math.min(batch, split.count - start));
-          const x = new ort.Tensor("float32", b.images, [b.size, channels, height, width]);
-          const out = await session.run({ input: x });
-          const logp = out.log_probs?.data as Float32Array;
-          const k = spec.classes;
-          for (let i = 0; i < b.size; i++) {
-            const label = b.labels[i] ?? 0;
-            if (argmax(logp, i * k, k) === label) correct += 1;
-            lossSum -= logp[i * k + label] ?? 0;
-          }
+        try {
+          return await evaluateSplit(split, norm, spec.classes, EVAL_BATCH, (images, n) =>
+            model.predictBatch(images, n),
+          );
+        } finally {
+          await model.release();
         }
-        await session.release();
-        return { loss: lossSum / split.count, accuracy: correct / split.count };
       },
 
       dispose(): void {

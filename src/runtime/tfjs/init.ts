@@ -33,7 +33,7 @@ export interface TorchUniformConfig {
 /**
  * tfjs initializer drawing PyTorch's default init for one parameter. Values are drawn in PyTorch
  * layout and transposed to tfjs's (conv kernels HWIO, dense kernels [in, out]), so they equal
- * `torchInitWeights` exactly. Registered, so checkpoints' `model.json` reload.
+ * `torchInitWeights` exactly. Registered, so a saved tfjs `model.json` reloads.
  */
 export class TorchUniform extends Initializer {
   static className = "TorchUniform";

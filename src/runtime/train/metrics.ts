@@ -39,7 +39,10 @@ export interface RunOptions {
 
 export interface RunMetrics {
   spec: string;
-  /** The TensorFlow.js engine (the model, and the steps on the tfjs backend). */
+  /**
+   * What ran the steps: the TensorFlow.js engine on the tfjs backend (`wasm`, `cpu`, `tensorflow`),
+   * `onnxruntime` on the ONNX one (runs before the ONNX path left tfjs record tfjs's engine).
+   */
   engine: string;
   /** What took the training steps: `tfjs`, or `onnx` (the compiled step on onnxruntime). */
   backend: string;

@@ -1,11 +1,14 @@
 // One training step, as the seed's PyTorch loop takes it: forward in training mode, mean NLL on the
-// log-softmax output, backward, optimizer update. The one function `runTraining` calls per batch
-// and `npm run bench:train` times.
+// log-softmax output, backward, optimizer update: the tfjs backend's `trainStep`, which
+// `npm run bench:train` times too. And what every backend's stepper is to the training loop.
 import type * as tfNs from "@tensorflow/tfjs";
 import type { DistillIR, InputIR } from "../../compiler/ir.js";
 import type { Batch, Normalization } from "../data/batches.js";
 import type { ImageSplit } from "../data/split.js";
-import type { NamedParam, Optimizer, OptimizerState, StepHyper } from "./optim.js";
+import type { EvalResult } from "../eval/evaluate.js";
+import type { TrainSpec } from "./loop.js";
+import type { NamedParam, Optimizer, StepHyper } from "./optim.js";
+import type { ModelState } from "./state.js";
 
 type Tf = typeof tfNs;
 type Tensor = tfNs.Tensor;
@@ -107,39 +110,33 @@ export interface StepResult {
 }
 
 /**
- * What takes the training steps of a run: the tfjs model itself (`tfjsStepper`), or a compiled
- * step (the ONNX one) that keeps the state and hands it back to the tfjs model, which stays the
- * home of checkpoints, dropout streams and, unless the stepper evaluates itself, evaluation.
+ * What takes the training steps of a run, on one backend: the tfjs model (`runtime/tfjs/trainer.ts`)
+ * or the compiled ONNX step (`runtime/onnx-train/stepper.ts`). It starts from a backend-neutral
+ * `ModelState` (or its seeded initialization), and hands one back for each checkpoint.
  */
 export interface Stepper {
-  /** What ran, for the log and metrics.json: `tfjs`, `onnx`. */
+  /** What ran, for the log and metrics.json: `tfjs`, `onnx (onnxruntime 2 threads)`. */
   readonly backend: string;
+  /** Trainable parameters (weights and biases, not buffers), counted as PyTorch counts them. */
+  readonly trainable: number;
   step(batch: Batch, hyper: StepHyper): Promise<StepResult>;
-  /** Writes the stepper's weights and buffers into the tfjs model (before evaluating, saving). */
-  sync(): void;
-  /** The optimizer state, in the tfjs checkpoint's names and layouts. */
-  optimizerState(): Promise<OptimizerState>;
-  /** Loss and accuracy over a split in inference mode, if the stepper does it itself. */
-  evaluate?(split: ImageSplit, norm: Normalization): Promise<{ loss: number; accuracy: number }>;
+  /** The weights, buffers, optimizer slots and dropout streams as they stand: PyTorch's names. */
+  state(): Promise<ModelState>;
+  /** Loss and accuracy over a split in inference mode. */
+  evaluate(split: ImageSplit, norm: Normalization): Promise<EvalResult>;
   dispose(): void;
 }
 
-/** The tfjs model's own step: `trainStep` with the run's optimizer. */
-export function tfjsStepper(
-  tf: Tf,
-  model: tfNs.LayersModel,
-  optimizer: Optimizer,
-  input: InputIR,
-  distill?: DistillIR,
-): Stepper {
-  const params = namedParams(model);
-  return {
-    backend: "tfjs",
-    step: async (batch, hyper) =>
-      trainStep(tf, model, params, optimizer, batch, input, hyper, distill),
-    sync: () => {},
-    optimizerState: () => optimizer.state(),
-    // The optimizer is the run's: it disposes of it.
-    dispose: () => {},
-  };
+export interface StepperStart {
+  spec: TrainSpec;
+  /** The run's seed: of the initial weights and of the dropout streams. */
+  seed: number;
+  batchSize: number;
+  /** Where to start (a checkpoint's state); absent: the seeded PyTorch initialization. */
+  state?: ModelState;
+  /** Where `state` came from, for errors (a checkpoint folder). */
+  source?: string;
 }
+
+/** Builds a run's stepper when training starts (after a resume is read). */
+export type StepperFactory = (start: StepperStart) => Promise<Stepper>;

@@ -1,13 +1,14 @@
 // Dropout drawn from the project's seeded RNG. tfjs's own dropout either draws from Math.random (no
 // seed: runs are not repeatable) or, given a seed, draws the same mask on every call. Each layer here
-// keeps its own stream, seeded from (model seed, layer name), so the same seed repeats a run.
+// keeps its own stream, seeded from (model seed, layer name), so the same seed repeats a run: the
+// runtime's `DropoutStream`, which the ONNX training step draws its masks from too.
 //   Dropout2d: PyTorch nn.Dropout2d on [B, H, W, C]: whole channels, one mask value per (sample, C).
 //   Dropout:   PyTorch nn.Dropout: every element.
 // Kept values are scaled by 1/(1-p); in inference both are the identity.
 import * as tf from "@tensorflow/tfjs";
-import { Rng, type RngState } from "../../../util/rng.js";
+import type { RngState } from "../../../util/rng.js";
 import { sizeOf } from "../../../util/shape.js";
-import { paramSeed } from "../init.js";
+import { DropoutStream } from "../../train/dropout-stream.js";
 
 export interface DropoutConfig {
   name: string;
@@ -20,22 +21,22 @@ export interface DropoutConfig {
 abstract class SeededDropout extends tf.layers.Layer {
   readonly rate: number;
   readonly seed: number;
-  private rng: Rng;
+  private readonly stream: DropoutStream;
 
   constructor(config: DropoutConfig) {
     super({ name: config.name });
     this.rate = config.rate;
     this.seed = config.seed;
-    this.rng = new Rng(paramSeed(config.seed, config.name));
+    this.stream = new DropoutStream(config.seed, config.name, config.rate);
   }
 
   /** The stream's position, which a checkpoint keeps so a resumed run draws the same masks. */
   rngState(): RngState {
-    return this.rng.state();
+    return this.stream.state();
   }
 
   setRngState(state: RngState): void {
-    this.rng = new Rng(state);
+    this.stream.setState(state);
   }
 
   /** The shape of the mask, broadcast over the input. */
@@ -43,23 +44,15 @@ abstract class SeededDropout extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor {
     const x = Array.isArray(inputs) ? (inputs[0] as tf.Tensor) : inputs;
-    if (!kwargs.training || this.rate <= 0) return x;
+    if (!kwargs.training || !this.stream.draws) return x;
     const shape = this.maskShape(x.shape);
     const mask = this.drawMask(sizeOf(shape));
     return tf.tidy(() => tf.mul(x, tf.tensor(mask, shape)));
   }
 
-  /**
-   * The next `count` mask values from the layer's stream: 1/(1 − p) kept, 0 dropped. Also what the
-   * ONNX training step is fed, so both backends drop the same units (NHWC [B,1,1,C] and NCHW
-   * [B,C,1,1] masks have the same order).
-   */
+  /** The next `count` mask values from the layer's stream: 1/(1 − p) kept, 0 dropped. */
   drawMask(count: number): Float32Array {
-    const keep = 1 - this.rate;
-    const scale = keep > 0 ? 1 / keep : 0;
-    const mask = new Float32Array(count);
-    for (let i = 0; i < mask.length; i++) mask[i] = this.rng.next() < keep ? scale : 0;
-    return mask;
+    return this.stream.drawMask(count);
   }
 
   override getConfig(): tf.serialization.ConfigDict {

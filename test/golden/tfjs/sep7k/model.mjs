@@ -48,7 +48,40 @@ export const spec = {
     "classNames": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
     "preprocess": "digit"
   },
-  "params": ["conv1.0.weight", "conv1.1.weight", "conv1.1.bias", "conv1.1.running_mean", "conv1.1.running_var", "conv2.0.weight", "conv2.1.weight", "conv2.2.weight", "conv2.2.bias", "conv2.2.running_mean", "conv2.2.running_var", "res1.0.weight", "res1.1.weight", "res1.2.weight", "res1.2.bias", "res1.2.running_mean", "res1.2.running_var", "conv3.0.weight", "conv3.1.weight", "conv3.2.weight", "conv3.2.bias", "conv3.2.running_mean", "conv3.2.running_var", "conv4.0.weight", "conv4.1.weight", "conv4.2.weight", "conv4.2.bias", "conv4.2.running_mean", "conv4.2.running_var", "head.2.weight", "head.2.bias"]
+  "params": ["conv1.0.weight", "conv1.1.weight", "conv1.1.bias", "conv1.1.running_mean", "conv1.1.running_var", "conv2.0.weight", "conv2.1.weight", "conv2.2.weight", "conv2.2.bias", "conv2.2.running_mean", "conv2.2.running_var", "res1.0.weight", "res1.1.weight", "res1.2.weight", "res1.2.bias", "res1.2.running_mean", "res1.2.running_var", "conv3.0.weight", "conv3.1.weight", "conv3.2.weight", "conv3.2.bias", "conv3.2.running_mean", "conv3.2.running_var", "conv4.0.weight", "conv4.1.weight", "conv4.2.weight", "conv4.2.bias", "conv4.2.running_mean", "conv4.2.running_var", "head.2.weight", "head.2.bias"],
+  "tfjsWeights": {
+    "conv1.0.weight": ["conv1.0/kernel", "oihw"],
+    "conv1.1.weight": ["conv1.1/weight", "same"],
+    "conv1.1.bias": ["conv1.1/bias", "same"],
+    "conv1.1.running_mean": ["conv1.1/running_mean", "same"],
+    "conv1.1.running_var": ["conv1.1/running_var", "same"],
+    "conv2.0.weight": ["conv2.0/kernel", "oihw"],
+    "conv2.1.weight": ["conv2.1/kernel", "oihw"],
+    "conv2.2.weight": ["conv2.2/weight", "same"],
+    "conv2.2.bias": ["conv2.2/bias", "same"],
+    "conv2.2.running_mean": ["conv2.2/running_mean", "same"],
+    "conv2.2.running_var": ["conv2.2/running_var", "same"],
+    "res1.0.weight": ["res1.0/kernel", "oihw"],
+    "res1.1.weight": ["res1.1/kernel", "oihw"],
+    "res1.2.weight": ["res1.2/weight", "same"],
+    "res1.2.bias": ["res1.2/bias", "same"],
+    "res1.2.running_mean": ["res1.2/running_mean", "same"],
+    "res1.2.running_var": ["res1.2/running_var", "same"],
+    "conv3.0.weight": ["conv3.0/kernel", "oihw"],
+    "conv3.1.weight": ["conv3.1/kernel", "oihw"],
+    "conv3.2.weight": ["conv3.2/weight", "same"],
+    "conv3.2.bias": ["conv3.2/bias", "same"],
+    "conv3.2.running_mean": ["conv3.2/running_mean", "same"],
+    "conv3.2.running_var": ["conv3.2/running_var", "same"],
+    "conv4.0.weight": ["conv4.0/kernel", "oihw"],
+    "conv4.1.weight": ["conv4.1/kernel", "oihw"],
+    "conv4.2.weight": ["conv4.2/weight", "same"],
+    "conv4.2.bias": ["conv4.2/bias", "same"],
+    "conv4.2.running_mean": ["conv4.2/running_mean", "same"],
+    "conv4.2.running_var": ["conv4.2/running_var", "same"],
+    "head.2.weight": ["head.2/kernel", "oi"],
+    "head.2.bias": ["head.2/bias", "same"]
+  }
 };
 
 /**

@@ -43,7 +43,21 @@ export const spec = {
     "classNames": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
     "preprocess": "digit"
   },
-  "params": ["conv1.0.weight", "conv1.0.bias", "conv2.0.weight", "conv2.0.bias", "trans1.0.weight", "trans1.0.bias", "conv3.0.weight", "conv3.0.bias", "conv4.0.weight", "conv4.0.bias", "fc.1.weight", "fc.1.bias"]
+  "params": ["conv1.0.weight", "conv1.0.bias", "conv2.0.weight", "conv2.0.bias", "trans1.0.weight", "trans1.0.bias", "conv3.0.weight", "conv3.0.bias", "conv4.0.weight", "conv4.0.bias", "fc.1.weight", "fc.1.bias"],
+  "tfjsWeights": {
+    "conv1.0.weight": ["conv1.0/kernel", "oihw"],
+    "conv1.0.bias": ["conv1.0/bias", "same"],
+    "conv2.0.weight": ["conv2.0/kernel", "oihw"],
+    "conv2.0.bias": ["conv2.0/bias", "same"],
+    "trans1.0.weight": ["trans1.0/kernel", "oihw"],
+    "trans1.0.bias": ["trans1.0/bias", "same"],
+    "conv3.0.weight": ["conv3.0/kernel", "oihw"],
+    "conv3.0.bias": ["conv3.0/bias", "same"],
+    "conv4.0.weight": ["conv4.0/kernel", "oihw"],
+    "conv4.0.bias": ["conv4.0/bias", "same"],
+    "fc.1.weight": ["fc.1/kernel", "oi"],
+    "fc.1.bias": ["fc.1/bias", "same"]
+  }
 };
 
 /**

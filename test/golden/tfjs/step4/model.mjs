@@ -48,7 +48,39 @@ export const spec = {
     "classNames": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
     "preprocess": "digit"
   },
-  "params": ["conv1.0.weight", "conv1.0.bias", "conv1.2.weight", "conv1.2.bias", "conv1.2.running_mean", "conv1.2.running_var", "onecross1.0.weight", "onecross1.0.bias", "conv2.0.weight", "conv2.0.bias", "conv2.2.weight", "conv2.2.bias", "conv2.2.running_mean", "conv2.2.running_var", "conv3.0.weight", "conv3.0.bias", "conv3.2.weight", "conv3.2.bias", "conv3.2.running_mean", "conv3.2.running_var", "onecross1_2.0.weight", "onecross1_2.0.bias", "conv4.0.weight", "conv4.0.bias", "conv4.2.weight", "conv4.2.bias", "conv4.2.running_mean", "conv4.2.running_var", "conv5.0.weight", "conv5.0.bias"]
+  "params": ["conv1.0.weight", "conv1.0.bias", "conv1.2.weight", "conv1.2.bias", "conv1.2.running_mean", "conv1.2.running_var", "onecross1.0.weight", "onecross1.0.bias", "conv2.0.weight", "conv2.0.bias", "conv2.2.weight", "conv2.2.bias", "conv2.2.running_mean", "conv2.2.running_var", "conv3.0.weight", "conv3.0.bias", "conv3.2.weight", "conv3.2.bias", "conv3.2.running_mean", "conv3.2.running_var", "onecross1_2.0.weight", "onecross1_2.0.bias", "conv4.0.weight", "conv4.0.bias", "conv4.2.weight", "conv4.2.bias", "conv4.2.running_mean", "conv4.2.running_var", "conv5.0.weight", "conv5.0.bias"],
+  "tfjsWeights": {
+    "conv1.0.weight": ["conv1.0/kernel", "oihw"],
+    "conv1.0.bias": ["conv1.0/bias", "same"],
+    "conv1.2.weight": ["conv1.2/weight", "same"],
+    "conv1.2.bias": ["conv1.2/bias", "same"],
+    "conv1.2.running_mean": ["conv1.2/running_mean", "same"],
+    "conv1.2.running_var": ["conv1.2/running_var", "same"],
+    "onecross1.0.weight": ["onecross1.0/kernel", "oihw"],
+    "onecross1.0.bias": ["onecross1.0/bias", "same"],
+    "conv2.0.weight": ["conv2.0/kernel", "oihw"],
+    "conv2.0.bias": ["conv2.0/bias", "same"],
+    "conv2.2.weight": ["conv2.2/weight", "same"],
+    "conv2.2.bias": ["conv2.2/bias", "same"],
+    "conv2.2.running_mean": ["conv2.2/running_mean", "same"],
+    "conv2.2.running_var": ["conv2.2/running_var", "same"],
+    "conv3.0.weight": ["conv3.0/kernel", "oihw"],
+    "conv3.0.bias": ["conv3.0/bias", "same"],
+    "conv3.2.weight": ["conv3.2/weight", "same"],
+    "conv3.2.bias": ["conv3.2/bias", "same"],
+    "conv3.2.running_mean": ["conv3.2/running_mean", "same"],
+    "conv3.2.running_var": ["conv3.2/running_var", "same"],
+    "onecross1_2.0.weight": ["onecross1_2.0/kernel", "oihw"],
+    "onecross1_2.0.bias": ["onecross1_2.0/bias", "same"],
+    "conv4.0.weight": ["conv4.0/kernel", "oihw"],
+    "conv4.0.bias": ["conv4.0/bias", "same"],
+    "conv4.2.weight": ["conv4.2/weight", "same"],
+    "conv4.2.bias": ["conv4.2/bias", "same"],
+    "conv4.2.running_mean": ["conv4.2/running_mean", "same"],
+    "conv4.2.running_var": ["conv4.2/running_var", "same"],
+    "conv5.0.weight": ["conv5.0/kernel", "oihw"],
+    "conv5.0.bias": ["conv5.0/bias", "same"]
+  }
 };
 
 /**
