@@ -76,7 +76,11 @@ for (const [node, kind, value] of choices) {
   picked[node] =
     kind === "maxpool"
       ? { kind, shape: out[value].dims, indices: Array.from(data, Number) }
-      : { kind, shape: out[value].dims, mask: Array.from(data, (v) => (v > 0 ? "1" : "0")).join("") };
+      : {
+          kind,
+          shape: out[value].dims,
+          mask: Array.from(data, (v) => (v > 0 ? "1" : "0")).join(""),
+        };
 }
 writeFileSync(outFile, JSON.stringify({ loss: out.loss.data[0], next, choices: picked }));
 await session.release();
