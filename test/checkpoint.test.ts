@@ -211,7 +211,7 @@ describe("checkpoint files", () => {
 
 const fixture = packagePath("test", "fixtures", "checkpoints", "every-op-v1");
 const everyOp: ModelIR = (() => {
-  const path = packagePath("test", "fixtures", "specs", "good", "every-op.yaml");
+  const path = packagePath("test", "fixtures", "checkpoints", "every-op-v1.yaml");
   const { ir } = compileSpec(readFileSync(path, "utf8"), path);
   assert.ok(ir);
   return ir;
