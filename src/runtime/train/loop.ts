@@ -37,21 +37,13 @@ import { addTrainOptions, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { RunFolder, specInputs } from "./run-folder.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
+import type { TrainSpec } from "./spec.js";
 import type { TfjsWeights, TrainingState } from "./state.js";
 import type { Stepper, StepperFactory } from "./step.js";
 
 type Tf = typeof tfNs;
 
-/** What the emitted `model.mjs` exports as `spec`: the settings training needs. */
-export interface TrainSpec {
-  name: string;
-  input: InputIR;
-  classes: number;
-  train: TrainIR;
-  data: DataIR;
-  /** Where each PyTorch parameter lives in the tfjs model: its weight name and layout. */
-  tfjsWeights: TfjsWeights;
-}
+export type { TrainSpec } from "./spec.js";
 
 export type BuildModel = (tf: Tf, options: { seed: number }) => tfNs.LayersModel;
 

@@ -6,8 +6,8 @@ import type { DistillIR, InputIR } from "../../compiler/ir.js";
 import type { Batch, Normalization } from "../data/batches.js";
 import type { ImageSplit } from "../data/split.js";
 import type { EvalResult } from "../eval/evaluate.js";
-import type { TrainSpec } from "./loop.js";
 import type { NamedParam, Optimizer, StepHyper } from "./optim.js";
+import type { TrainSpec } from "./spec.js";
 import type { ModelState } from "./state.js";
 
 type Tf = typeof tfNs;
