@@ -206,7 +206,7 @@ export function withExtraOutputs(model: ModelProto, names: string[]): ModelProto
 function floatInit(name: string, dims: number[], data: Float32Array): TensorProto {
   const raw = new Uint8Array(data.length * 4);
   const view = new DataView(raw.buffer);
-  data.forEach((v, i) => view.setFloat32(4 * i, v, true));
+  for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i] ?? 0, true);
   return { name, dims, dataType: DataType.FLOAT, rawData: raw };
 }
 
@@ -221,7 +221,7 @@ function uint8Init(name: string, dims: number[], data: number[]): TensorProto {
 function int32Init(name: string, dims: number[], data: Int32Array): TensorProto {
   const raw = new Uint8Array(data.length * 4);
   const view = new DataView(raw.buffer);
-  data.forEach((v, i) => view.setInt32(4 * i, v, true));
+  for (let i = 0; i < data.length; i++) view.setInt32(4 * i, data[i] ?? 0, true);
   return { name, dims, dataType: DataType.INT32, rawData: raw };
 }
 
@@ -253,7 +253,7 @@ export function quantizeModel(model: ModelProto, inputs: QuantizeInputs): ModelP
   if (!q.graph) throw new Error("quantizeModel: no graph");
   const graph = q.graph as GraphProto;
   const inits = new Map(graph.initializer.map((t) => [t.name ?? "", t]));
-  const valueOf = (name: string): TensorValue => {
+  const valueNamed = (name: string): TensorValue => {
     const computed = inputs.constants.get(name);
     if (computed) return computed;
     const t = inits.get(name);
@@ -281,7 +281,7 @@ export function quantizeModel(model: ModelProto, inputs: QuantizeInputs): ModelP
   // Weights and biases: int8/int32 initializers read through DequantizeLinear.
   const rename = new Map<string, Map<number, string>>(); // node name -> input index -> new name
   for (const t of inputs.targets) {
-    const w = valueOf(t.weight);
+    const w = valueNamed(t.weight);
     const { scales, values } = quantizeWeight(w, t.axis);
     const base = `${t.node}/weight`;
     newInits.push(int8Init(`${base}.int8`, w.dims, values));
@@ -298,7 +298,7 @@ export function quantizeModel(model: ModelProto, inputs: QuantizeInputs): ModelP
     if (t.bias) {
       const inAct = act.get(t.input);
       if (!inAct) throw new Error(`quantizeModel: no range of ${t.input}`);
-      const b = valueOf(t.bias);
+      const b = valueNamed(t.bias);
       const qb = quantizeBias(b.data, inAct.scaleValue, scales);
       const bb = `${t.node}/bias`;
       newInits.push(int32Init(`${bb}.int32`, b.dims, qb.values));
