@@ -199,6 +199,30 @@ program
   );
 
 program
+  .command("quantize")
+  .description(
+    "a static int8 model (QDQ): per-channel int8 weights, uint8 activations calibrated on training images",
+  )
+  .argument("<model>", "ONNX file")
+  .requiredOption("-o, --out <path>", "the int8 ONNX file to write")
+  .option(
+    "--calibrate <n>",
+    "calibrate activation ranges on the first N training images of the model's dataset",
+    images,
+    1000,
+  )
+  .addOption(
+    new Option("--method <method>", "activation ranges: min-max, or the 99.99th percentiles")
+      .choices(["minmax", "percentile"])
+      .default("minmax"),
+  )
+  .option("--data <dir>", "read the dataset from DIR (needed for a model that names none)")
+  .option("--threads <n>", `onnxruntime threads, ${rangeText(RANGES.threads)}`, threads)
+  .action((model: string, opts) =>
+    run(async () => (await import("./cli/quantize.js")).quantize(model, opts)),
+  );
+
+program
   .command("inspect")
   .description("text dump of an ONNX model: ops, inputs, outputs, attributes, initializers")
   .argument("<model>", "ONNX file")

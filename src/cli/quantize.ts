@@ -1,0 +1,235 @@
+// `mnistc quantize MODEL.onnx -o OUT.onnx [--calibrate N] [--method minmax|percentile] [--data DIR]`:
+// a static int8 model in QDQ form (the rewrite: src/backends/onnx/quantize.ts). Activation ranges
+// come from running the float model, with the tensors to measure added as graph outputs, on the
+// first N training images of the dataset its metadata names, normalized as the model expects.
+import * as ort from "onnxruntime-node";
+import {
+  activationNames,
+  computedConstants,
+  quantizeModel,
+  quantTargets,
+  type Range,
+  type TensorValue,
+  withExtraOutputs,
+} from "../backends/onnx/quantize.js";
+import { UserError } from "../errors.js";
+import { decodeModel, encodeModel, type ModelProto } from "../formats/onnx-proto.js";
+import { loadDataset } from "../runtime/data/sources.js";
+import { imageBytes } from "../runtime/data/split.js";
+import { MAX_MODEL_BYTES } from "../runtime/inference/limits.js";
+import { DigitModel } from "../runtime/inference/onnx-model.js";
+import { checkNotAnInput, readRegularFile, writeFileAtomic } from "../util/files.js";
+
+export const QUANT_METHODS = ["minmax", "percentile"] as const;
+export type QuantMethod = (typeof QUANT_METHODS)[number];
+
+/** Default calibration images, and the percentile method's tail cut (each side). */
+export const DEFAULT_CALIBRATION = 1000;
+export const PERCENTILE = 99.99;
+const CALIBRATION_BATCH = 100;
+const BINS = 4096;
+
+export const QUANTIZED_KEY = "mnistc.quantized";
+
+export interface QuantizeOptions {
+  out: string;
+  calibrate?: number;
+  method?: QuantMethod;
+  data?: string;
+  threads?: number;
+  /** Leave Conv/Gemm outputs float (only their inputs quantized): slower, kept for comparison. */
+  inputsOnly?: boolean;
+}
+
+export interface QuantizeResult {
+  bytes: Uint8Array;
+  nodes: string[];
+  images: number;
+  dataset: string;
+  method: QuantMethod;
+}
+
+/** Min/max, then (percentile) a histogram over that span: the range of each tensor. */
+async function calibrate(
+  session: ort.InferenceSession,
+  inputName: string,
+  images: Float32Array,
+  count: number,
+  shape: [number, number, number],
+  names: string[],
+  constants: string[],
+  method: QuantMethod,
+): Promise<{ ranges: Map<string, Range>; values: Map<string, TensorValue> }> {
+  const size = shape[0] * shape[1] * shape[2];
+  const ranges = new Map<string, Range>(names.map((n) => [n, { min: Infinity, max: -Infinity }]));
+  const values = new Map<string, TensorValue>();
+  const pass = async (each: (name: string, data: Float32Array) => void, fetch: string[]) => {
+    for (let start = 0; start < count; start += CALIBRATION_BATCH) {
+      const n = Math.min(CALIBRATION_BATCH, count - start);
+      const x = new ort.Tensor("float32", images.subarray(start * size, (start + n) * size), [
+        n,
+        ...shape,
+      ]);
+      const out = await session.run({ [inputName]: x }, fetch);
+      for (const name of fetch) {
+        const t = out[name];
+        if (!t) throw new Error(`calibration: no ${name} in the run's outputs`);
+        if (constants.includes(name)) {
+          if (!values.has(name))
+            values.set(name, {
+              dims: t.dims.map(Number),
+              data: Float32Array.from(t.data as Float32Array),
+            });
+        } else {
+          each(name, t.data as Float32Array);
+        }
+      }
+    }
+  };
+  await pass(
+    (name, data) => {
+      const r = ranges.get(name) as Range;
+      for (const v of data) {
+        if (v < r.min) r.min = v;
+        if (v > r.max) r.max = v;
+      }
+    },
+    [...names, ...constants],
+  );
+  if (method === "percentile") {
+    const hist = new Map(names.map((n) => [n, new Float64Array(BINS)]));
+    await pass((name, data) => {
+      const r = ranges.get(name) as Range;
+      const h = hist.get(name) as Float64Array;
+      const width = (r.max - r.min) / BINS || 1;
+      for (const v of data) {
+        const bin = Math.min(BINS - 1, Math.floor((v - r.min) / width));
+        h[bin] = (h[bin] ?? 0) + 1;
+      }
+    }, names);
+    for (const name of names) {
+      const r = ranges.get(name) as Range;
+      const h = hist.get(name) as Float64Array;
+      const total = h.reduce((a, b) => a + b, 0);
+      const cut = (total * (100 - PERCENTILE)) / 100;
+      const width = (r.max - r.min) / BINS;
+      let lo = 0;
+      for (let acc = 0; lo < BINS - 1 && acc + (h[lo] ?? 0) <= cut; lo++) acc += h[lo] ?? 0;
+      let hi = BINS - 1;
+      for (let acc = 0; hi > 0 && acc + (h[hi] ?? 0) <= cut; hi--) acc += h[hi] ?? 0;
+      ranges.set(name, { min: r.min + lo * width, max: r.min + (hi + 1) * width });
+    }
+  }
+  return { ranges, values };
+}
+
+/** Quantizes the model in `bytes` (named `file` in messages). */
+export async function quantizeBytes(
+  bytes: Uint8Array,
+  file: string,
+  opts: Omit<QuantizeOptions, "out">,
+): Promise<QuantizeResult> {
+  const method = opts.method ?? "minmax";
+  const proto: ModelProto = decodeModel(bytes, file);
+  const model = await DigitModel.fromBytes(
+    bytes,
+    file,
+    opts.threads ? { threads: opts.threads } : {},
+  );
+  const info = model.info;
+  await model.release();
+  if (proto.metadataProps.some((p) => p.key === QUANTIZED_KEY)) {
+    throw new UserError(`${file} is already quantized (its metadata has ${QUANTIZED_KEY})`);
+  }
+  if (info.dataset === undefined && opts.data === undefined) {
+    throw new UserError(
+      `${file} names no dataset in its metadata (not a model mnistc exported?): pass --data DIR, a folder of MNIST-format IDX files to calibrate on`,
+    );
+  }
+  const dataset = info.dataset ?? "mnist";
+  const targets = quantTargets(proto, !opts.inputsOnly);
+  if (targets.length === 0) {
+    throw new UserError(`${file}: no Conv or Gemm with constant weights to quantize`);
+  }
+  const [channels, height, width] = info.inputShape;
+  const count = opts.calibrate ?? DEFAULT_CALIBRATION;
+  const data = loadDataset(
+    { dataset, preprocess: info.preprocess, mean: info.mean, std: info.std },
+    {
+      input: { channels, height, width },
+      classes: info.classes,
+      ...(opts.data !== undefined ? { dir: opts.data } : {}),
+      train: true,
+      test: false,
+      trainLimit: count,
+    },
+    `${file} (${dataset})`,
+  );
+  const train = data.train;
+  if (train.count === 0) throw new UserError(`${data.dir}: no training images to calibrate on`);
+  if (train.channels !== channels || train.rows !== height || train.cols !== width) {
+    throw new UserError(
+      `${file}: the model reads ${channels}x${height}x${width} images, ${data.dir} has ${train.channels}x${train.rows}x${train.cols}`,
+    );
+  }
+  const n = Math.min(count, train.count);
+  const norm = await DigitModel.fromBytes(bytes, file);
+  const images = norm.normalize(train.images.subarray(0, n * imageBytes(train)), n);
+  await norm.release();
+
+  const names = activationNames(targets);
+  const constants = computedConstants(proto, targets);
+  const session = await ort.InferenceSession.create(
+    encodeModel(withExtraOutputs(proto, [...names, ...constants])),
+    opts.threads ? { intraOpNumThreads: opts.threads } : {},
+  );
+  let measured: Awaited<ReturnType<typeof calibrate>>;
+  try {
+    const inputName = session.inputNames[0] ?? "input";
+    measured = await calibrate(
+      session,
+      inputName,
+      images,
+      n,
+      info.inputShape,
+      names,
+      constants,
+      method,
+    );
+  } finally {
+    await session.release();
+  }
+  const nodes = targets.map((t) => t.node);
+  const note = {
+    format: "QDQ",
+    weights: "int8 symmetric, per output channel",
+    biases: "int32, scale = input scale x weight scale",
+    activations: opts.inputsOnly
+      ? "uint8 asymmetric, Conv/Gemm inputs"
+      : "uint8 asymmetric, Conv/Gemm inputs and outputs (after a sole Relu)",
+    method: method === "percentile" ? `percentile ${PERCENTILE}` : "minmax",
+    calibration: { dataset, images: n, split: "train" },
+    nodes,
+  };
+  const quantized = quantizeModel(proto, {
+    targets,
+    ranges: measured.ranges,
+    constants: measured.values,
+    metadata: [{ key: QUANTIZED_KEY, value: JSON.stringify(note) }],
+  });
+  return { bytes: encodeModel(quantized), nodes, images: n, dataset, method };
+}
+
+export async function quantize(file: string, opts: QuantizeOptions): Promise<number> {
+  const bytes = readRegularFile(file, { maxBytes: MAX_MODEL_BYTES, what: "an ONNX file" });
+  checkNotAnInput(opts.out);
+  const result = await quantizeBytes(bytes, file, opts);
+  // The result must load as any model does (metadata, weights, onnxruntime) before it is written.
+  const check = await DigitModel.fromBytes(result.bytes, opts.out);
+  await check.release();
+  writeFileAtomic(opts.out, result.bytes);
+  process.stdout.write(
+    `${opts.out}: int8 QDQ model, ${result.nodes.length} Conv/Gemm nodes quantized (${result.nodes.join(", ")}); ranges by ${result.method} on ${result.images} ${result.dataset} training images; ${(result.bytes.length / 1024).toFixed(1)} KiB (float: ${(bytes.length / 1024).toFixed(1)} KiB)\n`,
+  );
+  return 0;
+}

