@@ -28,7 +28,7 @@ export function tfjsNeeded(what: string): string | undefined {
   const missing = missingTfjs();
   if (missing.length === 0) return undefined;
   return (
-    `${what} needs ${missing.join(" and ")}, an optional peer dependency mnistc does not ` +
-    `install by default: ${TFJS_INSTALL} (beside mnistc; with -g for a global mnistc)`
+    `${what} needs ${missing.join(" and ")} (optional peer dependencies, not installed with ` +
+    `mnistc): ${TFJS_INSTALL} (beside mnistc; with -g for a global mnistc)`
   );
 }
