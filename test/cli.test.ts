@@ -1,6 +1,9 @@
 // Behaviour every command shares through src/cli.ts.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { packagePath } from "../src/paths.js";
 
@@ -62,4 +65,32 @@ test("--help still prints the whole help, exit 0", () => {
   const r = spawnSync(process.execPath, [cli, "train", "--help"], { encoding: "utf8" });
   assert.equal(r.status, 0);
   assert.match(r.stdout, /^Usage: mnistc train \[options\] <spec>/);
+});
+
+test("a shipped spec is found by its name from any folder; a file of that name comes first", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mnistc-cli-"));
+  try {
+    const shipped = spawnSync(process.execPath, [cli, "check", "step4", "specs/sep4k.yaml"], {
+      encoding: "utf8",
+      cwd: dir,
+    });
+    assert.equal(shipped.status, 0, shipped.stderr);
+    assert.match(shipped.stdout, /specs[\\/]step4\.yaml: ok/);
+    assert.match(shipped.stdout, /specs[\\/]sep4k\.yaml: ok/);
+    writeFileSync(join(dir, "step4"), "not: [a spec");
+    const local = spawnSync(process.execPath, [cli, "check", "step4"], {
+      encoding: "utf8",
+      cwd: dir,
+    });
+    assert.equal(local.status, 1);
+    assert.match(local.stderr, /^step4:\d+:\d+: error/m);
+    const none = spawnSync(process.execPath, [cli, "check", "nosuch"], {
+      encoding: "utf8",
+      cwd: dir,
+    });
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /nosuch/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
