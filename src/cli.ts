@@ -7,7 +7,7 @@ import { RANGES, rangeText } from "./compiler/ranges.js";
 import { UserError } from "./errors.js";
 import { packagePath } from "./paths.js";
 // The same parsers as the emitted train.mjs's (one implementation: `--seed ""` is an error in both).
-import { addTrainOptions, optionParsers } from "./runtime/train/options.js";
+import { addTrainOptions, oneLineErrors, optionParsers } from "./runtime/train/options.js";
 import { asCommand, readRegularFile } from "./util/files.js";
 
 const { positiveInt, images, threads } = optionParsers;
@@ -28,6 +28,15 @@ function version(): string {
     }).toString("utf8"),
   ) as { version?: string };
   return pkg.version ?? "unknown";
+}
+
+/** Spec arguments as paths: a shipped spec's name (`step4`) works from any folder. */
+async function specArgs(args: string[]): Promise<string[]> {
+  const { resolveSpecArg } = await import("./cli/spec.js");
+  return args.map(resolveSpecArg);
+}
+async function specArg(arg: string): Promise<string> {
+  return (await import("./cli/spec.js")).resolveSpecArg(arg);
 }
 
 async function run(action: () => Promise<number>): Promise<void> {
@@ -56,9 +65,7 @@ process.stderr.on("error", (err: NodeJS.ErrnoException) => {
 
 const program = new Command("mnistc")
   .description("Declarative model-spec compiler for small vision models")
-  .version(version(), "-V, --version", "print the version")
-  .showHelpAfterError()
-  .configureOutput({ outputError: (s, write) => write(s) });
+  .version(version(), "-V, --version", "print the version");
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? 0 : 1);
 });
@@ -66,10 +73,10 @@ program.exitOverride((err) => {
 program
   .command("check")
   .description("check specs; print every problem as file:line:col")
-  .argument("<spec...>", "spec files (`-` reads one from standard input)")
+  .argument("<spec...>", "spec files or shipped specs' names (`-` reads one from standard input)")
   .option("--json", "print diagnostics as JSON")
   .action((specs: string[], opts) =>
-    run(async () => (await import("./cli/check.js")).check(specs, opts)),
+    run(async () => (await import("./cli/check.js")).check(await specArgs(specs), opts)),
   );
 
 program
@@ -79,7 +86,7 @@ program
   .option("--max <n>", "parameter budget (overrides the spec's)", positiveInt)
   .option("--json", "print one JSON object per spec")
   .action((specs: string[], opts) =>
-    run(async () => (await import("./cli/params.js")).params(specs, opts)),
+    run(async () => (await import("./cli/params.js")).params(await specArgs(specs), opts)),
   );
 
 // The backend list is only loaded for `compile` (it costs a tenth of a second at every start).
@@ -92,7 +99,7 @@ const targets =
 program
   .command("compile")
   .description("emit a backend's program from a spec (default: the tfjs training program)")
-  .argument("<spec>", "spec file")
+  .argument("<spec>", "spec file, or a shipped spec's name (step4)")
   .option("-t, --target <name>", "backend (see below)", "tfjs")
   .option(
     "-o, --out <path>",
@@ -104,13 +111,13 @@ program
   )
   .addHelpText("after", `\nTargets:\n${targets.join("\n")}`)
   .action((spec: string, opts) =>
-    run(async () => (await import("./cli/compile.js")).compile(spec, opts)),
+    run(async () => (await import("./cli/compile.js")).compile(await specArg(spec), opts)),
   );
 
 const train = program
   .command("train")
   .description("train a spec on its dataset (the compiled ONNX step, or the tfjs program)")
-  .argument("<spec>", "spec file");
+  .argument("<spec>", "spec file, or a shipped spec's name (step4)");
 // The emitted program `train.mjs` accepts the same options; they are declared once in the runtime.
 addTrainOptions(train)
   .addOption(
@@ -127,13 +134,13 @@ addTrainOptions(train)
     threads,
   );
 train.action((spec: string, opts) =>
-  run(async () => (await import("./cli/train.js")).train(spec, opts)),
+  run(async () => (await import("./cli/train.js")).train(await specArg(spec), opts)),
 );
 
 program
   .command("export")
   .description("export trained weights as an ONNX model, a Triton model repository or safetensors")
-  .argument("<spec>", "spec file")
+  .argument("<spec>", "spec file, or a shipped spec's name (step4)")
   .requiredOption(
     "--weights <path>",
     "checkpoint directory (mnistc train) or .safetensors file (PyTorch, the emitted train.py)",
@@ -145,7 +152,7 @@ program
     "onnx",
   )
   .action((spec: string, opts) =>
-    run(async () => (await import("./cli/export.js")).exportModel(spec, opts)),
+    run(async () => (await import("./cli/export.js")).exportModel(await specArg(spec), opts)),
   );
 
 program
@@ -180,7 +187,12 @@ program
   .option("--size <n>", "a bare image folder: resize to n x n", positiveInt)
   .option("--json", "print JSON")
   .action((source: string | undefined, opts) =>
-    run(async () => (await import("./cli/data.js")).dataCommand(source, opts)),
+    run(async () =>
+      (await import("./cli/data.js")).dataCommand(
+        source === undefined ? undefined : await specArg(source),
+        opts,
+      ),
+    ),
   );
 
 program
@@ -240,5 +252,9 @@ program
   .action((model: string | undefined, opts) =>
     run(async () => (await import("./cli/serve.js")).serve(model, opts)),
   );
+
+// A usage error is one line and a pointer to the command's help (exit 1, through exitOverride).
+oneLineErrors(program, "mnistc", "mnistc --help");
+for (const cmd of program.commands) oneLineErrors(cmd, "mnistc", `mnistc ${cmd.name()} --help`);
 
 await program.parseAsync(process.argv);

@@ -2,7 +2,7 @@
 // user can cause (one line, exit 1, no stack trace).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -52,7 +52,7 @@ for (const [name, spec, trainable, backend] of RUNS)
     );
     assert.match(
       r.stderr,
-      new RegExp(`model: ${name}, ${trainable} trainable parameters; 1 epochs of 2 batches of 32`),
+      new RegExp(`model: ${name}, ${trainable} trainable parameters; 1 epoch of 2 batches of 32`),
     );
     assert.match(r.stderr, /^epoch 1\/1 {2}train loss [\d.]+ acc [\d.]+% {2}test loss/m);
     const metrics = JSON.parse(r.stdout) as RunMetrics;
@@ -100,6 +100,61 @@ test("user mistakes are one line and exit 1", () => {
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   }
+});
+
+/** A folder of the four MNIST IDX files: `train` and `test` images of 28x28, labels i mod 10. */
+function idxFolder(dir: string, train: number, test: number): string {
+  mkdirSync(dir, { recursive: true });
+  const write = (name: string, count: number) => {
+    const images = Buffer.alloc(16 + count * 784);
+    images.writeUInt32BE(0x803, 0);
+    images.writeUInt32BE(count, 4);
+    images.writeUInt32BE(28, 8);
+    images.writeUInt32BE(28, 12);
+    for (let i = 16; i < images.length; i++) images[i] = (i * 37) % 256;
+    const labels = Buffer.alloc(8 + count);
+    labels.writeUInt32BE(0x801, 0);
+    labels.writeUInt32BE(count, 4);
+    for (let i = 0; i < count; i++) labels[8 + i] = i % 10;
+    writeFileSync(join(dir, `${name}-images-idx3-ubyte`), images);
+    writeFileSync(join(dir, `${name}-labels-idx1-ubyte`), labels);
+  };
+  write("train", train);
+  write("t10k", test);
+  return dir;
+}
+
+test("--train-limit/--test-limit past the split's size: all of it is used, and the log says so", () => {
+  const data = idxFolder(join(tmp, "idx-small"), 40, 20);
+  const out = join(tmp, "limits");
+  const limits = ["--train-limit", "70000", "--test-limit", "30", "--epochs", "1"];
+  const r = mnistc("train", step4, "--data", data, ...limits, "--out", out, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^note: --train-limit 70000 is more than the 40 training images there are; using all 40$/m,
+  );
+  assert.match(
+    r.stderr,
+    /^note: --test-limit 30 is more than the 20 test images there are; using all 20$/m,
+  );
+  assert.match(r.stderr, /data: mnist, 40 training \/ 20 test images/);
+  assert.match(r.stderr, /; 1 epoch of 1 batch of 128;/);
+  // Within the split: no note.
+  const within = mnistc(
+    "train",
+    step4,
+    "--data",
+    data,
+    "--train-limit",
+    "32",
+    "--epochs",
+    "1",
+    "--out",
+    join(tmp, "within"),
+  );
+  assert.equal(within.code, 0, within.stderr);
+  assert.doesNotMatch(within.stderr, /note: --(train|test)-limit/);
 });
 
 test("mnistc train --val N: trains on the rest, evaluates the held-out images, never the test set", () => {

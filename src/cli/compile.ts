@@ -72,5 +72,10 @@ export async function compile(spec: string, opts: CompileOptions): Promise<numbe
   const what = weights ? "trained weights" : "seeded initial weights";
   const note = backend.name === "onnx" ? ` (${what})` : "";
   process.stderr.write(`mnistc: ${ir.name} -> ${written.join(", ")}${note}\n`);
+  if (backend.name === "tfjs") {
+    const { tfjsNeeded } = await import("../runtime/tfjs/available.js");
+    const needed = tfjsNeeded("running train.mjs");
+    if (needed) process.stderr.write(`mnistc: note: ${needed}\n`);
+  }
   return 0;
 }

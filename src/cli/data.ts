@@ -14,7 +14,7 @@ import { type Dataset, loadDataset } from "../runtime/data/sources.js";
 import { channelStats, classCounts, imageBytes } from "../runtime/data/split.js";
 import { writeFileAtomic } from "../util/files.js";
 import { printable } from "../util/text.js";
-import { loadSpec } from "./spec.js";
+import { loadSpec, resolveSpecArg } from "./spec.js";
 
 export interface DataOptions {
   data?: string;
@@ -47,7 +47,7 @@ interface Target {
 
 async function target(arg: string | undefined, opts: DataOptions): Promise<Target | undefined> {
   if (arg === undefined || /\.ya?ml$/i.test(arg)) {
-    const ir = await loadSpec(arg ?? "specs/step4.yaml");
+    const ir = await loadSpec(arg ?? resolveSpecArg("specs/step4.yaml"));
     if (!ir) return undefined;
     return { data: ir.data, input: ir.input, classes: ir.classes, what: `spec ${ir.name}` };
   }

@@ -7,6 +7,7 @@
 // same checkpoints (PyTorch's names and layouts), so a run resumes on either.
 import { join } from "node:path";
 import { embeddedSpec } from "../backends/tfjs/index.js";
+import { UserError } from "../errors.js";
 import { outFolder, type TrainRun } from "../runtime/train/loop.js";
 import type { TrainOptions } from "../runtime/train/options.js";
 import { RunFolder, specInputs } from "../runtime/train/run-folder.js";
@@ -36,6 +37,9 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
     const { backend = "onnx", threads, ...trainOptions } = opts;
     let trainer: Pick<TrainRun, "engine" | "engineVersion" | "spec" | "stepper">;
     if (backend === "tfjs") {
+      const { tfjsNeeded } = await import("../runtime/tfjs/available.js");
+      const needed = tfjsNeeded("--backend tfjs");
+      if (needed) throw new UserError(needed);
       const program = await loadProgram(ir, staged);
       const { initEngine } = await import("../runtime/tfjs/engine.js");
       const { tfjsTrainer } = await import("../runtime/tfjs/trainer.js");
@@ -49,6 +53,9 @@ export async function train(specPath: string, opts: TrainCliOptions): Promise<nu
     } else {
       // Written for the user (node program/train.mjs), never imported: no tfjs on this path.
       writeProgram(ir, staged);
+      const { tfjsNeeded } = await import("../runtime/tfjs/available.js");
+      const needed = tfjsNeeded("running program/train.mjs");
+      if (needed && !opts.quiet) process.stderr.write(`mnistc: note: ${needed}\n`);
       const { onnxRuntimeVersion } = await import("../runtime/onnx-train/stepper.js");
       trainer = {
         engine: "onnxruntime",

@@ -13,6 +13,7 @@ import { nameProblem } from "../../compiler/names.js";
 import { UserError } from "../../errors.js";
 import { ensureDir } from "../../util/files.js";
 import { Rng } from "../../util/rng.js";
+import { counted } from "../../util/text.js";
 import { BatchAssembler, batchCount, epochOrder, type Normalization } from "../data/batches.js";
 import { type Dataset, loadDataset } from "../data/sources.js";
 import { type ImageSplit, type LoadedData, sliceSplit } from "../data/split.js";
@@ -33,7 +34,7 @@ import {
   RunningMetrics,
   type RunOptions,
 } from "./metrics.js";
-import { addTrainOptions, type TrainOptions } from "./options.js";
+import { addTrainOptions, oneLineErrors, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { RunFolder, specInputs } from "./run-folder.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
@@ -184,6 +185,17 @@ function normalizationOf(
   return { mean, std, computed: false };
 }
 
+/** The note for a `--train-limit`/`--test-limit` larger than the split it limits, else undefined. */
+export function limitNote(
+  flag: string,
+  limit: number | undefined,
+  count: number,
+  split: string,
+): string | undefined {
+  if (limit === undefined || limit <= count) return undefined;
+  return `note: ${flag} ${limit} is more than the ${count} ${split} images there are; using all ${count}`;
+}
+
 /** Trains per the spec and options; writes metrics.json, plot.png and checkpoint/ under `out`. */
 export async function runTraining(run: TrainRun): Promise<RunMetrics> {
   if (run.folder) return trainIn(run, run.folder);
@@ -232,6 +244,14 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
       ? `data: ${spec.data.dataset}, ${data.train.count} training / ${data.val.count} validation images (the last ${data.val.count} training images) from ${data.dir}; the test set is not read`
       : `data: ${spec.data.dataset}, ${data.train.count} training / ${data.test.count} test images${data.testNote ? ` (${data.testNote})` : ""} from ${data.dir}`,
   );
+  // A limit past the split's size is not an error (it means "all of them"), but it is said.
+  const limitNotes = [
+    limitNote("--train-limit", options.trainLimit, loaded.train.count, "training"),
+    options.val === undefined
+      ? limitNote("--test-limit", options.testLimit, loaded.test.count, "test")
+      : undefined,
+  ];
+  for (const note of limitNotes) if (note) progress.log(note);
   if (norm.computed) {
     progress.log(
       `normalization computed from the training split: mean ${JSON.stringify(norm.mean)}, std ${JSON.stringify(norm.std)} (give data.mean and data.std to fix it)`,
@@ -291,8 +311,8 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
       progress.log(`resuming from ${resume.dir} after epoch ${resume.state.epoch}`);
     }
     progress.log(
-      `model: ${spec.name}, ${stepper.trainable} trainable parameters; ${options.epochs} epochs of ` +
-        `${stepsPerEpoch} batches of ${options.batchSize}; output in ${out}`,
+      `model: ${spec.name}, ${stepper.trainable} trainable parameters; ${counted(options.epochs, "epoch")} of ` +
+        `${counted(stepsPerEpoch, "batch", "batches")} of ${options.batchSize}; output in ${out}`,
     );
     if (stepper.backend !== "tfjs") progress.log(`training step: ${stepper.backend}`);
 
@@ -316,7 +336,9 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
     folder.ready();
     const firstEpoch = (resume?.state.epoch ?? 0) + 1;
     if (firstEpoch > options.epochs) {
-      progress.log(`nothing to do: ${firstEpoch - 1} of ${options.epochs} epochs are done`);
+      progress.log(
+        `nothing to do: ${firstEpoch - 1} of ${counted(options.epochs, "epoch")} ${firstEpoch - 1 === 1 ? "is" : "are"} done`,
+      );
     }
     const assembler = new BatchAssembler(data.train, options.batchSize, spec.classes, norm, {
       labelSmoothing: spec.train.labelSmoothing,
@@ -417,9 +439,12 @@ export interface TrainMainArgs {
  * Returns the exit code and sets `process.exitCode`; a `UserError` prints one line, no stack.
  */
 export async function trainMain({ spec, buildModel, argv }: TrainMainArgs): Promise<number> {
-  const program = new Command(basename(process.argv[1] ?? "train.mjs"))
-    .description(`train ${spec.name} on ${spec.data.dataset} with TensorFlow.js`)
-    .showHelpAfterError();
+  const name = basename(process.argv[1] ?? "train.mjs");
+  const program = oneLineErrors(
+    new Command(name).description(`train ${spec.name} on ${spec.data.dataset} with TensorFlow.js`),
+    name,
+    `node ${name} --help`,
+  );
   addTrainOptions(program);
   program.parse(argv, { from: "user" });
   const options = program.opts<TrainOptions>();

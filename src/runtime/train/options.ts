@@ -36,6 +36,17 @@ export interface TrainOptions {
   json?: boolean;
 }
 
+/**
+ * Commander's usage errors (unknown option, missing argument, a value refused) as one line,
+ * `<name>: error: <what> (see: <hint>)`, instead of the error followed by the whole help.
+ */
+export function oneLineErrors(cmd: Command, name: string, hint: string): Command {
+  return cmd.showHelpAfterError(false).configureOutput({
+    outputError: (text, write) =>
+      write(`${name}: ${text.trim().replace(/\s*\n\s*/g, " ")} (see: ${hint})\n`),
+  });
+}
+
 export function addTrainOptions(cmd: Command, parsers: OptionParsers = optionParsers): Command {
   return cmd
     .option(
