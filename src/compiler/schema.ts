@@ -333,7 +333,8 @@ export function buildSchema(): JsonSchema {
           std: {
             type: "array",
             minItems: 1,
-            items: { type: "number", exclusiveMinimum: 0 },
+            // What a model may carry (formats/onnx-metadata.ts MIN_STD): smaller divides pixels into infinities.
+            items: { type: "number", minimum: 1e-6 },
             description: "per channel",
           },
         },

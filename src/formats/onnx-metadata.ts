@@ -29,6 +29,9 @@ export const META = {
   preprocess: "mnistc.preprocess",
 } as const;
 
+/** The smallest per-channel std a model may ask to divide by. */
+export const MIN_STD = 1e-6;
+
 /** Longest class name a model may carry (a folder name is at most 255 bytes). */
 export const MAX_CLASS_NAME = 255;
 
@@ -159,7 +162,8 @@ export function metadataProblems(model: ModelProto): string[] {
   const badName = spec === undefined ? undefined : nameProblem(spec);
   if (badName) problems.push(`${META.spec} ${JSON.stringify(spec?.slice(0, 80))}: ${badName}`);
   numbers(META.mean, () => true, "finite numbers");
-  numbers(META.std, (v) => v > 0, "positive finite numbers");
+  // A denormal std divides pixels into infinities: at least 1e-6, as any real dataset's is.
+  numbers(META.std, (v) => v >= MIN_STD, `finite numbers of at least ${MIN_STD}`);
   const classes = props.get(META.classes);
   if (classes !== undefined && !(/^\d+$/.test(classes) && Number(classes) >= 1)) {
     problems.push(`${META.classes} is ${JSON.stringify(classes)}; expected a positive integer`);

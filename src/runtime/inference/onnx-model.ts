@@ -45,16 +45,41 @@ export function resolveModelFile(file: string | undefined): string {
   return fallback;
 }
 
-/** Float initializers holding NaN or an infinity: such a model answers NaN, so it is refused. */
+/**
+ * Floats a model carries that make it answer NaN, so it is refused: NaN or an infinity in an
+ * initializer or in a Constant node's value, and a negative batch-norm variance (the square root
+ * of it is NaN).
+ */
 function nonFiniteWeights(proto: ReturnType<typeof decodeModel>): string[] {
   const bad: string[] = [];
-  for (const t of proto.graph?.initializer ?? []) {
+  const graph = proto.graph;
+  const initializers = new Map((graph?.initializer ?? []).map((t) => [t.name ?? "", t]));
+  for (const t of graph?.initializer ?? []) {
     if (t.dataType !== 1) continue; // FLOAT
     if (!floatValues(t).every(Number.isFinite))
       bad.push(`initializer ${t.name} holds NaN or infinite values`);
   }
+  for (const node of graph?.node ?? []) {
+    if (node.opType === "Constant") {
+      for (const attr of node.attribute ?? []) {
+        const t = attr.t;
+        if (t && t.dataType === 1 && !floatValues(t).every(Number.isFinite))
+          bad.push(`Constant node ${node.name || node.output?.[0]} holds NaN or infinite values`);
+        if (attr.name === "value_float" && !Number.isFinite(attr.f ?? 0))
+          bad.push(`Constant node ${node.name || node.output?.[0]} is ${attr.f}`);
+      }
+    }
+    if (node.opType === "BatchNormalization") {
+      const variance = initializers.get(node.input?.[4] ?? "");
+      if (variance && variance.dataType === 1 && floatValues(variance).some((v) => v < 0))
+        bad.push(`batch norm ${node.name} has a negative variance in ${variance.name}`);
+    }
+  }
   return bad;
 }
+
+/** The largest fixed batch axis a model may declare (each call runs a batch of that size). */
+export const MAX_FIXED_BATCH = 65536;
 
 export interface DigitModelInfo {
   /** The spec name from the metadata, else the graph name, else the file name. */
@@ -185,7 +210,17 @@ export class DigitModel {
     }
 
     const [input, ...moreInputs] = session.inputMetadata;
-    const [output] = session.outputMetadata;
+    const [output, ...moreOutputs] = session.outputMetadata;
+    // One float32 output [N, classes]: a second output, or integers, would be read as classes.
+    if (moreOutputs.length > 0 || (output?.isTensor && output.type !== "float32")) {
+      const got = session.outputMetadata
+        .map((o) => (o.isTensor ? `${o.type} [${o.shape.join(", ")}]` : "a non-tensor"))
+        .join(" and ");
+      await session.release();
+      throw new UserError(
+        `${file}: expected one float32 output [N, classes] of log-probabilities; got ${got}`,
+      );
+    }
     const imageDims = input?.isTensor && input.type === "float32" ? input.shape : undefined;
     const chw = imageDims?.length === 4 ? knownDims(imageDims) : undefined;
     if (!input || moreInputs.length > 0 || !chw) {
@@ -247,6 +282,12 @@ export class DigitModel {
     };
     const batch = imageDims?.[0];
     const fixedBatch = typeof batch === "number" && batch > 0 ? batch : undefined;
+    if (fixedBatch !== undefined && fixedBatch > MAX_FIXED_BATCH) {
+      await session.release();
+      throw new UserError(
+        `${file}: the input's batch axis is fixed at ${fixedBatch.toLocaleString("en-US")}; mnistc runs models whose batch is dynamic or at most ${MAX_FIXED_BATCH.toLocaleString("en-US")}`,
+      );
+    }
     return new DigitModel(session, input.name, output.name, fixedBatch, info);
   }
 
@@ -297,6 +338,15 @@ export class DigitModel {
     const data = out.data as Float32Array;
     if (data.length !== n * this.info.classes) {
       throw new Error(`predictBatch: got ${data.length} outputs for ${n} images`);
+    }
+    // Finite weights can still answer NaN (an overflow inside the graph): never a silent answer.
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isNaN(data[i] as number)) {
+        const image = Math.floor(i / this.info.classes);
+        throw new UserError(
+          `${this.info.file}: the model answered NaN for image ${image + 1} of a batch of ${n}; its weights or normalization are broken`,
+        );
+      }
     }
     return data;
   }
