@@ -123,6 +123,29 @@ describe("a folder of the user's own images", () => {
     assert.match(inspect.stdout, /mnistc\.preprocess\s+resize/);
   });
 
+  test("--backend tfjs takes the same steps on RGB batches (NCHW transposed at its edge)", () => {
+    const r = mnistc(
+      "train",
+      rgbSpec,
+      "--backend",
+      "tfjs",
+      "--out",
+      join(tmp, "runs", "colors-tfjs"),
+      "--json",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const tfjs = JSON.parse(r.stdout) as RunMetrics;
+    const onnx = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as RunMetrics;
+    tfjs.epochs.forEach((e, i) => {
+      const o = onnx.epochs[i];
+      assert.ok(
+        o && Math.abs(e.trainLoss - o.trainLoss) < 1e-4,
+        `epoch ${i + 1}: ${e.trainLoss} vs ${o?.trainLoss}`,
+      );
+      assert.ok(Math.abs((e.testLoss ?? 0) - (o.testLoss ?? 0)) < 1e-4, `epoch ${i + 1} test loss`);
+    });
+  });
+
   test("eval without --data needs the folder; with it, scores and names the classes", () => {
     const model = join(out, "model.onnx");
     const bare = mnistc("eval", model);
