@@ -181,7 +181,12 @@ describe("one run at a time in a run folder", () => {
 
   test("two `mnistc train` into one --out: the second refuses; the first finishes", async () => {
     const out = join(dir, "two-runs");
-    const first = spawn(process.execPath, [CLI, "train", MINIMAL, ...SMALL, "--out", out], {
+    // Long enough to still hold the lock when the second starts: the ONNX path no longer loads
+    // TensorFlow.js, so a run of two batches ends before a second node process is up.
+    const step4 = packagePath("specs", "step4.yaml");
+    const longer = ["--train-limit", "6400", "--test-limit", "64", "--batch-size", "64"];
+    const args = [CLI, "train", step4, ...longer, "--epochs", "1", "--threads", "1", "--out", out];
+    const first = spawn(process.execPath, args, {
       cwd: dir,
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -195,7 +200,7 @@ describe("one run at a time in a run folder", () => {
       assert.ok(Date.now() < deadline, `the first run never locked ${out}: ${firstErr}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const second = cli(["train", MINIMAL, ...SMALL, "--out", out, "--force"]);
+    const second = cli(["train", step4, ...SMALL, "--out", out, "--force"]);
     assertUserError(second, /is in use by another training run \(pid \d+/);
     assert.equal(await exited, 0, firstErr);
     assert.equal(existsSync(join(out, LOCK_FILE)), false, "released at the end");
