@@ -124,7 +124,6 @@ function walk(
  */
 function classFiles(dir: string, root: string, counts: { images: number; skipped: number }) {
   const folders: { path: string; files: string[] }[] = [];
-  counts.images = 0; // the limit is per class folder, as before
   walk(dir, root, new Set(), folders, counts);
   return folders.sort((a, b) => byCodePoint(a.path, b.path)).flatMap((f) => f.files);
 }
