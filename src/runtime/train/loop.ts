@@ -8,7 +8,6 @@
 import { basename, join, relative, resolve } from "node:path";
 import type * as tfNs from "@tensorflow/tfjs";
 import { Command } from "commander";
-import type { DataIR, InputIR, TrainIR } from "../../compiler/ir.js";
 import { nameProblem } from "../../compiler/names.js";
 import { UserError } from "../../errors.js";
 import { ensureDir } from "../../util/files.js";
@@ -39,7 +38,7 @@ import { Progress } from "./progress.js";
 import { RunFolder, specInputs } from "./run-folder.js";
 import { type ScheduleInput, scheduleAt } from "./schedule.js";
 import type { TrainSpec } from "./spec.js";
-import type { TfjsWeights, TrainingState } from "./state.js";
+import type { TrainingState } from "./state.js";
 import type { Stepper, StepperFactory } from "./step.js";
 
 type Tf = typeof tfNs;
