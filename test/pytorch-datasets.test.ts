@@ -9,10 +9,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { PNG } from "pngjs";
 import { packagePath } from "../src/paths.js";
 import type { RunMetrics } from "../src/runtime/train/metrics.js";
-import { Rng } from "../src/util/rng.js";
+import { colorFolder } from "./helpers/pictures.js";
 
 const PYTHON = "/usr/bin/python3";
 const have =
@@ -30,34 +29,9 @@ const run = (cmd: string, args: string[]) => {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
-/** ROOT/<class>/NN.png: flat colors with seeded noise, 12 to 20 pixels a side. */
-function colorFolder(root: string): void {
-  const rng = new Rng(3);
-  const colors: [string, number[]][] = [
-    ["blue", [40, 60, 220]],
-    ["green", [40, 200, 60]],
-    ["red", [230, 50, 40]],
-  ];
-  for (const [name, color] of colors) {
-    mkdirSync(join(root, name), { recursive: true });
-    for (let i = 0; i < 11; i++) {
-      const side = 12 + (i % 3) * 4;
-      const png = new PNG({ width: side, height: side });
-      for (let p = 0; p < side * side; p++) {
-        for (let c = 0; c < 3; c++)
-          png.data[4 * p + c] = Math.max(
-            0,
-            Math.min(255, (color[c] as number) + Math.round(rng.uniform(-40, 40))),
-          );
-        png.data[4 * p + 3] = 255;
-      }
-      writeFileSync(join(root, name, `${String(i).padStart(2, "0")}.png`), PNG.sync.write(png));
-    }
-  }
-}
-
 test("train.py on an image folder: mnistc's split and statistics, then it trains", { skip }, () => {
-  colorFolder(join(tmp, "colors"));
+  // 11 a class: round(11 · 0.2) = 2 held out, a rounding both hold-outs must agree on.
+  colorFolder(join(tmp, "colors"), { perClass: 11, noise: 40 });
   writeFileSync(
     join(tmp, "colors.yaml"),
     `name: colors

@@ -8,11 +8,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import jpeg from "jpeg-js";
-import { PNG } from "pngjs";
 import { packagePath } from "../src/paths.js";
 import type { RunMetrics } from "../src/runtime/train/metrics.js";
 import { Rng } from "../src/util/rng.js";
+import { COLORS, colorFolder, picture, png, type Rgb } from "./helpers/pictures.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-train-datasets-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -21,52 +20,6 @@ const cli = packagePath("dist", "src", "cli.js");
 function mnistc(...args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", cwd: tmp });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const COLORS: Record<string, [number, number, number]> = {
-  "blue sky": [40, 60, 220],
-  grass: [40, 200, 60],
-  tomato: [230, 50, 40],
-};
-
-/** A side×side picture of `color` with seeded noise (so no two are the same). */
-function picture(side: number, color: [number, number, number], rng: Rng) {
-  const rgba = Buffer.alloc(4 * side * side);
-  for (let i = 0; i < side * side; i++) {
-    for (let c = 0; c < 3; c++) {
-      rgba[4 * i + c] = Math.max(
-        0,
-        Math.min(255, color[c] as number) + Math.round(rng.uniform(-30, 30)),
-      );
-    }
-    rgba[4 * i + 3] = 255;
-  }
-  return rgba;
-}
-
-function png(side: number, rgba: Buffer): Buffer {
-  const image = new PNG({ width: side, height: side });
-  rgba.copy(image.data);
-  return PNG.sync.write(image);
-}
-
-/** ROOT/<class>/NN.png (every third a JPEG), 16 per class, sizes 12 to 20 pixels. */
-function colorFolder(root: string): void {
-  const rng = new Rng(3);
-  for (const [name, color] of Object.entries(COLORS)) {
-    mkdirSync(join(root, name), { recursive: true });
-    for (let i = 0; i < 16; i++) {
-      const side = 12 + (i % 3) * 4;
-      const rgba = picture(side, color, rng);
-      const file = join(root, name, `${String(i).padStart(2, "0")}`);
-      if (i % 3 === 0)
-        writeFileSync(
-          `${file}.jpg`,
-          jpeg.encode({ width: side, height: side, data: rgba }, 90).data,
-        );
-      else writeFileSync(`${file}.png`, png(side, rgba));
-    }
-  }
 }
 
 function spec(name: string, channels: number, side: number, data: string, extra = ""): string {
@@ -91,7 +44,7 @@ data: ${data}
 }
 
 const folder = join(tmp, "colors");
-colorFolder(folder);
+colorFolder(folder, { perClass: 16, jpegs: true });
 
 describe("a folder of the user's own images", () => {
   const rgbSpec = spec(
@@ -168,10 +121,7 @@ describe("a folder of the user's own images", () => {
 
   test("predict resizes a picture of any size and names its class", () => {
     const file = join(tmp, "tomato.png");
-    writeFileSync(
-      file,
-      png(40, picture(40, COLORS.tomato as [number, number, number], new Rng(9))),
-    );
+    writeFileSync(file, png(40, picture(40, COLORS.tomato as Rgb, new Rng(9))));
     const r = mnistc("predict", join(out, "model.onnx"), file, "--json");
     assert.equal(r.code, 0, r.stderr);
     const [p] = JSON.parse(r.stdout);
@@ -235,7 +185,7 @@ describe("CIFAR-10's binary format", () => {
     const out = Buffer.alloc(n * 3073);
     for (let i = 0; i < n; i++) {
       const label = i % 3;
-      const color = COLORS[names[label] as string] as [number, number, number];
+      const color = COLORS[names[label] as string] as Rgb;
       out[i * 3073] = label;
       const rgba = picture(32, color, rng);
       for (let p = 0; p < 1024; p++)
