@@ -18,7 +18,7 @@ import {
   renderMisclassifiedPng,
 } from "../runtime/report/misclassified.js";
 import { writeFileAtomic } from "../util/files.js";
-import { printable } from "../util/text.js";
+import { classLabel } from "../util/text.js";
 import { onnxBytes, withRunDataset } from "./export-onnx.js";
 import { loadSpec } from "./spec.js";
 import { loadWeights } from "./weights.js";
@@ -169,10 +169,7 @@ export async function evaluate(modelArg: string | undefined, opts: EvalOptions):
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return 0;
   }
-  const shownName = (c: number) => {
-    const name = printable(classNames[c] ?? String(c));
-    return name === String(c) ? name : `${c} ${name}`;
-  };
+  const shownName = (c: number) => classLabel(classNames, c);
   let nameWidth = 5;
   for (let c = 0; c < classes; c++) nameWidth = Math.max(nameWidth, shownName(c).length);
   const about = [

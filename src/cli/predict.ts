@@ -7,7 +7,7 @@ import { DigitModel, resolveModelFile } from "../runtime/inference/onnx-model.js
 import { MNIST_SIDE, type PrepareMode, prepareImage } from "../runtime/inference/preprocess.js";
 import { argmax, toProbabilities } from "../runtime/inference/probabilities.js";
 import { readRegularFile } from "../util/files.js";
-import { printable } from "../util/text.js";
+import { classLabel } from "../util/text.js";
 
 export interface PredictOptions {
   json?: boolean;
@@ -51,10 +51,7 @@ export function toPredictions(
 
 function formatPrediction(p: ImagePrediction, classNames: readonly string[]): string {
   const best = p.probabilities[p.class] ?? 0;
-  const name = (c: number) => {
-    const text = printable(classNames[c] ?? String(c));
-    return text === String(c) ? text : `${c} ${text}`;
-  };
+  const name = (c: number) => classLabel(classNames, c);
   const all = p.probabilities.map((q, c) => `${name(c)} ${q.toFixed(3)}`).join("  ");
   return `${p.file}: ${name(p.class)}  (p=${best.toFixed(3)})\n  ${all}\n`;
 }

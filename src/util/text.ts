@@ -13,3 +13,9 @@ export function printable(text: string): string {
 export function counted(n: number, noun: string, plural = `${noun}s`): string {
   return `${n} ${n === 1 ? noun : plural}`;
 }
+
+/** Class `c` for a terminal: its number, then its name when it has one besides the number. */
+export function classLabel(classNames: readonly string[], c: number): string {
+  const name = printable(classNames[c] ?? String(c));
+  return name === String(c) ? name : `${c} ${name}`;
+}
