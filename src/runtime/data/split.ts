@@ -46,11 +46,6 @@ export function emptySplit(channels: number, rows: number, cols: number): ImageS
   return { count: 0, channels, rows, cols, images: new Uint8Array(0), labels: new Uint8Array(0) };
 }
 
-/** The first `limit` examples (all when `limit` is absent or larger). */
-export function limitSplit(split: ImageSplit, limit: number | undefined): ImageSplit {
-  return limit === undefined || limit >= split.count ? split : sliceSplit(split, 0, limit);
-}
-
 /**
  * Per-channel mean and standard deviation of a split's pixels scaled to [0, 1] (what
  * `transforms.Normalize` wants), over every pixel of every image, in float64.
