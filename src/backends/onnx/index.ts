@@ -11,13 +11,7 @@
 // deterministic: the same IR and weights give the same bytes.
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import { torchInitWeights } from "../../compiler/init.js";
-import {
-  type AnyNodeIR,
-  GRAPH_INPUT,
-  type ModelIR,
-  type NodeIR,
-  type WeightMap,
-} from "../../compiler/ir.js";
+import { type AnyNodeIR, GRAPH_INPUT, type ModelIR, type WeightMap } from "../../compiler/ir.js";
 import { metadataFor } from "../../formats/onnx-metadata.js";
 import {
   batchedFloatValue,
@@ -91,7 +85,7 @@ export function buildOnnxModel(
     return tensor;
   };
   let current = ONNX_INPUT_NAME;
-  const folds = rewrites ? foldBatchNorms(ir) : new Map<string, NodeIR<"batchnorm">>();
+  const folds = rewrites ? foldBatchNorms(ir) : new Map<string, AnyNodeIR>();
   const folded = new Set([...folds.values()].map((bn) => bn.name));
   for (const node of ir.nodes) {
     const output = `${node.name}.out`;

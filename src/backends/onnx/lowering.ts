@@ -6,7 +6,7 @@
 //   initializers; the folding is a few nodes on them that onnxruntime computes once, at load.
 // - conv lowering by shape: `shifted-sum` when Cout·kh·kw < Cin (the seed's 128 → 4 conv: one 1x1
 //   conv to Cout·kh·kw channels, then the taps' shifted slices summed), else ORT's `conv`.
-import type { AnyNodeIR, ModelIR, NodeIR, OpAttrs } from "../../compiler/ir.js";
+import type { AnyNodeIR, ModelIR, NodeIR, OpAttrs, ParamIR } from "../../compiler/ir.js";
 import {
   type AttributeProto,
   floatTensor,
@@ -22,10 +22,19 @@ import type { OpTable } from "../backend.js";
 export interface InferenceRole {
   /** Computes nothing at inference (dropout): a fold may look through it. */
   identity?: boolean;
-  /** A per-channel affine map at inference (eval-mode batch norm) that may be folded forward. */
-  channelAffine?: boolean;
+  /**
+   * A per-channel affine map y = a·x + c at inference (eval-mode batch norm) that may be folded
+   * forward: emits the nodes computing a and c, each of shape [C].
+   */
+  channelAffine?(run: NodeRun, node: AnyNodeIR): ChannelAffine;
   /** Can take a per-input-channel affine map into its weights. */
   absorbsInputAffine?(node: AnyNodeIR): boolean;
+}
+
+/** The tensors of a per-channel affine map y = a·x + c, each of shape [C]. */
+export interface ChannelAffine {
+  scale: string;
+  shift: string;
 }
 
 const isZero = (values: readonly number[]) => values.every((v) => v === 0);
@@ -45,7 +54,18 @@ export const INFERENCE_ROLES: OpTable<InferenceRole, void> = {
   silu: () => ({}),
   gelu: () => ({}),
   hardswish: () => ({}),
-  batchnorm: () => ({ channelAffine: true }),
+  // a = γ/√(var + ε), c = β − mean·a.
+  batchnorm: () => ({
+    channelAffine(run, node) {
+      const bn = node as NodeIR<"batchnorm">;
+      const p = (r: ParamIR["role"]) => paramName(bn, r);
+      const a = run.op("Div", [
+        p("weight"),
+        run.op("Sqrt", [run.op("Add", [p("running_var"), run.float(bn.attrs.eps)])]),
+      ]);
+      return { scale: a, shift: run.op("Sub", [p("bias"), run.op("Mul", [p("running_mean"), a])]) };
+    },
+  }),
   maxpool: () => ({}),
   avgpool: () => ({}),
   gap: () => ({}),
@@ -58,21 +78,29 @@ export const INFERENCE_ROLES: OpTable<InferenceRole, void> = {
   concat: () => ({}),
 };
 
-const role = (node: AnyNodeIR): InferenceRole =>
+/** The initializer of `node`'s parameter of role `r` (parameters keep their IR names). */
+export function paramName(node: Pick<NodeIR, "name" | "params">, r: ParamIR["role"]): string {
+  const found = node.params.find((q) => q.role === r);
+  if (!found) throw new Error(`onnx backend: node ${node.name} has no ${r} parameter`);
+  return found.name;
+}
+
+export const role = (node: AnyNodeIR): InferenceRole =>
   (INFERENCE_ROLES[node.kind] as (n: AnyNodeIR, c: undefined) => InferenceRole)(node, undefined);
 
 /**
- * `fold-batchnorm-into-conv`: conv node name → the batch norm folded into it. A batch norm folds
+ * `fold-batchnorm-into-conv`: conv node name → the channel-affine node (a batch norm) folded into
+ * it. An affine node folds
  * when its output, through identity-at-inference nodes, is read by exactly one node, a conv that
  * absorbs an input affine, and by nothing else (not the graph output, not a residual add).
  */
-export function foldBatchNorms(ir: ModelIR): Map<string, NodeIR<"batchnorm">> {
+export function foldBatchNorms(ir: ModelIR): Map<string, AnyNodeIR> {
   const readers = new Map<string, AnyNodeIR[]>();
   for (const node of ir.nodes) {
     for (const input of node.inputs) readers.set(input, [...(readers.get(input) ?? []), node]);
   }
   const last = ir.nodes.at(-1)?.name;
-  const folds = new Map<string, NodeIR<"batchnorm">>();
+  const folds = new Map<string, AnyNodeIR>();
   for (const node of ir.nodes) {
     if (!role(node).channelAffine) continue;
     let at: AnyNodeIR = node;
@@ -85,7 +113,7 @@ export function foldBatchNorms(ir: ModelIR): Map<string, NodeIR<"batchnorm">> {
         continue;
       }
       if (role(reader).absorbsInputAffine?.(reader)) {
-        folds.set(reader.name, node as NodeIR<"batchnorm">);
+        folds.set(reader.name, node);
       }
       break;
     }
@@ -126,24 +154,17 @@ export interface ConvTensors {
   bias: string | undefined;
 }
 
-/** W' = W·a, b' = b + Σ W·c for the batch norm `bn` (a = γ/√(var+ε), c = β − mean·a) before it. */
+/** W' = W·a, b' = b + Σ W·c for the channel-affine node `affine` (a batch norm) before `conv`. */
 export function foldIntoConv(
   run: NodeRun,
   conv: NodeIR<"conv">,
-  bn: NodeIR<"batchnorm">,
+  affine: AnyNodeIR,
   { weight, bias }: ConvTensors,
 ): ConvTensors {
-  const p = (r: string) => {
-    const found = bn.params.find((q) => q.role === r);
-    if (!found) throw new Error(`onnx backend: batch norm ${bn.name} has no ${r}`);
-    return found.name;
-  };
+  const map = role(affine).channelAffine;
+  if (!map) throw new Error(`onnx backend: ${affine.name} is not a channel-affine map`);
+  const { scale: a, shift: c } = map(run, affine);
   const cin = conv.inShape[0] ?? 0;
-  const a = run.op("Div", [
-    p("weight"),
-    run.op("Sqrt", [run.op("Add", [p("running_var"), run.float(bn.attrs.eps)])]),
-  ]);
-  const c = run.op("Sub", [p("bias"), run.op("Mul", [p("running_mean"), a])]);
   const perInput = run.ints([1, cin, 1, 1]);
   const scaled = run.op("Mul", [weight, run.op("Reshape", [a, perInput])]);
   const shift = run.op(

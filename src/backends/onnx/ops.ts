@@ -3,10 +3,10 @@
 // `lowering.ts` rewrites (a batch norm folded in, the shifted-sum form). Parameters are referenced
 // by their IR names, which are also the initializer names, so weights need no renaming between
 // PyTorch and ONNX.
-import type { NodeIR, Pair, ParamIR } from "../../compiler/ir.js";
+import type { AnyNodeIR, NodeIR, Pair, ParamIR } from "../../compiler/ir.js";
 import { floatAttr, intAttr, intsAttr, type NodeProto } from "../../formats/onnx-proto.js";
 import type { OpTable } from "../backend.js";
-import { foldIntoConv, NodeRun, pickConvRule, plainConv } from "./lowering.js";
+import { foldIntoConv, NodeRun, paramName, pickConvRule, plainConv } from "./lowering.js";
 
 export interface OnnxOpContext {
   /** The tensors this node reads, one per IR input. */
@@ -15,16 +15,11 @@ export interface OnnxOpContext {
   input: string;
   /** The tensor this node must write. */
   output: string;
-  /** A batch norm folded into this conv (`fold-batchnorm-into-conv`), its own node omitted. */
-  foldedInput?: NodeIR<"batchnorm">;
+  /** A channel-affine node (a batch norm) folded into this conv (`fold-batchnorm-into-conv`), its
+   * own node omitted. */
+  foldedInput?: AnyNodeIR;
   /** One plain node per op, no lowering rule (`EmitOptions.rewrites: false`). */
   plain?: boolean;
-}
-
-function paramName(node: NodeIR, role: ParamIR["role"]): string {
-  const param = node.params.find((p) => p.role === role);
-  if (!param) throw new Error(`onnx backend: node ${node.name} has no ${role} parameter`);
-  return param.name;
 }
 
 function optionalParamName(node: NodeIR, role: ParamIR["role"]): string[] {
