@@ -3,6 +3,7 @@
 // size, the eval graph, the parameters, PyTorch's seeded initialization, the dropout nodes).
 // `mnistc train`, the benchmarks and the tests build it here, once. Nothing here loads tfjs.
 import type { ModelIR } from "../compiler/ir.js";
+import { randomMaskOf } from "../compiler/ops.js";
 import type { StepperFactory } from "../runtime/train/step.js";
 
 /** The compiled step of `ir` on onnxruntime, with what only the compiler and backends know. */
@@ -26,9 +27,7 @@ export async function onnxSteps(ir: ModelIR, threads: number | undefined): Promi
       n.params.map((p) => ({ name: p.name, shape: p.shape, trainable: p.trainable })),
     ),
     init: (seed) => torchInitWeights(ir, seed),
-    dropouts: ir.nodes.flatMap((n) =>
-      n.kind === "dropout" ? [{ name: n.name, p: n.attrs.p }] : [],
-    ),
+    dropouts: ir.nodes.flatMap((n) => randomMaskOf(n) ?? []),
     optimizer: ir.train.optimizer,
     threads,
   });

@@ -8,7 +8,7 @@
 import { sizeOf } from "../util/shape.js";
 import type { Code } from "./codes.js";
 import type { Elementwise, GradBuilder, GradResult, GradValues } from "./grad-builder.js";
-import type { OpAttrs, OpKind, Pads, Pair, ParamIR, Shape } from "./ir.js";
+import type { NodeIR, OpAttrs, OpKind, Pads, Pair, ParamIR, Shape } from "./ir.js";
 
 /** A JSON Schema object (draft-07), kept loose: it is data for ajv and for editors. */
 export type JsonSchema = { [key: string]: unknown };
@@ -84,6 +84,12 @@ export interface OpDef<K extends OpKind> {
   logProbabilities?: true;
   /** What the training forward keeps for `gradient`, beyond the inputs and the output. */
   saves?: readonly Saved[];
+  /**
+   * The random mask it draws at each training step, if any: keep each unit with probability
+   * 1 − p, scaled by 1/(1 − p) (PyTorch's dropout). The runtime draws it from a stream seeded by
+   * the node's name, so every backend sees the same masks.
+   */
+  randomMask?(attrs: OpAttrs[K]): { p: number };
   /** An elementwise op's function and derivative (its `gradient` is then dy·f′). */
   elementwise?: ElementwiseFn<K>;
   /**
@@ -684,6 +690,7 @@ export const OPS: OpTableDef = {
     params: none,
     macs: zero,
     receptiveField: unchanged,
+    randomMask: (a) => ({ p: a.p }),
     // y = x·mask (the mask already scaled by 1/(1 − p)), so dx = dy·mask.
     saves: ["mask"],
     gradient: (b, _a, v) => ({
@@ -882,4 +889,10 @@ export function isBare(kind: OpKind): boolean {
 /** The table entry for a kind, typed loosely for generic passes over any node. */
 export function opDef(kind: OpKind): OpDef<OpKind> {
   return OPS[kind] as unknown as OpDef<OpKind>;
+}
+
+/** The random mask a node draws in training (`OpDef.randomMask`), named by the node. */
+export function randomMaskOf(node: NodeIR): { name: string; p: number } | undefined {
+  const mask = opDef(node.kind).randomMask?.(node.attrs);
+  return mask && { name: node.name, p: mask.p };
 }

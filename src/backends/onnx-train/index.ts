@@ -10,13 +10,8 @@
 import { backward } from "../../compiler/autodiff.js";
 import type { ForwardValues } from "../../compiler/grad-builder.js";
 import { torchInitWeights } from "../../compiler/init.js";
-import {
-  type AnyNodeIR,
-  type DistillIR,
-  GRAPH_INPUT,
-  type ModelIR,
-  type NodeIR,
-} from "../../compiler/ir.js";
+import { type AnyNodeIR, type DistillIR, GRAPH_INPUT, type ModelIR } from "../../compiler/ir.js";
+import { randomMaskOf } from "../../compiler/ops.js";
 import {
   encodeModel,
   FLOAT,
@@ -110,7 +105,10 @@ export function buildTrainingStep(
       batch,
       mask: (n, shape) => {
         const name = `${n.name}.mask`;
-        masks.push({ name, node: n.name, shape, p: (n as NodeIR<"dropout">).attrs.p });
+        const drawn = randomMaskOf(n);
+        if (!drawn)
+          throw new Error(`onnx-train: ${n.name} asks for a mask its op does not declare`);
+        masks.push({ name, node: n.name, shape, p: drawn.p });
         return input(name, shape);
       },
       update: (name, value) => updates.set(name, value),
