@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { buildSchema, compileSpec } from "../src/compiler/index.js";
 import type { AnyNodeIR, ModelIR, Pads, Pair } from "../src/compiler/ir.js";
 import { OP_KINDS } from "../src/compiler/ir.js";
-import { isBare, OPS, samePads, windowOutput } from "../src/compiler/ops.js";
+import { isBare, OPS, randomMaskOf, samePads, windowOutput } from "../src/compiler/ops.js";
 import { paramCount } from "../src/compiler/params.js";
 import { editDistance, nearest } from "../src/compiler/suggest.js";
 import { packagePath } from "../src/paths.js";
@@ -594,4 +594,13 @@ test("a residual add reads two nodes; the receptive field follows the longer pat
   assert.deepEqual(add?.params, []);
   // The node after the block reads the sum.
   assert.deepEqual(ir.nodes[ir.nodes.indexOf(add as AnyNodeIR) + 1]?.inputs, ["b.add"]);
+});
+
+test("an op declares the random mask it draws: dropout's p, and no mask for any other op", () => {
+  const ir = compileFile("test", "fixtures", "specs", "good", "every-op.yaml");
+  const masks = ir.nodes.flatMap((n) => randomMaskOf(n) ?? []);
+  assert.deepEqual(masks, [
+    { name: "res.5", p: 0.2 },
+    { name: "head.3", p: 0.1 },
+  ]);
 });

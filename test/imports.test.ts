@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { test } from "node:test";
+import type { RuntimeExport } from "../src/backends/tfjs/ops.js";
 import { packagePath } from "../src/paths.js";
+import * as runtime from "../src/runtime/index.js";
 
 /** Every .ts file under `dir`. */
 function sources(dir: string): string[] {
@@ -62,4 +64,45 @@ test("no import circle in src/, type-only imports included", () => {
   assert.ok(ops.includes(join(root, "compiler", "grad-builder.ts")));
   const named = circles(graph).map((c) => c.map((f) => relative(root, f)).join(" → "));
   assert.deepEqual(named, []);
+});
+
+// The stages, lowest first: a module may import its own stage and those below it. The backends and
+// the runtime are siblings: neither reads the other (the emitted programs meet the runtime by name).
+const STAGES: Record<string, number> = {
+  util: 0,
+  "errors.ts": 0,
+  "paths.ts": 0,
+  compiler: 1,
+  formats: 2,
+  backends: 3,
+  runtime: 3,
+  cli: 4,
+  "cli.ts": 4,
+  "index.ts": 4,
+};
+
+test("imports point one way: util, compiler, formats, then the backends and the runtime, then the CLI", () => {
+  const root = packagePath("src");
+  const stageOf = (file: string) => relative(root, file).split("/")[0] as string;
+  const wrong: string[] = [];
+  for (const file of sources(root)) {
+    const from = stageOf(file);
+    for (const target of imports(file)) {
+      const to = stageOf(target);
+      const [a, b] = [STAGES[from], STAGES[to]];
+      assert.ok(a !== undefined && b !== undefined, `${from} or ${to} has no stage`);
+      if (from !== to && (b > a || (b === a && a === STAGES.backends))) {
+        wrong.push(`${relative(root, file)} → ${relative(root, target)}`);
+      }
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+// The tfjs backend names what an emitted program imports from `mnistc/runtime`; tsc fails here
+// when the runtime stops exporting one of those names.
+const exported: { [K in RuntimeExport]: unknown } = runtime;
+
+test("every name an emitted tfjs program imports from the runtime is exported by it", () => {
+  for (const [name, value] of Object.entries(exported)) assert.ok(value, name);
 });

@@ -39,21 +39,15 @@ export interface ChannelAffine {
 
 const isZero = (values: readonly number[]) => values.every((v) => v === 0);
 
-export const INFERENCE_ROLES: OpTable<InferenceRole, void> = {
+/** The ops that take part in the rewrites; every other op is none of these (opt-in, so a new op
+ * needs no entry here). */
+export const INFERENCE_ROLES: Partial<OpTable<InferenceRole, void>> = {
   // Exact only without padding: padded zeros would have to become c, not 0. Groups are left to
   // ORT (a depthwise conv's weights would need regrouping first).
   conv: () => ({
     absorbsInputAffine: (node) =>
       isZero((node as NodeIR<"conv">).attrs.padding) && (node as NodeIR<"conv">).attrs.groups === 1,
   }),
-  relu: () => ({}),
-  relu6: () => ({}),
-  leaky_relu: () => ({}),
-  sigmoid: () => ({}),
-  tanh: () => ({}),
-  silu: () => ({}),
-  gelu: () => ({}),
-  hardswish: () => ({}),
   // a = γ/√(var + ε), c = β − mean·a.
   batchnorm: () => ({
     channelAffine(run, node) {
@@ -66,16 +60,7 @@ export const INFERENCE_ROLES: OpTable<InferenceRole, void> = {
       return { scale: a, shift: run.op("Sub", [p("bias"), run.op("Mul", [p("running_mean"), a])]) };
     },
   }),
-  maxpool: () => ({}),
-  avgpool: () => ({}),
-  gap: () => ({}),
   dropout: () => ({ identity: true }),
-  flatten: () => ({}),
-  linear: () => ({}),
-  log_softmax: () => ({}),
-  add: () => ({}),
-  mul: () => ({}),
-  concat: () => ({}),
 };
 
 /** The initializer of `node`'s parameter of role `r` (parameters keep their IR names). */
@@ -86,7 +71,10 @@ export function paramName(node: Pick<NodeIR, "name" | "params">, r: ParamIR["rol
 }
 
 export const role = (node: AnyNodeIR): InferenceRole =>
-  (INFERENCE_ROLES[node.kind] as (n: AnyNodeIR, c: undefined) => InferenceRole)(node, undefined);
+  (INFERENCE_ROLES[node.kind] as ((n: AnyNodeIR, c: undefined) => InferenceRole) | undefined)?.(
+    node,
+    undefined,
+  ) ?? {};
 
 /**
  * `fold-batchnorm-into-conv`: conv node name → the channel-affine node (a batch norm) folded into
