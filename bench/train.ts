@@ -12,6 +12,9 @@
 //   --spec FILE      another spec (default specs/step4.yaml)
 //   --profile        also profile: the tfjs program's top kernels of one step (tf.profile), and the
 //                    ONNX step on 2 threads by op type and its slowest nodes (onnxruntime's profiler)
+//   --loop           also time the whole training loop: one real epoch of `mnistc train` on the
+//                    spec's dataset at 1 and 2 threads (batch assembly, augmentation, progress, the
+//                    test pass and the checkpoint included), per step, beside the step alone
 //   --json           the figures as JSON on stdout
 // MNISTC_ENGINE=wasm|cpu|tensorflow picks the engine (default: the fastest that loads).
 import { spawnSync } from "node:child_process";
@@ -39,6 +42,7 @@ interface Options {
   warmup: number;
   spec: string;
   profile: boolean;
+  loop: boolean;
   json: boolean;
 }
 
@@ -60,6 +64,7 @@ function parseOptions(argv: string[]) {
       warmup: { type: "string" },
       spec: { type: "string" },
       profile: { type: "boolean", default: false },
+      loop: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     },
   });
@@ -79,6 +84,7 @@ function readOptions(argv: string[]): Options {
     warmup: positiveInt("warmup", values.warmup, 3, 0),
     spec: values.spec ? resolve(values.spec) : packagePath("specs", "step4.yaml"),
     profile: values.profile === true,
+    loop: values.loop === true,
     json: values.json === true,
   };
 }
@@ -212,6 +218,39 @@ function torchRows(options: Options): Row[] {
     }));
 }
 
+/**
+ * The whole loop per step: one epoch of the real `mnistc train` in a child process, its epoch time
+ * (from metrics.json: every batch assembled and augmented, the steps, the test pass, the
+ * checkpoint and plot) over its step count.
+ */
+function loopRow(options: Options, threads: number): Row {
+  const out = mkdtempSync(join(tmpdir(), "mnistc-bench-loop-"));
+  try {
+    const cli = packagePath("dist", "src", "cli.js");
+    const args = [cli, "train", options.spec, "--epochs", "1", "--batch-size"];
+    args.push(String(options.batchSize), "--threads", String(threads), "--out", out);
+    const r = spawnSync(process.execPath, [...args, "--force", "--quiet", "--json"], {
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    if (r.status !== 0) throw new BenchError(`mnistc train failed: ${r.stderr.trim()}`);
+    const metrics = JSON.parse(r.stdout) as {
+      epochs: { seconds: number }[];
+      trainExamples: number;
+    };
+    const seconds = metrics.epochs[0]?.seconds ?? Number.NaN;
+    const perStep = (seconds * 1000) / Math.ceil(metrics.trainExamples / options.batchSize);
+    return {
+      what: "whole loop, one real epoch",
+      threads,
+      medianMs: round(perStep),
+      minMs: Number.NaN,
+    };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const options = readOptions(process.argv.slice(2));
   const { tf, name: engine } = await initEngine();
@@ -230,6 +269,12 @@ async function main(): Promise<void> {
   await run(`tfjs program (${engine})`, undefined);
   await run("ONNX step (onnxruntime)", 1);
   await run("ONNX step (onnxruntime)", 2);
+  if (options.loop) {
+    for (const threads of [1, 2]) {
+      rows.push(loopRow(options, threads));
+      process.stderr.write(`  whole loop (${threads} threads): done\n`);
+    }
+  }
   // The reference is the seed's own Net: the same as step4 only for step4.
   if (ir.name === "step4") rows.push(...torchRows(options));
   let kernels: KernelTime[] | undefined;
