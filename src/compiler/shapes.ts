@@ -59,7 +59,7 @@ export function inferShapes(
       : { message: `${what} is the model input`, span: source.key([], "input") ?? source.top() };
   };
 
-  nodes.forEach((node, index) => {
+  const visit = (node: AnyNodeIR, index: number): void => {
     const later = index < nodes.length - 1;
     const op = opDef(node.kind);
     const here = describeNode(node);
@@ -149,6 +149,7 @@ export function inferShapes(
     node.inShapes = shapes;
     node.inShape = shape;
     node.outShape = op.shape(node.attrs, shapes);
-  });
+  };
+  for (const [index, node] of nodes.entries()) visit(node, index);
   return { diagnostics, unknown, failed };
 }
