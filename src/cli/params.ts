@@ -96,7 +96,15 @@ function blockRow(item: BlockTotal, total: number): Row {
   };
 }
 
-/** The rows (input first) as aligned lines, the header line first; and the rule width. */
+/** The title, the header and the rows (input first) between rules; and the rule width. */
+function framed(ir: ModelIR, rows: Row[]): { head: string[]; width: number } {
+  const { lines, width } = layout([inputRow(ir), ...rows]);
+  const rule = "=".repeat(width);
+  const head = [`${ir.name} (${ir.file})`, "-".repeat(width), lines[0] ?? "", rule];
+  return { head: [...head, ...lines.slice(1), rule], width };
+}
+
+/** The rows as aligned lines, the header line first; and the rule width. */
 function layout(rows: Row[]): { lines: string[]; width: number } {
   const all = [HEADER, ...rows];
   const w = (k: keyof Row) => Math.max(...all.map((r) => r[k].length));
@@ -148,17 +156,12 @@ export function renderTable(
     (options.depth ?? Number.POSITIVE_INFINITY) <= 1
       ? blockTotals(ir.nodes).map((b) => blockRow(b, total))
       : ir.nodes.map((node) => layerRow(node, total));
-  const { lines, width } = layout([inputRow(ir), ...body]);
+  const { head, width } = framed(ir, body);
   const memory = memoryEstimate(ir, options.batchSize ?? ir.train.batchSize);
   const batchFrom =
     options.batchSize === undefined ? "the spec's train.batch_size" : "--batch-size";
   return [
-    `${ir.name} (${ir.file})`,
-    "-".repeat(width),
-    lines[0],
-    "=".repeat(width),
-    ...lines.slice(1),
-    "=".repeat(width),
+    ...head,
     `Total params: ${n(total)}`,
     `Trainable params: ${n(total)}`,
     // A spec cannot freeze a layer: every parameter trains.
@@ -242,14 +245,12 @@ export function paramsJson(ir: ModelIR, verdict: BudgetVerdict, batchSize?: numb
  */
 export function renderPartial(ir: ModelIR, stopsAt: string | undefined): string {
   const total = ir.totals.trainable;
-  const { lines, width } = layout([inputRow(ir), ...ir.nodes.map((node) => layerRow(node, total))]);
+  const { head } = framed(
+    ir,
+    ir.nodes.map((node) => layerRow(node, total)),
+  );
   return [
-    `${ir.name} (${ir.file})`,
-    "-".repeat(width),
-    lines[0],
-    "=".repeat(width),
-    ...lines.slice(1),
-    "=".repeat(width),
+    ...head,
     stopsAt
       ? `stops before ${stopsAt}: the spec has errors (below); Param % is of the layers shown`
       : "the spec has errors (below)",

@@ -172,10 +172,11 @@ export function duplicateBlocks(value: unknown, source: SourceMap): Diagnostic[]
 }
 
 /**
- * Lower a schema-valid spec (`validate` returned no errors; anything else is a compiler bug) into
- * the graph: each layer reads the one before it, and a block with a block op's key (`add: c2`)
- * ends in a node of that op (`res1.add`) that also reads the named earlier block's output, in the
- * op's operand order. A name that is no earlier block is reported.
+ * Lower a spec into the graph: each layer reads the one before it, and a block with a block op's
+ * key (`add: c2`) ends in a node of that op (`res1.add`) that also reads the named earlier block's
+ * output, in the op's operand order. A name that is no earlier block is reported. With schema
+ * errors (`hurt`), what they break is left out as `unknown` (later nodes read its name), so the
+ * rest can still be checked.
  */
 export function lower(value: Raw, source: SourceMap, fallbackName: string, hurt?: Damage): Lowered {
   const nodes: AnyNodeIR[] = [];
@@ -226,7 +227,8 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string, hurt?
     const brokenForm = hurt?.blocks.has(i) ?? false;
     if (combine || brokenForm) {
       const kind = combine?.kind ?? "add";
-      const span = combine ? source.at(combine.path) : at;
+      // A broken block form is reported on the block, an unknown name on its `add:` value.
+      const span = combine && !brokenForm ? source.at(combine.path) : at;
       const name = `${block.name}.${kind}`;
       const from = combine && blockOutputs.get(combine.from);
       if (combine && !brokenForm && from === undefined) {

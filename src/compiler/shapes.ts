@@ -59,14 +59,15 @@ export function inferShapes(
       : { message: `${what} is the model input`, span: source.key([], "input") ?? source.top() };
   };
 
-  const visit = (node: AnyNodeIR, index: number): void => {
+  /** Whether the node got its shapes. */
+  const visit = (node: AnyNodeIR, index: number): boolean => {
     const later = index < nodes.length - 1;
     const op = opDef(node.kind);
     const here = describeNode(node);
     const known = node.inputs.map(shapeOf);
     if (known.some((s) => s === undefined)) {
       unknown.add(node.name);
-      return;
+      return false;
     }
     const shapes = known as Shape[];
     const stop = (code: Code, message: string, notes: Note[]) => {
@@ -80,6 +81,7 @@ export function inferShapes(
       );
       unknown.add(node.name);
       failed.add(node.name);
+      return false;
     };
     for (const [i, shape] of shapes.entries()) {
       const from = node.inputs[i] ?? GRAPH_INPUT;
@@ -126,7 +128,7 @@ export function inferShapes(
       node.inShapes = shapes;
       node.inShape = shape;
       node.outShape = out;
-      return;
+      return true;
     }
     const window = op.window?.(node.attrs);
     if (window) {
@@ -149,6 +151,7 @@ export function inferShapes(
     node.inShapes = shapes;
     node.inShape = shape;
     node.outShape = op.shape(node.attrs, shapes);
+    return true;
   };
   for (const [index, node] of nodes.entries()) visit(node, index);
   return { diagnostics, unknown, failed };
