@@ -81,9 +81,21 @@ program
 
 program
   .command("params")
-  .description("per-layer table of shapes, parameters, MACs and receptive field; budget verdict")
+  .description(
+    "per-layer table of shapes, parameters, MACs and receptive field; totals, memory estimate, budget verdict",
+  )
   .argument("[spec...]", "spec files (default: every spec under specs/)")
   .option("--max <n>", "parameter budget (overrides the spec's)", positiveInt)
+  .option(
+    "--batch-size <n>",
+    "batch size of the memory estimate (default: the spec's train.batch_size)",
+    positiveInt,
+  )
+  .option(
+    "--depth <n>",
+    "1: one row per block with its subtotals (default: every layer)",
+    positiveInt,
+  )
   .option("--json", "print one JSON object per spec")
   .action((specs: string[], opts) =>
     run(async () => (await import("./cli/params.js")).params(await specArgs(specs), opts)),

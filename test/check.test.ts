@@ -58,13 +58,18 @@ const CASES: [string, string[], string][] = [
   ["pool-padding", ["E0210"], "5:5"],
   ["over-budget", ["E0301"], "6:5"],
   ["too-large", ["E0302"], "6:5"],
+  // Every diagnostic in one pass: five errors of different kinds in different layers.
+  ["five-errors", ["E0103", "E0207", "E0301", "E0201", "E0105"], "6:40"],
+  ["missing-input", ["E0102", "E0102", "E0201"], "2:1"],
+  // Warnings only: the spec compiles (ok), but is larger than the stated sizes.
+  ["large-model", ["W0303", "W0304", "W0305"], "9:5"],
 ];
 
 for (const [name, codes, at] of CASES) {
   test(`check ${name}: ${codes.join(", ")} at ${at}`, async () => {
     process.chdir(packageRoot);
     const result = await checkFile(bad(name));
-    assert.equal(result.ok, false);
+    assert.equal(result.ok, !codes.some((c) => c.startsWith("E")));
     assert.deepEqual(
       result.diagnostics.map((d) => d.code),
       codes,
@@ -146,8 +151,21 @@ test("notes point where the cause sits", async () => {
     );
   assert.deepEqual(await notes("kernel-too-large"), [
     "6:9 the 13x13 input comes from layer block1.1 (maxpool)",
+    "7:5 shapes after it are not checked: its output shape is unknown",
   ]);
-  assert.deepEqual(await notes("duplicate-block"), ["4:5 block `conv1` is first defined here"]);
+  assert.deepEqual(await notes("duplicate-block"), [
+    "4:5 block `conv1` is first defined here",
+    "6:5 shapes after block conv1 are not checked: its output shape is unknown",
+  ]);
+  // What was skipped, and why: a broken layer stops the shapes after it, not those before.
+  assert.deepEqual(await notes("five-errors"), [
+    "7:76 the 16x26x26 input comes from layer res1.1 (relu)",
+    "6:55 the 8x26x26 input comes from layer conv1.1 (relu)",
+    "7:18 shapes after it are checked with its output taken as 16x26x26",
+    "4:1 the budget of 1,000 is set here",
+    "8:12 the 13x13 input comes from layer pool.0 (maxpool)",
+    "9:13 shapes after it are not checked: its output shape is unknown",
+  ]);
   assert.deepEqual(await notes("over-budget"), ["3:1 the budget of 1,000 is set here"]);
   assert.deepEqual(await notes("head-shape"), ["2:1 classes: 10 is set here"]);
 });

@@ -6,9 +6,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { TORCH_OPS, type TorchCode } from "../src/backends/pytorch/ops.js";
 import { defaultSpecs, paramsJson, renderTable } from "../src/cli/params.js";
 import { budgetVerdict, compileSpec, verdictLine } from "../src/compiler/index.js";
-import type { ModelIR } from "../src/compiler/ir.js";
+import type { AnyNodeIR, ModelIR } from "../src/compiler/ir.js";
+import { isTorchModule } from "../src/compiler/summary.js";
 import { packagePath, packageRoot } from "../src/paths.js";
 import { expectGolden } from "./helpers/golden.js";
 
@@ -25,7 +27,7 @@ const SHIPPED = [
 ];
 
 function load(name: string): ModelIR {
-  const file = `specs/${name}.yaml`;
+  const file = name.includes("/") ? name : `specs/${name}.yaml`;
   const { ir } = compileSpec(readFileSync(packagePath(file), "utf8"), file);
   assert.ok(ir, file);
   return ir;
@@ -55,7 +57,10 @@ test("step4: 16,478 within the 16,500 budget", () => {
   assert.match(run.stdout, /^Trainable params: 16,478$/m);
   assert.match(run.stdout, /^Buffer values: 384 /m);
   assert.match(run.stdout, /^budget: 16,478 \/ 16,500 trainable parameters — OK \(22 to spare\)$/m);
-  assert.match(run.stdout, /^conv1\.0 +conv 3x3 +\[-1, 128, 26, 26\] +1,280 +778,752 +3\/1$/m);
+  assert.match(
+    run.stdout,
+    /^conv1\.0 +conv 3x3 +\[-1, 128, 26, 26\] +1,280 +7\.77% +778,752 +3\/1$/m,
+  );
 });
 
 test("verdicts: OK, over, --max wins over the spec, no budget", () => {
@@ -103,7 +108,40 @@ test("--json: one object per spec, one per line (JSON Lines), in argument order"
   assert.equal(lines.length, 2);
   const [step4, step1] = lines.map((l) => JSON.parse(l));
   assert.equal(step4.name, "step4");
-  assert.deepEqual(step4.totals, { trainable: 16478, buffers: 384, macs: 4127744 });
+  assert.deepEqual(step4.totals, {
+    total: 16478,
+    trainable: 16478,
+    nonTrainable: 0,
+    buffers: 384,
+    macs: 4127744,
+  });
+  // torchsummary's figures at the spec's batch size (128); `npm run ref:torch` checks them.
+  assert.deepEqual(
+    {
+      ...step4.memory,
+      forwardBackwardMB: step4.memory.forwardBackwardMB.toFixed(2),
+      totalMB: step4.memory.totalMB.toFixed(2),
+    },
+    {
+      formula: "torchsummary",
+      batchSize: 128,
+      inputMB: (784 * 128 * 4) / 2 ** 20,
+      forwardBackwardMB: "288.68",
+      paramsMB: (16478 * 4) / 2 ** 20,
+      totalMB: "289.13",
+    },
+  );
+  assert.deepEqual(step4.blocks[0], {
+    name: "conv1",
+    block: true,
+    layers: ["conv1.0", "conv1.1", "conv1.2"],
+    outputShape: [128, 26, 26],
+    params: 1536,
+    paramPercent: (100 * 1536) / 16478,
+    buffers: 256,
+    macs: 778752,
+    rf: { size: 3, jump: 1 },
+  });
   assert.deepEqual(step4.budget, {
     limit: 16500,
     source: "spec",
@@ -118,6 +156,7 @@ test("--json: one object per spec, one per line (JSON Lines), in argument order"
     inputShape: [1, 28, 28],
     outputShape: [128, 26, 26],
     params: 1280,
+    paramPercent: (100 * 1280) / 16478,
     buffers: 0,
     macs: 778752,
     rf: { size: 3, jump: 1 },
@@ -127,6 +166,42 @@ test("--json: one object per spec, one per line (JSON Lines), in argument order"
     ],
   });
   assert.equal(step1.name, "step1");
+});
+
+test("--depth 1: one row per block with its subtotals; --batch-size scales the estimate", () => {
+  const run = cli(["params", "specs/step4.yaml", "--depth", "1", "--batch-size", "1"]);
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^conv1 +3 layers +\[-1, 128, 26, 26\] +1,536 +9\.32% +778,752 +3\/1$/m);
+  assert.match(run.stdout, /^3 +relu +\[-1, 16, 11, 11\] +0 +-- +0 +8\/2$/m);
+  assert.doesNotMatch(run.stdout, /^conv1\.0 /m);
+  assert.match(
+    run.stdout,
+    /^Total params: 16,478\nTrainable params: 16,478\nNon-trainable params: 0$/m,
+  );
+  assert.match(run.stdout, /^Input size \(MB\): 0\.00$/m);
+  assert.match(run.stdout, /^Forward\/backward pass size \(MB\): 2\.26$/m);
+  assert.match(run.stdout, /^Estimated Total Size \(MB\): 2\.32$/m);
+  assert.match(run.stdout, /for a batch of 1 \(--batch-size\)/);
+});
+
+test("which layers torchsummary hooks is how model.py lays them out (modules, not calls)", () => {
+  const every = "test/fixtures/specs/good/every-op.yaml";
+  for (const ir of [...SHIPPED.map(load), load(every)]) {
+    for (const node of ir.nodes) {
+      const code = (TORCH_OPS[node.kind] as (n: AnyNodeIR, c: object) => TorchCode)(node, {});
+      const module = node.block !== undefined ? code.module !== undefined : !code.call;
+      assert.equal(isTorchModule(node), module, `${ir.name}: ${node.name}`);
+    }
+  }
+});
+
+test("a spec with errors: the table up to its first broken layer, then the errors, exit 1", () => {
+  const run = cli(["params", "test/fixtures/specs/bad/kernel-too-large.yaml"]);
+  assert.equal(run.code, 1);
+  assert.match(run.stdout, /^block1\.1 +maxpool 2 +\[-1, 8, 13, 13\] /m);
+  assert.match(run.stdout, /^stops before layer 1 \(conv\): the spec has errors \(below\)/m);
+  assert.doesNotMatch(run.stdout, /^Total params/m);
+  assert.match(run.stderr, /error E0201: layer 1 \(conv\)/);
 });
 
 test("a spec with errors: its diagnostics on stderr, the others still reported, exit 1", () => {

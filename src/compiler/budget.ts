@@ -49,6 +49,8 @@ export function budgetDiagnostic(
   ir: ModelIR,
   budgetSpan: Span | undefined,
   max?: number,
+  /** Some layers' shapes are unknown: `ir` counts the others, a lower bound. */
+  partial = false,
 ): Diagnostic | undefined {
   const v = budgetVerdict(ir, max);
   if (v.ok || v.limit === undefined || v.spare === undefined) return undefined;
@@ -64,7 +66,9 @@ export function budgetDiagnostic(
       : { message: `the budget of ${thousands(v.limit)} is set here`, span: budgetSpan };
   return error(
     "E0301",
-    `${thousands(v.trainable)} trainable parameters, over the budget of ${thousands(v.limit)} by ${thousands(-v.spare)}${largest}`,
+    partial
+      ? `at least ${thousands(v.trainable)} trainable parameters (layers of unknown shape not counted), over the budget of ${thousands(v.limit)}${largest}`
+      : `${thousands(v.trainable)} trainable parameters, over the budget of ${thousands(v.limit)} by ${thousands(-v.spare)}${largest}`,
     at,
     [note],
   );

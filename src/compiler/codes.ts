@@ -36,6 +36,9 @@ export const CODES = {
   E0212: "concat of maps of different spatial sizes (or of an image and a vector)",
   E0301: "over the parameter budget",
   E0302: "layer or model too large to allocate",
+  W0303: "more than 10,000,000 trainable parameters",
+  W0304: "estimated training memory over 2 GiB (torchsummary's estimate at the spec's batch size)",
+  W0305: "more than 1,000,000,000 MACs per image",
 } as const;
 
 export const BACKEND_CODES = {
@@ -51,4 +54,8 @@ export type Code = keyof typeof CODES;
 
 export function error(code: Code, message: string, span: Span, notes: Note[] = []): Diagnostic {
   return { code, severity: "error", message, span, notes };
+}
+
+export function warning(code: Code, message: string, span: Span, notes: Note[] = []): Diagnostic {
+  return { code, severity: "warning", message, span, notes };
 }

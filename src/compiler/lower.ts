@@ -18,8 +18,9 @@ import {
   type Span,
   type TrainIR,
 } from "./ir.js";
-import { BLOCK_KINDS, opDef } from "./ops.js";
+import { BLOCK_KINDS, LAYER_KINDS, opDef } from "./ops.js";
 import type { SourceMap } from "./parse.js";
+import type { Damage, ItemDamage } from "./schema-errors.js";
 import { didYouMean } from "./suggest.js";
 
 type Raw = Record<string, unknown>;
@@ -34,6 +35,17 @@ export interface Lowered {
   data: DataIR;
   /** References `add:`, `mul:` or `concat:` could not resolve (E0112). */
   diagnostics: Diagnostic[];
+  /**
+   * Layers (and block outputs) that could not be lowered: a schema error broke them, or a block
+   * name clashes or names no earlier block. Keyed by the node name they would have had (later
+   * nodes read that name), with where they are written and what they read. Their output shape is
+   * unknown.
+   */
+  unknown: Map<string, { span: Span; input: string }>;
+  /** Nodes lowered despite a schema error in them (an unknown attribute left out, a bad value defaulted). */
+  damaged: Set<string>;
+  /** The name the model's output is read from (a node, or an `unknown` name). */
+  output: string;
 }
 
 /** The seed's recipe, used where PyTorch has no default (epochs, batch size, optimizer, seed). */
@@ -48,17 +60,34 @@ const obj = (v: unknown): Raw =>
   v && typeof v === "object" && !Array.isArray(v) ? (v as Raw) : {};
 const num = (v: unknown, fallback: number): number => (typeof v === "number" ? v : fallback);
 
-/** One layer item (`relu` or `conv: {...}`) as a node without analysis results. */
+const isLayerKind = (k: string | undefined): k is OpKind =>
+  k !== undefined && (LAYER_KINDS as readonly string[]).includes(k);
+
+/**
+ * One layer item (`relu` or `conv: {...}`) as a node without analysis results; undefined when its
+ * schema errors leave no layer to lower. An unknown attribute is left out. A bad value is left to
+ * its default only in an op without required attributes (activations, batchnorm, dropout: none of
+ * theirs changes a shape); elsewhere it could be what sets the shape, so the layer is unknown.
+ */
 function node(
   item: unknown,
   name: string,
   block: string | undefined,
   span: Span,
   inputs: string[],
-): AnyNodeIR {
-  const kind = (typeof item === "string" ? item : Object.keys(obj(item))[0]) as OpKind;
-  const raw = typeof item === "string" ? {} : obj(obj(item)[kind]);
-  return analysisless(name, kind, opDef(kind).normalize(raw), block, span, inputs);
+  hurt?: ItemDamage,
+): AnyNodeIR | undefined {
+  const key = typeof item === "string" ? item : Object.keys(obj(item))[0];
+  if (!isLayerKind(key) || hurt?.whole) return undefined;
+  const kind = key;
+  const raw = { ...(typeof item === "string" ? {} : obj(obj(item)[kind])) };
+  const op = opDef(kind);
+  if (hurt) {
+    if (hurt.values.size > 0 && op.required.length > 0) return undefined;
+    for (const attr of [...hurt.values, ...hurt.unknown]) delete raw[attr];
+    if (op.required.some((r) => !(r in raw))) return undefined;
+  }
+  return analysisless(name, kind, op.normalize(raw), block, span, inputs);
 }
 
 function analysisless(
@@ -143,45 +172,67 @@ export function duplicateBlocks(value: unknown, source: SourceMap): Diagnostic[]
 }
 
 /**
- * Lower a schema-valid spec (`validate` returned no errors; anything else is a compiler bug) into
- * the graph: each layer reads the one before it, and a block with a block op's key (`add: c2`)
- * ends in a node of that op (`res1.add`) that also reads the named earlier block's output, in the
- * op's operand order. A name that is no earlier block is reported.
+ * Lower a spec into the graph: each layer reads the one before it, and a block with a block op's
+ * key (`add: c2`) ends in a node of that op (`res1.add`) that also reads the named earlier block's
+ * output, in the op's operand order. A name that is no earlier block is reported. With schema
+ * errors (`hurt`), what they break is left out as `unknown` (later nodes read its name), so the
+ * rest can still be checked.
  */
-export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowered {
+export function lower(value: Raw, source: SourceMap, fallbackName: string, hurt?: Damage): Lowered {
   const nodes: AnyNodeIR[] = [];
   const diagnostics: Diagnostic[] = [];
-  /** Each finished block's output node, and where the block is written. */
-  const blockOutputs = new Map<string, AnyNodeIR>();
+  const unknown = new Map<string, { span: Span; input: string }>();
+  const damaged = new Set<string>();
+  /** Each finished block's output (a node name, or an unknown one), and where the block is written. */
+  const blockOutputs = new Map<string, string>();
   const blockSpans = new Map<string, Span>();
   let previous: string = GRAPH_INPUT;
-  const push = (n: AnyNodeIR) => {
-    nodes.push(n);
-    previous = n.name;
+  const push = (n: AnyNodeIR | undefined, name: string, span: Span, itemKey: string) => {
+    if (n) {
+      nodes.push(n);
+      if (hurt?.items.has(itemKey)) damaged.add(n.name);
+    } else unknown.set(name, { span, input: previous });
+    previous = name;
   };
   const layers = Array.isArray(value.layers) ? value.layers : [];
+  /** Duplicate block names (E0107) are not lowered: their nodes' names would clash. */
+  const duplicate = new Set<number>();
   layers.forEach((item, i) => {
     const block = blockItem(item, i);
-    if (block)
+    if (!block) return;
+    if (blockSpans.has(block.name)) duplicate.add(i);
+    else
       blockSpans.set(block.name, source.key(["layers", i], block.name) ?? source.at(["layers", i]));
   });
   layers.forEach((item, i) => {
     const block = blockItem(item, i);
+    const at = source.at(["layers", i]);
     if (!block) {
-      push(node(item, String(i), undefined, source.at(["layers", i]), [previous]));
+      const name = String(i);
+      push(node(item, name, undefined, at, [previous], hurt?.items.get(name)), name, at, name);
+      return;
+    }
+    if (duplicate.has(i) || hurt?.items.get(String(i))?.whole) {
+      const name = `${block.name}#${i}`;
+      push(undefined, name, source.key(["layers", i], block.name) ?? at, String(i));
       return;
     }
     block.layers.forEach((layer, j) => {
-      push(
-        node(layer, `${block.name}.${j}`, block.name, source.at([...block.path, j]), [previous]),
-      );
+      const name = `${block.name}.${j}`;
+      const span = source.at([...block.path, j]);
+      const key = `${i}/${j}`;
+      push(node(layer, name, block.name, span, [previous], hurt?.items.get(key)), name, span, key);
     });
     const combine = block.combine;
-    if (combine) {
-      const op = opDef(combine.kind);
-      const span = source.at(combine.path);
-      const from = blockOutputs.get(combine.from);
-      if (!from) {
+    const brokenForm = hurt?.blocks.has(i) ?? false;
+    if (combine || brokenForm) {
+      const kind = combine?.kind ?? "add";
+      // A broken block form is reported on the block, an unknown name on its `add:` value.
+      const span = combine && !brokenForm ? source.at(combine.path) : at;
+      const name = `${block.name}.${kind}`;
+      const from = combine && blockOutputs.get(combine.from);
+      if (combine && !brokenForm && from === undefined) {
+        const op = opDef(combine.kind);
         diagnostics.push(
           unknownBlock(
             op.verb ?? combine.kind,
@@ -192,25 +243,24 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowe
             blockOutputs,
           ),
         );
+      }
+      if (!combine || brokenForm || from === undefined) {
+        push(undefined, name, span, String(i));
       } else {
+        const op = opDef(combine.kind);
         const attrs = op.normalize({ [combine.kind]: combine.from });
         const inputs = (op.operands ?? ["own", "earlier"]).map((o) =>
-          o === "own" ? previous : from.name,
+          o === "own" ? previous : from,
         );
         push(
-          analysisless(
-            `${block.name}.${combine.kind}`,
-            combine.kind,
-            attrs,
-            block.name,
-            span,
-            inputs,
-          ),
+          analysisless(name, combine.kind, attrs, block.name, span, inputs),
+          name,
+          span,
+          String(i),
         );
       }
     }
-    const last = nodes.at(-1);
-    if (last) blockOutputs.set(block.name, last);
+    blockOutputs.set(block.name, previous);
   });
 
   const input = obj(value.input);
@@ -227,6 +277,9 @@ export function lower(value: Raw, source: SourceMap, fallbackName: string): Lowe
     train: lowerTrain(obj(value.train), source),
     data: lowerData(value.data, source),
     diagnostics,
+    unknown,
+    damaged,
+    output: previous,
   };
 }
 
@@ -237,7 +290,7 @@ function unknownBlock(
   block: string,
   span: Span,
   spans: Map<string, Span>,
-  outputs: Map<string, AnyNodeIR>,
+  outputs: Map<string, string>,
 ): Diagnostic {
   const at = spans.get(name);
   const earlier = [...outputs.keys()];

@@ -3,6 +3,7 @@
 // (the `if` behind every layer, every failing branch of an `anyOf`) is collapsed first.
 import type { ErrorObject } from "ajv";
 import { type Code, error } from "./codes.js";
+import { datasetDef, isDatasetName } from "./datasets.js";
 import type { Diagnostic } from "./diagnostics.js";
 import type { OpKind } from "./ir.js";
 import { BLOCK_KINDS, isBare, LAYER_KINDS, OPS } from "./ops.js";
@@ -201,6 +202,24 @@ function unknownLayer(name: string): string {
   return `unknown layer type \`${name}\`${didYouMean(name, LAYER_KINDS)} (known: ${layerList()})`;
 }
 
+/**
+ * What to write for a required top-level field: the spec's dataset's values where the table knows
+ * them (MNIST's by default), so the line can be copied as it is.
+ */
+function whatToWrite(field: string, value: unknown): string {
+  const named = (get(value, ["data", "dataset"]) as unknown) ?? "mnist";
+  const def = typeof named === "string" && isDatasetName(named) ? datasetDef(named) : undefined;
+  if (field === "input") {
+    const { channels, height, width } = def?.shape ?? { channels: 1, height: 28, width: 28 };
+    return `: write \`input: { channels: ${channels}, height: ${height}, width: ${width} }\` (one image, PyTorch's [C, H, W])`;
+  }
+  if (field === "classes") {
+    return `: write \`classes: ${def?.classNames?.length ?? 10}\` (the number of classes the model tells apart)`;
+  }
+  if (field === "layers") return ": write `layers:` with the network's layers in order";
+  return "";
+}
+
 function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic | undefined {
   const written = segments(e.instancePath);
   const path = listForm(value, written);
@@ -259,7 +278,8 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
       const s = subject(value, path);
       const owner = s.field !== undefined ? `${s.owner}: \`${s.field}\`` : s.owner;
       const name = path.length === 0 || inLayers ? owner : path.join(".");
-      return make("E0102", `${name}: missing field \`${field}\``);
+      const write = path.length === 0 ? whatToWrite(field, value) : "";
+      return make("E0102", `${name}: missing field \`${field}\`${write}`);
     }
     case "additionalProperties": {
       const field = String(e.params.additionalProperty);
@@ -383,4 +403,87 @@ function describe(e: ErrorObject, value: unknown, source: SourceMap): Diagnostic
     default:
       return make("E0104", `${about(value, path)} ${e.message ?? "is invalid"}`);
   }
+}
+
+/**
+ * What the schema errors break, for the stages after it (so one part's mistake does not hide the
+ * others'): top-level fields missing or wrong, and per layer item (`i`, or `i/j` inside block i)
+ * whether it is broken as a whole, which of its attributes have bad values, which are unknown.
+ */
+export interface Damage {
+  /** Top-level fields that are absent (`input`, `classes`, `layers`). */
+  missing: Set<string>;
+  /** Top-level fields whose value has an error (`input`, `data`, `layers` itself, ...). */
+  sections: Set<string>;
+  items: Map<string, ItemDamage>;
+  /** Top-level items that are blocks whose combination (`add:` ...) is broken. */
+  blocks: Set<number>;
+}
+
+export interface ItemDamage {
+  /** Not a layer at all (unknown kind, malformed item, missing required attribute). */
+  whole: boolean;
+  /** Attributes with a bad value. */
+  values: Set<string>;
+  /** Attributes the op does not have. */
+  unknown: Set<string>;
+}
+
+export function damage(errors: ErrorObject[], value: unknown): Damage {
+  const result: Damage = {
+    missing: new Set(),
+    sections: new Set(),
+    items: new Map(),
+    blocks: new Set(),
+  };
+  const item = (key: string): ItemDamage => {
+    let d = result.items.get(key);
+    if (!d) {
+      d = { whole: false, values: new Set(), unknown: new Set() };
+      result.items.set(key, d);
+    }
+    return d;
+  };
+  /** A layer item's error, `rest` the path below the item: [kind, attr, ...]. */
+  const layer = (key: string, it: unknown, rest: Path, e: ErrorObject) => {
+    const kind = typeof it === "string" ? it : onlyKey(it);
+    const d = item(key);
+    if (kind === undefined || !isOp(kind)) d.whole = true;
+    else if (rest.length >= 2) d.values.add(String(rest[1]));
+    else if (rest.length === 1 && e.keyword === "additionalProperties")
+      d.unknown.add(String(e.params.additionalProperty));
+    else d.whole = true;
+  };
+  for (const e of collapseAnyOf(errors)) {
+    if (e.keyword === "if" || e.keyword === "const") continue;
+    if (e.keyword === "pattern" && e.propertyName !== undefined) continue;
+    const path = listForm(value, segments(e.instancePath));
+    if (path.length === 0) {
+      if (e.keyword === "required") result.missing.add(String(e.params.missingProperty));
+      else if (e.keyword !== "additionalProperties") result.sections.add("spec");
+      continue;
+    }
+    const [section, index, , inner] = path;
+    if (section !== "layers" || path.length === 1) {
+      result.sections.add(String(section));
+      continue;
+    }
+    const i = Number(index);
+    const it = get(value, ["layers", i]);
+    const key = typeof it === "string" ? it : onlyKey(it);
+    if (typeof it === "string" || (key !== undefined && isOp(key))) {
+      layer(String(i), it, path.slice(2), e);
+      continue;
+    }
+    const block = key === undefined ? undefined : get(value, ["layers", i, key]);
+    if (!Array.isArray(block) && !isBlockForm(block)) {
+      item(String(i)).whole = true;
+    } else if (path.length >= 4 && /^\d+$/.test(String(inner))) {
+      layer(`${i}/${inner}`, get(value, path.slice(0, 4)), path.slice(4), e);
+    } else if (!(path.length === 3 && e.keyword === "additionalProperties")) {
+      // The block's own form (`add:`, two block ops, no layers): its output is unknown.
+      result.blocks.add(i);
+    }
+  }
+  return result;
 }

@@ -5,7 +5,7 @@ Not part of CI: it needs Debian's python3-torch, python3-torchvision, python3-on
 which are allowed for reference checks and benchmarks only, never as a runtime dependency of mnistc.
 Run it from the repository root after `npm run build`:
 
-    /usr/bin/python3 tools/torch-reference/check.py [--bench] [--only data|specs]
+    /usr/bin/python3 tools/torch-reference/check.py [--bench] [--only data|specs|summary]
                                                                   (npm run ref:torch)
 
 Checks (one PASS/FAIL line each; exit 1 on any failure):
@@ -28,6 +28,12 @@ Checks (one PASS/FAIL line each; exit 1 on any failure):
      beside it. Max-pool winners and ReLU signs within NEAR_TIE (1e-5 of the tensor's max |value|)
      of a tie in float64 are taken from the compiled step (run_step.mjs reports them); any other
      choice that differs from float64's fails.
+  1b. `mnistc params --json` of step4, every spec in specs/, every-op.yaml and rgb.yaml: total and
+     trainable parameters and the memory estimate (input, forward/backward pass, params, total MB)
+     equal, as doubles, to torchsummary's formula (sksq96/pytorch-summary's summary_string,
+     reproduced here: torchsummary is not installed) applied by forward hooks to the model.py of
+     `mnistc compile --target pytorch`, at the spec's batch size and at batch 1.
+     (`--only summary` runs these alone.)
   4. INFO: the seed's Net at batch 1 fails in PyTorch (x.squeeze() then log_softmax(dim=1)).
   5. Data: mnistc's loaders (loadDataset, through dump_data.mjs) against torchvision's datasets on
      the same files:
@@ -465,6 +471,88 @@ def check_seed_params(report):
                  f"PyTorch {trainable}, mnistc {totals['trainable']}, expected {SEED_TRAINABLE}")
     report.check(stats == SEED_BUFFERS == totals["buffers"], "step4 running-stat values",
                  f"PyTorch {stats}, mnistc {totals['buffers']}, expected {SEED_BUFFERS}")
+
+
+# torchsummary (sksq96/pytorch-summary, torchsummary.py) is not installed: its arithmetic, as its
+# summary_string does it, on forward hooks of the emitted model.py's modules.
+def torchsummary_figures(model, input_size, batch_size):
+    """(total params, trainable params, input MB, forward/backward MB, params MB, total MB) as
+    torchsummary computes them: a hook on every module but nn.Sequential/nn.ModuleList (the root
+    included) records its output shape with the batch size and its weight and bias sizes."""
+    layers = []
+    hooks = []
+
+    def register_hook(module):
+        def hook(module, inputs, output):
+            shape = list(output.size())
+            shape[0] = batch_size
+            params = 0
+            trainable = None
+            if hasattr(module, "weight") and hasattr(module.weight, "size"):
+                params += int(torch.prod(torch.LongTensor(list(module.weight.size()))))
+                trainable = module.weight.requires_grad
+            if hasattr(module, "bias") and hasattr(module.bias, "size"):
+                params += int(torch.prod(torch.LongTensor(list(module.bias.size()))))
+            layers.append((shape, params, trainable))
+
+        if not isinstance(module, (nn.Sequential, nn.ModuleList)):
+            hooks.append(module.register_forward_hook(hook))
+
+    model.apply(register_hook)
+    with torch.no_grad():
+        model(torch.rand(2, *input_size))  # batch 2 for batch norm, as torchsummary
+    for h in hooks:
+        h.remove()
+    total_params = sum(p for _, p, _ in layers)
+    trainable_params = sum(p for _, p, t in layers if t)
+    total_output = sum(np.prod(shape) for shape, _, _ in layers)
+    total_input_size = abs(np.prod(input_size) * batch_size * 4. / (1024 ** 2.))
+    total_output_size = abs(2. * total_output * 4. / (1024 ** 2.))
+    total_params_size = abs(total_params * 4. / (1024 ** 2.))
+    total_size = total_params_size + total_output_size + total_input_size
+    return (total_params, trainable_params, total_input_size, total_output_size,
+            total_params_size, total_size)
+
+
+def load_model_py(path, name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_summary(report, spec_paths, tmp, batches=(None, 1)):
+    """`mnistc params --json`'s totals and memory figures against torchsummary's arithmetic on
+    the model.py `mnistc compile --target pytorch` emits, at the spec's batch size and at 1."""
+    for i, path in enumerate(spec_paths):
+        name = os.path.splitext(os.path.basename(path))[0]
+        out = os.path.join(tmp, f"summary-{i}")
+        res = run(["node", CLI, "compile", path, "--target", "pytorch", "-o", out])
+        if res.returncode != 0:
+            report.check(False, f"{name}: compile --target pytorch", res.stderr.strip())
+            continue
+        model = load_model_py(os.path.join(out, "model.py"), f"mnistc_summary_{i}").Net()
+        for batch in batches:
+            args = ["node", CLI, "params", path, "--json"]
+            if batch is not None:
+                args += ["--batch-size", str(batch)]
+            res = run(args)
+            if res.returncode != 0:
+                report.check(False, f"{name}: params --json", res.stderr.strip())
+                continue
+            got = json.loads(res.stdout)
+            memory = got["memory"]
+            theirs = torchsummary_figures(model, tuple(got["input"]), memory["batchSize"])
+            ours = (got["totals"]["total"], got["totals"]["trainable"], memory["inputMB"],
+                    memory["forwardBackwardMB"], memory["paramsMB"], memory["totalMB"])
+            printed = ["%0.2f" % v for v in theirs[2:]]
+            report.check(ours == theirs, f"{name}: params --json == torchsummary on model.py, "
+                         f"batch {memory['batchSize']}",
+                         f"total/trainable {ours[0]:,}/{ours[1]:,}; input, forward/backward, "
+                         f"params, total (MB) {', '.join(printed)}" if ours == theirs
+                         else f"mnistc {ours}, torchsummary {theirs}")
 
 
 def bn_eps_mismatches(model, module):
@@ -1167,8 +1255,20 @@ def bench():
           f"{len(times)} steps (min {min(times):.3f}, max {max(times):.3f})", flush=True)
 
 
+def summary_specs():
+    """step4 (the issue's case), every shipped spec and every-op.yaml (layers outside blocks)."""
+    specs_dir = os.path.join(ROOT, "specs")
+    step4 = os.path.join(specs_dir, "step4.yaml")
+    others = [os.path.join(specs_dir, f) for f in sorted(os.listdir(specs_dir))
+              if f.endswith((".yaml", ".yml")) and f != "step4.yaml"]
+    good = os.path.join(ROOT, "test", "fixtures", "specs", "good")
+    return [step4, *others, os.path.join(good, "every-op.yaml"), os.path.join(good, "rgb.yaml")]
+
+
 def check_specs(report):
     check_seed_params(report)
+    with tempfile.TemporaryDirectory(prefix="mnistc-torchref-summary-") as tmp:
+        check_summary(report, summary_specs(), tmp)
     images = read_idx_images("t10k-images-idx3-ubyte")
     labels = read_idx_labels("t10k-labels-idx1-ubyte")
     specs_dir = os.path.join(ROOT, "specs")
@@ -1196,8 +1296,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench", action="store_true",
                         help="also time a PyTorch training step (once)")
-    parser.add_argument("--only", choices=("data", "specs"),
-                        help="run only the data checks, or only the seed and spec checks")
+    parser.add_argument("--only", choices=("data", "specs", "summary"),
+                        help="run only the data checks, the seed and spec checks, or the "
+                             "params --json vs torchsummary checks")
     args = parser.parse_args()
     if not os.path.exists(CLI):
         print(f"FAIL  {CLI} missing: run `npm run build` first", flush=True)
@@ -1208,9 +1309,12 @@ def main():
     report.info("versions",
                 f"torch {torch.__version__}, onnx {onnx.__version__}, tolerance {TOLERANCE:g}")
 
-    if args.only != "data":
+    if args.only == "summary":
+        with tempfile.TemporaryDirectory(prefix="mnistc-torchref-summary-") as tmp:
+            check_summary(report, summary_specs(), tmp)
+    elif args.only != "data":
         check_specs(report)
-    if args.only != "specs":
+    if args.only not in ("specs", "summary"):
         import PIL
         import torchvision
 
