@@ -4,12 +4,14 @@
 // side by side when Debian's python3-torch is installed, PyTorch eager on the seed's own Net with
 // the same weights. The best mnistc figure over PyTorch's best is the ratio reported. Beside them,
 // the engine's ceiling on this machine: onnxruntime's own 1024³ MatMul in multiply-adds a second,
-// and what that rate would allow for step4's multiply-adds per image.
+// and what that rate would allow for step4's multiply-adds per image. The int8 rows are the same
+// model quantized as `mnistc quantize` does (static QDQ, min-max on 1,000 training images).
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
+import { quantizeBytes } from "../src/cli/quantize.js";
 import { compileSpec } from "../src/compiler/index.js";
 import {
   encodeModel,
@@ -21,6 +23,7 @@ import {
 import { packagePath } from "../src/paths.js";
 import { loadMnist } from "../src/runtime/data/mnist.js";
 import { DigitModel } from "../src/runtime/inference/onnx-model.js";
+import { readRegularFile } from "../src/util/files.js";
 import { median } from "./stats.js";
 
 const BATCHES = [64, 128, 256, 500, 1000, 2000];
@@ -77,29 +80,37 @@ async function main(): Promise<void> {
   const file = packagePath("models", "step4.onnx");
   const test = loadMnist({ trainLimit: 0 }).test;
   const rows: Row[] = [];
+  const fp32 = readRegularFile(file, { maxBytes: 1 << 26, what: "an ONNX file" });
+  const int8 = (await quantizeBytes(fp32, file, { calibrate: 1000, method: "minmax" })).bytes;
+  const variants = [
+    { what: "mnistc fp32 (onnxruntime-node)", bytes: fp32 },
+    { what: "mnistc int8 (onnxruntime-node)", bytes: int8 },
+  ];
   for (const threads of THREADS) {
-    const model = await DigitModel.load(file, { threads });
-    const images = model.normalize(test.images, test.count);
-    const pixels = images.length / test.count;
-    for (const batch of BATCHES) {
-      const rates: number[] = [];
-      for (let r = 0; r < repeats + 1; r++) {
-        const started = performance.now();
-        for (let start = 0; start < test.count; start += batch) {
-          const n = Math.min(batch, test.count - start);
-          await model.predictBatch(images.subarray(start * pixels, (start + n) * pixels), n);
+    for (const variant of variants) {
+      const model = await DigitModel.fromBytes(variant.bytes, variant.what, { threads });
+      const images = model.normalize(test.images, test.count);
+      const pixels = images.length / test.count;
+      for (const batch of BATCHES) {
+        const rates: number[] = [];
+        for (let r = 0; r < repeats + 1; r++) {
+          const started = performance.now();
+          for (let start = 0; start < test.count; start += batch) {
+            const n = Math.min(batch, test.count - start);
+            await model.predictBatch(images.subarray(start * pixels, (start + n) * pixels), n);
+          }
+          // The first pass warms the session up.
+          if (r > 0) rates.push((test.count * 1000) / (performance.now() - started));
         }
-        // The first pass warms the session up.
-        if (r > 0) rates.push((test.count * 1000) / (performance.now() - started));
+        rows.push({
+          what: variant.what,
+          threads,
+          batch,
+          imagesPerSecond: Math.round(median(rates)),
+        });
       }
-      rows.push({
-        what: "mnistc (onnxruntime-node)",
-        threads,
-        batch,
-        imagesPerSecond: Math.round(median(rates)),
-      });
+      await model.release();
     }
-    await model.release();
   }
   const script = packagePath("tools", "torch-reference", "bench_infer.py");
   const torch = spawnSync(
@@ -116,7 +127,8 @@ async function main(): Promise<void> {
     rows
       .filter((r) => r.what.startsWith(prefix))
       .reduce((m, r) => Math.max(m, r.imagesPerSecond), 0);
-  const ours = best("mnistc");
+  const ours = best("mnistc fp32");
+  const ours8 = best("mnistc int8");
   const theirs = best("PyTorch");
   const compiled = compileSpec(
     readFileSync(packagePath("specs", "step4.yaml"), "utf8"),
@@ -141,6 +153,8 @@ async function main(): Promise<void> {
     cores: cpus().length,
     rows,
     bestMnistc: ours,
+    bestMnistcInt8: ours8,
+    int8OverFp32: Math.round((ours8 / ours) * 100) / 100,
     bestPyTorch: theirs || null,
     ratio: theirs ? Math.round((ours / theirs) * 100) / 100 : null,
     macsPerImage,
@@ -153,14 +167,14 @@ async function main(): Promise<void> {
   }
   const lines = [
     `step4 inference, ${test.count} test images, median of ${repeats} passes (load average ${result.loadAverage} on ${result.cores} cores)`,
-    `${"".padEnd(28)} ${"threads".padStart(7)} ${"batch".padStart(6)} ${"images/s".padStart(9)}`,
+    `${"".padEnd(32)} ${"threads".padStart(7)} ${"batch".padStart(6)} ${"images/s".padStart(9)}`,
     ...rows.map(
       (r) =>
-        `${r.what.padEnd(28)} ${String(r.threads).padStart(7)} ${String(r.batch).padStart(6)} ${String(r.imagesPerSecond).padStart(9)}`,
+        `${r.what.padEnd(32)} ${String(r.threads).padStart(7)} ${String(r.batch).padStart(6)} ${String(r.imagesPerSecond).padStart(9)}`,
     ),
     theirs
-      ? `best: mnistc ${ours} images/s, PyTorch eager ${theirs}: ${result.ratio}x`
-      : `best: mnistc ${ours} images/s (PyTorch not installed: /usr/bin/python3 cannot import torch)`,
+      ? `best: mnistc ${ours} images/s, PyTorch eager ${theirs}: ${result.ratio}x; mnistc int8 ${ours8} images/s, ${result.int8OverFp32}x fp32`
+      : `best: mnistc ${ours} images/s, int8 ${ours8} (${result.int8OverFp32}x; PyTorch not installed: /usr/bin/python3 cannot import torch)`,
     `the engine's ceiling: step4 is ${(macsPerImage / 1e6).toFixed(2)} M multiply-adds an image, so mnistc's best is ${(result.mnistcMacsPerSecond / 1e9).toFixed(1)} G a second;`,
     ...ceiling.map(
       (c) =>
