@@ -174,6 +174,11 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
     const { emitOptuna } = await import("./sweep-optuna.js");
     return emitOptuna(sweep, file, opts);
   }
+  if (opts.out !== undefined || opts.storage !== undefined) {
+    throw new UserError(
+      "-o and --storage are for --target optuna; a local sweep records in sweeps/NAME/",
+    );
+  }
   const dir = join(dirname(file), sweep.name);
   const state = openState(sweep, dir, file);
   const jobs = opts.jobs ?? availableParallelism();
