@@ -1,12 +1,12 @@
 // The sweep file and the decisions a sweep makes, table-driven: parsing and its located errors,
 // spec paths, candidate specs, the grid, random and TPE samplers, constraints and early stopping.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { formatDiagnostic } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
-import { type Dim, gridSize, parseSweep, type Sweep } from "../src/sweep/file.js";
+import { type Dim, gridSize, parseSweep, SWEEP_SCHEMA, type Sweep } from "../src/sweep/file.js";
 import { candidateText, gridPoint, randomPoint, resolveSpecPath } from "../src/sweep/space.js";
 import { parzen, parzenDensity, tpePoint } from "../src/sweep/tpe.js";
 import {
@@ -317,4 +317,15 @@ test("the leaderboard ranks finished trials and lists the rejected with their di
   assert.match(page, /\| 2 \| \[t001\]/);
   assert.match(page, /## Rejected by the compiler \(1, never trained\)/);
   assert.match(page, /t002.*E0301: over \/ c.yaml:1:1: note: here/);
+});
+
+test("schema/sweep.schema.json is SWEEP_SCHEMA (editors validate sweep files with it)", () => {
+  const file = packagePath("schema", "sweep.schema.json");
+  const text = `${JSON.stringify({ $schema: "http://json-schema.org/draft-07/schema#", title: "mnistc sweep file", ...SWEEP_SCHEMA }, null, 2)}\n`;
+  if (process.env.UPDATE_GOLDEN === "1" && process.env.CI !== "true") writeFileSync(file, text);
+  assert.equal(
+    readFileSync(file, "utf8"),
+    text,
+    "run the tests with UPDATE_GOLDEN=1 to regenerate it",
+  );
 });

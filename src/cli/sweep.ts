@@ -16,6 +16,7 @@ import { formatDiagnostic } from "../compiler/format.js";
 import { nameProblem } from "../compiler/names.js";
 import { readFailure, UserError } from "../errors.js";
 import type { RunMetrics } from "../runtime/train/metrics.js";
+import { formatDuration } from "../runtime/train/progress.js";
 import { type BaseSource, parseSweep, type Sweep } from "../sweep/file.js";
 import { candidateText, showValue } from "../sweep/space.js";
 import {
@@ -140,14 +141,6 @@ interface Active {
 
 const pct = (f: number | undefined) => (f === undefined ? "?" : `${(100 * f).toFixed(2)}%`);
 
-function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(m / 60)}h${m % 60}m`;
-}
-
 /** Reads a run's metrics.json (atomically replaced after each epoch), or undefined. */
 function readRunMetrics(dir: string): RunMetrics | undefined {
   const path = join(dir, "metrics.json");
@@ -212,7 +205,7 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
       : Number.NaN;
     const eta = (mean * runsLeft()) / Math.max(1, jobs);
     const rejected = state.trials.filter((t) => t.status === "rejected").length;
-    return `[${done}/${sweep.trials} done, ${rejected} rejected, ${active.length} running] best ${best ? `${best.id} ${pct(best.objective)}` : "-"}; ETA ${duration(eta)}`;
+    return `[${done}/${sweep.trials} done, ${rejected} rejected, ${active.length} running] best ${best ? `${best.id} ${pct(best.objective)}` : "-"}; ETA ${formatDuration(eta)}`;
   };
 
   /** The next run to start: a queued one, else a new trial's first (rejected proposals recorded). */
@@ -430,7 +423,7 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
   writeFileAtomic(join(dir, "curve.png"), await curvePng(points, { title }));
   const best = ranked(state)[0];
   log(
-    `sweep ${sweep.name} done in ${duration((Date.now() - started) / 1000)}: ${status()}; ${join(dir, "README.md")}`,
+    `sweep ${sweep.name} done in ${formatDuration((Date.now() - started) / 1000)}: ${status()}; ${join(dir, "README.md")}`,
   );
   if (opts.json) {
     process.stdout.write(
