@@ -6,8 +6,15 @@ import { test } from "node:test";
 import { parse } from "yaml";
 import { formatDiagnostic } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
-import { type Dim, gridSize, parseSweep, SWEEP_SCHEMA, type Sweep } from "../src/sweep/file.js";
-import { candidateText, gridPoint, randomPoint, resolveSpecPath } from "../src/sweep/space.js";
+import { parseSweep, SWEEP_SCHEMA, type Sweep } from "../src/sweep/file.js";
+import {
+  candidateText,
+  type Dim,
+  gridPoint,
+  gridSize,
+  randomPoint,
+  resolveSpecPath,
+} from "../src/sweep/space.js";
 import { parzen, parzenDensity, tpePoint } from "../src/sweep/tpe.js";
 import {
   checkCandidate,

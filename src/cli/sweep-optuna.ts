@@ -9,7 +9,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
 import { packagePath } from "../paths.js";
-import { dimValues, type Sweep } from "../sweep/file.js";
+import type { Sweep } from "../sweep/file.js";
+import { dimValues } from "../sweep/space.js";
 import { ensureDir, writeFileAtomic } from "../util/files.js";
 import type { SweepCliOptions } from "./sweep.js";
 

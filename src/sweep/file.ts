@@ -11,14 +11,7 @@ import { checkSpec } from "../compiler/index.js";
 import type { ModelIR } from "../compiler/ir.js";
 import { type Path, parse, type SourceMap } from "../compiler/parse.js";
 import { schemaDiagnostics } from "../compiler/schema-errors.js";
-import { resolveSpecPath } from "./space.js";
-
-export type Scalar = number | string | boolean;
-
-/** One dimension of the search space, keyed by its spec path (`layers.conv1.conv.out`). */
-export type Dim =
-  | { path: string; at: Path; kind: "choice"; values: Scalar[] }
-  | { path: string; at: Path; kind: "int" | "uniform" | "loguniform"; low: number; high: number };
+import { type Dim, gridSize, resolveSpecPath, type Scalar } from "./space.js";
 
 export type SamplerKind = "grid" | "random" | "tpe";
 
@@ -301,18 +294,6 @@ export function parseSweep(
     };
   }
   return { sweep, diagnostics: [] };
-}
-
-/** Number of points of a grid (choices times int ranges). */
-export function gridSize(space: Dim[]): number {
-  return space.reduce((n, d) => n * dimValues(d).length, 1);
-}
-
-/** The values of a discrete dimension, in order (an int range, every integer in it). */
-export function dimValues(d: Dim): Scalar[] {
-  if (d.kind === "choice") return d.values;
-  if (d.kind === "int") return Array.from({ length: d.high - d.low + 1 }, (_, i) => d.low + i);
-  throw new Error(`dimValues: ${d.kind} is continuous`);
 }
 
 interface RawSweep {

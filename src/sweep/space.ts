@@ -4,7 +4,25 @@
 import { parseDocument } from "yaml";
 import type { Path } from "../compiler/parse.js";
 import { Rng } from "../util/rng.js";
-import type { Dim, Scalar } from "./file.js";
+
+export type Scalar = number | string | boolean;
+
+/** One dimension of the search space, keyed by its spec path (`layers.conv1.conv.out`). */
+export type Dim =
+  | { path: string; at: Path; kind: "choice"; values: Scalar[] }
+  | { path: string; at: Path; kind: "int" | "uniform" | "loguniform"; low: number; high: number };
+
+/** Number of points of a grid (choices times int ranges). */
+export function gridSize(space: Dim[]): number {
+  return space.reduce((n, d) => n * dimValues(d).length, 1);
+}
+
+/** The values of a discrete dimension, in order (an int range, every integer in it). */
+export function dimValues(d: Dim): Scalar[] {
+  if (d.kind === "choice") return d.values;
+  if (d.kind === "int") return Array.from({ length: d.high - d.low + 1 }, (_, i) => d.low + i);
+  throw new Error(`dimValues: ${d.kind} is continuous`);
+}
 
 /** A point of the space: a value per dimension path. */
 export type Params = Record<string, Scalar>;

@@ -6,8 +6,7 @@
 // Written here because no npm package offers it as a proposal from a record (ask, not a loop that
 // runs the objective itself), which a sweep of child processes that resumes after a kill needs.
 import type { Rng } from "../util/rng.js";
-import type { Dim, Scalar } from "./file.js";
-import { drawPrior, type Params } from "./space.js";
+import { type Dim, drawPrior, type Params, type Scalar } from "./space.js";
 
 export interface Observation {
   params: Params;

@@ -4,8 +4,16 @@
 import { error } from "../compiler/codes.js";
 import type { Diagnostic } from "../compiler/diagnostics.js";
 import { checkSpec } from "../compiler/index.js";
-import { dimValues, type EarlyStop, gridSize, type Sweep } from "./file.js";
-import { gridPoint, type Params, proposalRng, randomPoint, showValue } from "./space.js";
+import type { EarlyStop, Sweep } from "./file.js";
+import {
+  dimValues,
+  gridPoint,
+  gridSize,
+  type Params,
+  proposalRng,
+  randomPoint,
+  showValue,
+} from "./space.js";
 import { type Observation, tpePoint } from "./tpe.js";
 
 export type RunStatus = "queued" | "running" | "done" | "pruned" | "failed";
