@@ -358,7 +358,13 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
           return;
         }
         if (code === 0) {
-          const m = (JSON.parse(stdout) as RunMetrics | undefined) ?? readRunMetrics(out);
+          // --json's metrics on stdout; the run folder's metrics.json if stdout was cut short.
+          let m: RunMetrics | undefined;
+          try {
+            m = JSON.parse(stdout) as RunMetrics;
+          } catch {
+            m = readRunMetrics(out);
+          }
           if (!m) throw new Error(`${out}: no metrics after a finished run`);
           run.valAccuracy = valAccuracies(m, run.out);
           run.metric = runMetric(run.valAccuracy, sweep.metric.last);
