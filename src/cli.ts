@@ -150,6 +150,29 @@ train.action((spec: string, opts) =>
 );
 
 program
+  .command("sweep")
+  .description(
+    "search a space of specs and recipes on a validation split: trials as `mnistc train --val` children, a leaderboard and a curve (see README: Sweeps)",
+  )
+  .argument("<file>", "sweep file (sweeps/NAME.yaml); records go to sweeps/NAME/")
+  .option("--jobs <n>", "trials at once, one thread each (default: every core)", positiveInt)
+  .addOption(
+    new Option("--target <name>", "local (run here) or optuna (emit an Optuna study into -o DIR)")
+      .choices(["local", "optuna"])
+      .default("local"),
+  )
+  .option("-o, --out <dir>", "with --target optuna: the folder to write the study into")
+  .option(
+    "--storage <url>",
+    "with --target optuna: the study's RDB storage URL (default: sqlite:///DIR/study.db)",
+  )
+  .option("--quiet", "print nothing but errors")
+  .option("--json", "print the sweep's record as JSON on stdout")
+  .action((file: string, opts) =>
+    run(async () => (await import("./cli/sweep.js")).sweepCommand(file, opts)),
+  );
+
+program
   .command("export")
   .description("export trained weights as an ONNX model, a Triton model repository or safetensors")
   .argument("<spec>", "spec file, or a shipped spec's name (step4)")

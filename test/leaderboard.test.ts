@@ -6,9 +6,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { packagePath } from "../src/paths.js";
+import { placeLabels } from "../src/runtime/report/curve.js";
 import {
   leaderboard,
-  placeLabels,
   RESULTS_DIR,
   readMetrics,
   readRows,

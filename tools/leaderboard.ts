@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { compileSpec } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
-import { fitToCanvas, svgToPng, vegaLiteSvg } from "../src/runtime/render/png.js";
+import { type CurvePoint, curvePng } from "../src/runtime/report/curve.js";
 import { heldOut, type RunMetrics } from "../src/runtime/train/metrics.js";
 
 /** docs/results/<folder>/run.json. */
@@ -233,15 +233,6 @@ export function tuningPage(runs: TuningRun[]): string {
   return lines.join("\n");
 }
 
-/** One point of the parameters-vs-accuracy curve. */
-export interface CurvePoint {
-  name: string;
-  parameters: number;
-  /** Mean of the last 3 epochs, in percent. */
-  accuracy: number;
-  split: "validation" | "test";
-}
-
 /** The validation runs and the full runs, as points: parameters against last-3 accuracy. */
 export function curvePoints(rows: Row[], runs: TuningRun[]): CurvePoint[] {
   const mean = (xs: number[]) => (100 * xs.reduce((a, b) => a + b, 0)) / xs.length;
@@ -258,77 +249,6 @@ export function curvePoints(rows: Row[], runs: TuningRun[]): CurvePoint[] {
     split: "test" as const,
   }));
   return [...tuning, ...full];
-}
-
-/** A point with its label: empty where it would cover another's. */
-export type LabelledPoint = CurvePoint & { label: string };
-
-/**
- * Labels that stay readable where runs crowd one parameter count (six sit at 7,034): full runs
- * first, then validation runs from the most accurate down, a label is drawn only if no label
- * already drawn within 15% of its parameters (a label's width) is within `gap` accuracy points;
- * two full runs that close share one label. The unlabelled points are still drawn; the table
- * names them.
- */
-export function placeLabels(points: CurvePoint[], gap = 0.022): LabelledPoint[] {
-  const order = [...points].sort(
-    (a, b) =>
-      Number(a.split === "validation") - Number(b.split === "validation") ||
-      b.accuracy - a.accuracy,
-  );
-  const labels = new Map<CurvePoint, string>();
-  for (const p of order) {
-    const near = [...labels.keys()].find(
-      (q) =>
-        Math.abs(Math.log(q.parameters / p.parameters)) < Math.log(1.15) &&
-        Math.abs(q.accuracy - p.accuracy) < gap,
-    );
-    if (!near) labels.set(p, p.name);
-    // A full run whose label would cover another full run's joins that label.
-    else if (p.split === "test" && near.split === "test")
-      labels.set(near, `${labels.get(near)}, ${p.name}`);
-  }
-  return points.map((p) => ({ ...p, label: labels.get(p) ?? "" }));
-}
-
-export async function curvePng(points: CurvePoint[]): Promise<Uint8Array> {
-  const svg = await vegaLiteSvg({
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: "Parameters against accuracy (mean of the last 3 epochs)",
-    background: "white",
-    padding: 16,
-    width: 720,
-    height: 420,
-    data: { values: placeLabels(points) },
-    encoding: {
-      x: {
-        field: "parameters",
-        type: "quantitative",
-        scale: { type: "log", domain: [3000, 20000] },
-        title: "trainable parameters (log scale)",
-      },
-      y: {
-        field: "accuracy",
-        type: "quantitative",
-        scale: { zero: false },
-        title: "accuracy, mean of the last 3 epochs (%)",
-      },
-      color: { field: "split", type: "nominal", title: "scored on" },
-    },
-    layer: [
-      { mark: { type: "point", filled: true, size: 70 } },
-      {
-        mark: { type: "text", dx: 6, align: "left", fontSize: 10 },
-        encoding: { text: { field: "label" } },
-      },
-      {
-        data: { values: [{ y: 99.4 }] },
-        mark: { type: "rule", strokeDash: [4, 4], color: "#888" },
-        encoding: { y: { field: "y", type: "quantitative" }, color: { value: "#888" } },
-      },
-    ],
-  });
-  return svgToPng(fitToCanvas(svg, 960, 560));
 }
 
 export function readMetrics(folder: string, dir = RESULTS_DIR): RunMetrics {
@@ -349,7 +269,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const runs = readTuningRuns();
     writeFileSync(page, tuningPage(runs));
     const curve = join(TUNING_DIR, "curve.png");
-    writeFileSync(curve, await curvePng(curvePoints(rows, runs)));
+    writeFileSync(
+      curve,
+      await curvePng(curvePoints(rows, runs), { domain: [3000, 20000], target: 99.4 }),
+    );
     written.push(page, curve);
   }
   process.stdout.write(`wrote ${written.join(", ")}\n`);

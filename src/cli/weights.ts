@@ -3,7 +3,7 @@
 // weights.bin, mapped to PyTorch's layout), or a safetensors file as the emitted train.py or any
 // PyTorch code writes it. PyTorch's names and layouts either way. What `compile --weights`,
 // `export --weights` and `eval --weights` read.
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { torchWeightsFromSafetensors } from "../backends/pytorch/weights.js";
 import { torchWeightsFromTfjs } from "../backends/tfjs/weights.js";
@@ -58,10 +58,15 @@ export function readSafetensorsWeights(path: string, ir: ModelIR, inCheckpoint =
   return mapped.weights;
 }
 
-/** A checkpoint directory's weights for `ir`, in PyTorch layout. */
+/**
+ * A checkpoint directory's weights for `ir`, in PyTorch layout: the averaged ones of a run with
+ * `train.ema` (what it evaluated), else the trained ones.
+ */
 export function readCheckpointWeights(dir: string, ir: ModelIR): WeightMap {
   if (checkpointFormat(dir) === "mnistc") {
-    const file = join(resolveCheckpointDir(dir), CHECKPOINT_FILES.weights);
+    const base = resolveCheckpointDir(dir);
+    const ema = join(base, CHECKPOINT_FILES.ema);
+    const file = existsSync(ema) ? ema : join(base, CHECKPOINT_FILES.weights);
     return readSafetensorsWeights(file, ir, true);
   }
   const { arrays } = readTfjsCheckpoint(dir);

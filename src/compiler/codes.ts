@@ -50,9 +50,24 @@ export const BACKEND_CODES = {
   W0904: "pytorch: train.py leaves out the spec's distillation (its teachers are ONNX models)",
 } as const;
 
-export type Code = keyof typeof CODES;
+/** What `mnistc sweep` reports about a sweep file (its YAML and schema errors use the codes above). */
+export const SWEEP_CODES = {
+  E1001: "sweep: a search-space path names nothing in the base spec",
+  E1002: "sweep: an empty or reversed range",
+  E1003: "sweep: the grid sampler over a continuous range",
+  E1004: "sweep: the base spec cannot be read or does not compile",
+  E1005: "sweep: over the MAC limit (constraints.max_macs)",
+} as const;
 
-export function error(code: Code, message: string, span: Span, notes: Note[] = []): Diagnostic {
+export type Code = keyof typeof CODES;
+export type SweepCode = keyof typeof SWEEP_CODES;
+
+export function error(
+  code: Code | SweepCode,
+  message: string,
+  span: Span,
+  notes: Note[] = [],
+): Diagnostic {
   return { code, severity: "error", message, span, notes };
 }
 

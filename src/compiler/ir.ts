@@ -195,6 +195,14 @@ export interface TrainIR {
    * 0: plain NLL. Evaluation always scores the plain NLL.
    */
   labelSmoothing: number;
+  /**
+   * An exponential moving average of the weights (absent: none), as PyTorch's
+   * `AveragedModel(model, avg_fn=lambda a, w, n: decay * a + (1 - decay) * w, use_buffers=True)`
+   * updated after every optimizer step: the first update copies the model, each later one averages
+   * parameters and buffers (batch norm's running statistics too). Evaluation, the exported model
+   * and `ema.safetensors` of a checkpoint are the averaged weights.
+   */
+  ema?: { decay: number };
   /** Knowledge distillation from trained models; absent: train on the targets alone. */
   distill?: DistillIR;
 }

@@ -390,6 +390,7 @@ function lowerTrain(raw: Raw, source: SourceMap): TrainIR {
     scheduler: lowerScheduler(raw.scheduler === undefined ? undefined : obj(raw.scheduler)),
     augment,
     labelSmoothing: num(raw.label_smoothing, 0),
+    ...(raw.ema !== undefined ? { ema: { decay: num(obj(raw.ema).decay, 0.999) } } : {}),
     ...(distill ? { distill } : {}),
   };
 }

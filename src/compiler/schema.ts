@@ -170,6 +170,21 @@ export function buildSchema(): JsonSchema {
             description:
               "train on (1-ε)·one-hot + ε/classes, as CrossEntropyLoss(label_smoothing=ε); default 0",
           },
+          ema: {
+            type: "object",
+            additionalProperties: false,
+            required: ["decay"],
+            description:
+              "an exponential moving average of the weights, evaluated and exported: torch.optim.swa_utils.AveragedModel(model, avg_fn=decay·avg + (1-decay)·w, use_buffers=True) updated after every optimizer step",
+            properties: {
+              decay: {
+                type: "number",
+                exclusiveMinimum: 0,
+                exclusiveMaximum: 1,
+                description: "weight of the average kept at each step (e.g. 0.999)",
+              },
+            },
+          },
           optimizer: tagged("default: { type: sgd, lr: 0.01, momentum: 0.9 } (the seed's)", {
             sgd: {
               properties: {

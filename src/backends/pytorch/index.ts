@@ -367,9 +367,10 @@ export function emitPytorch(ir: ModelIR): EmitResult {
     dataDir: dataDirLiteral(ir),
     install: py(datasetDef(ir.data.dataset).install ?? "pass --data DIR"),
     labelSmoothing: train.labelSmoothing > 0 ? py(train.labelSmoothing) : undefined,
+    emaDecay: train.ema ? py(train.ema.decay) : "None",
     optimizer: pyCall("    ", "optimizer = ", optimizer.name, optimizer.args),
     recipe: wrap(
-      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${augmentText(train.augment)}${train.labelSmoothing > 0 ? `, label smoothing ${train.labelSmoothing}` : ""}, seed ${train.seed}.${train.distill ? " The spec's distillation is left out (mnistc train does it)." : ""}`,
+      `The spec's recipe: ${train.epochs} epochs, batch ${train.batchSize}, ${optimizerText(train.optimizer)}, ${scheduler.text}, ${augmentText(train.augment)}${train.labelSmoothing > 0 ? `, label smoothing ${train.labelSmoothing}` : ""}${train.ema ? `, an EMA of the weights (decay ${train.ema.decay}) evaluated and saved` : ""}, seed ${train.seed}.${train.distill ? " The spec's distillation is left out (mnistc train does it)." : ""}`,
     ).join("\n"),
     scheduler: scheduler.code,
     perBatch: scheduler.perBatch,

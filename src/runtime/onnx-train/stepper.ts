@@ -97,6 +97,7 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
 
     const stepper: Stepper = {
       backend: `onnx (onnxruntime ${threads} thread${threads === 1 ? "" : "s"})`,
+      evaluatesOthers: true,
       trainable,
 
       async step(batch: Batch, hyper: StepHyper): Promise<StepResult> {
@@ -157,8 +158,8 @@ export function onnxStepper(options: OnnxStepperOptions): StepperFactory {
         };
       },
 
-      async evaluate(split, norm) {
-        const { weights } = await stepper.state();
+      async evaluate(split, norm, given) {
+        const weights = given ?? (await stepper.state()).weights;
         const model = await DigitModel.fromBytes(options.evalGraph(weights), spec.name, {
           threads,
         });

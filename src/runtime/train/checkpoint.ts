@@ -49,6 +49,8 @@ const LEGACY_TFJS_VERSION = 1;
 export const CHECKPOINT_FILES = {
   weights: "weights.safetensors",
   optimizer: "optimizer.safetensors",
+  /** train.ema's averaged weights: what evaluation and export use (absent without train.ema). */
+  ema: "ema.safetensors",
   training: "training.json",
 } as const;
 
@@ -63,6 +65,8 @@ export interface TrainingRecord {
   options: RunOptions;
   optimizer: { type: OptimizerType; step: number };
   metrics: RunMetrics;
+  /** train.ema's decay and updates so far (its weights: ema.safetensors). */
+  ema?: { decay: number; updates: number };
   /** Format 1 only: the manifest of `optimizer.bin` (tfjs names `<weight>#<slot>`). */
   legacySlots?: WeightSpec[];
 }
@@ -202,7 +206,7 @@ function safetensorsOf(tensors: WeightMap, metadata: Record<string, string>): Ui
 
 /** Writes `state` as the checkpoint folder `dir`, atomically (see `writeDirAtomic`). */
 export function writeCheckpoint(dir: string, state: TrainingState): void {
-  const { weights, optimizer, dropout, ...rest } = state;
+  const { weights, optimizer, dropout, ema, ...rest } = state;
   const record = {
     version: CHECKPOINT_FORMAT_VERSION,
     spec: rest.spec,
@@ -212,8 +216,12 @@ export function writeCheckpoint(dir: string, state: TrainingState): void {
     optimizer: { type: optimizer.type, step: optimizer.step },
     options: rest.options,
     metrics: rest.metrics,
+    ...(ema ? { ema: { decay: ema.decay, updates: ema.updates } } : {}),
   };
   writeDirAtomic(dir, {
+    ...(ema
+      ? { [CHECKPOINT_FILES.ema]: safetensorsOf(ema.weights, { format: "pt", "mnistc.ema": "1" }) }
+      : {}),
     [CHECKPOINT_FILES.weights]: safetensorsOf(weights, { format: "pt", "mnistc.spec": state.spec }),
     [CHECKPOINT_FILES.optimizer]: safetensorsOf(optimizer.slots, {
       "mnistc.optimizer": optimizer.type,
@@ -405,7 +413,11 @@ export function readCheckpoint(dir: string, tfjsWeights: TfjsWeights): TrainingS
         };
   const optimizer = { ...record.optimizer, slots: tensors.slots };
   checkSlots(optimizer, tensors.weights, base);
-  return { ...rest, weights: tensors.weights, optimizer };
+  const { ema: emaRecord, ...others } = rest;
+  const ema = emaRecord
+    ? { ...emaRecord, weights: readSafetensorsFile(join(base, CHECKPOINT_FILES.ema)) }
+    : undefined;
+  return { ...others, weights: tensors.weights, optimizer, ...(ema ? { ema } : {}) };
 }
 
 const isPositiveInt = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
@@ -468,6 +480,13 @@ export function checkTrainingRecord(value: Record<string, unknown>, file: string
     fail("optimizer.step", "an integer >= 0");
   }
   const legacySlots = legacy ? checkWeightSpecs(opt.slots, file, "optimizer.slots") : undefined;
+  const ema = s.ema as Partial<NonNullable<TrainingRecord["ema"]>> | undefined;
+  if (ema !== undefined) {
+    if (!isFiniteNumber(ema.decay) || ema.decay <= 0 || ema.decay >= 1)
+      fail("ema.decay", "a number between 0 and 1");
+    if (!Number.isSafeInteger(ema.updates) || (ema.updates as number) < 0)
+      fail("ema.updates", "an integer >= 0");
+  }
   const epochs = (s.metrics as Partial<RunMetrics> | undefined)?.epochs;
   if (!Array.isArray(epochs)) fail("metrics.epochs", "a list of epoch records");
   for (const [i, e] of (epochs as unknown[]).entries()) {
@@ -497,6 +516,7 @@ export function checkTrainingRecord(value: Record<string, unknown>, file: string
     options: s.options,
     optimizer: { type: opt.type as OptimizerType, step: opt.step as number },
     metrics: s.metrics,
+    ...(ema ? { ema: { decay: ema.decay as number, updates: ema.updates as number } } : {}),
     ...(legacySlots ? { legacySlots } : {}),
   };
 }

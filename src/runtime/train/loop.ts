@@ -26,6 +26,7 @@ import {
   writeFileAtomic,
 } from "./checkpoint.js";
 import type { Teachers } from "./distill.js";
+import { WeightEma } from "./ema.js";
 import {
   type EpochMetrics,
   formatEpochSummary,
@@ -300,6 +301,18 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
       ...(resume ? { state: resume.state, source: resume.dir } : {}),
     });
     metrics.backend = stepper.backend;
+    const emaSpec = spec.train.ema;
+    if (emaSpec && !stepper.evaluatesOthers) {
+      throw new UserError(
+        `train.ema: the ${stepper.backend} backend cannot evaluate the averaged weights; train with --backend onnx`,
+      );
+    }
+    const saved = resume?.state.ema;
+    const ema = emaSpec
+      ? saved
+        ? WeightEma.from({ ...saved, decay: emaSpec.decay })
+        : new WeightEma(emaSpec.decay)
+      : undefined;
     if (resume) {
       metrics.epochs = resume.state.metrics.epochs.slice(0, resume.state.epoch);
       if (run.options.seed !== undefined && run.options.seed !== options.seed) {
@@ -357,6 +370,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
         const batch = assembler.fill(start, size, order, spec.train.augment, rng);
         if (teachers && distill) await teachers.teach(batch, distill.temperature);
         const { loss, correct } = await stepper.step(batch, hyper);
+        if (ema) ema.update((await stepper.state()).weights);
         if (!Number.isFinite(loss)) {
           throw new UserError(
             `epoch ${epoch}, batch ${b + 1}: the loss is ${loss}; lower the learning rate (--lr)`,
@@ -372,7 +386,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
         });
       }
       progress.endEpoch();
-      const result = await stepper.evaluate(held, norm);
+      const result = await stepper.evaluate(held, norm, ema?.weights);
       const record: EpochMetrics = {
         epoch,
         trainLoss: running.loss,
@@ -384,7 +398,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
         seconds: (Date.now() - started) / 1000,
       };
       metrics.epochs.push(record);
-      await writeOutputs(out, metrics, stepper, rng, epoch);
+      await writeOutputs(out, metrics, stepper, rng, epoch, ema);
       progress.log(formatEpochSummary(record, options.epochs));
       run.onEpoch?.(record);
     }
@@ -404,10 +418,12 @@ async function writeOutputs(
   stepper: Stepper,
   rng: Rng,
   epoch: number,
+  ema: WeightEma | undefined,
 ): Promise<void> {
   ensureDir(out);
   writeCheckpoint(join(out, "checkpoint"), {
     ...(await stepper.state()),
+    ...(ema ? { ema: { decay: ema.decay, updates: ema.updates, weights: ema.weights } } : {}),
     spec: metrics.spec,
     epoch,
     rng: rng.state(),

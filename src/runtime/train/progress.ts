@@ -20,7 +20,8 @@ export interface ProgressOptions {
   intervalSeconds?: number;
 }
 
-function formatDuration(seconds: number): string {
+/** `42s`, `3m07s`, `1h05m`; `?` for an unknown time. */
+export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;

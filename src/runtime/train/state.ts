@@ -8,6 +8,7 @@ import type { WeightMap } from "../../compiler/ir.js";
 import { UserError } from "../../errors.js";
 import type { Layout } from "../../formats/tfjs-layout.js";
 import type { RngState } from "../../util/rng.js";
+import type { EmaState } from "./ema.js";
 import type { RunMetrics, RunOptions } from "./metrics.js";
 
 export type OptimizerType = "sgd" | "adam";
@@ -47,6 +48,8 @@ export interface TrainingState extends ModelState {
   rng: RngState;
   options: RunOptions;
   metrics: RunMetrics;
+  /** `train.ema`'s average (absent without it). */
+  ema?: EmaState;
 }
 
 /**

@@ -2,7 +2,7 @@
 // log-softmax output, backward, optimizer update: the tfjs backend's `trainStep`, which
 // `npm run bench:train` times too. And what every backend's stepper is to the training loop.
 import type * as tfNs from "@tensorflow/tfjs";
-import type { DistillIR, InputIR } from "../../compiler/ir.js";
+import type { DistillIR, InputIR, WeightMap } from "../../compiler/ir.js";
 import type { Batch, Normalization } from "../data/batches.js";
 import type { ImageSplit } from "../data/split.js";
 import type { EvalResult } from "../eval/evaluate.js";
@@ -122,8 +122,14 @@ export interface Stepper {
   step(batch: Batch, hyper: StepHyper): Promise<StepResult>;
   /** The weights, buffers, optimizer slots and dropout streams as they stand: PyTorch's names. */
   state(): Promise<ModelState>;
-  /** Loss and accuracy over a split in inference mode. */
-  evaluate(split: ImageSplit, norm: Normalization): Promise<EvalResult>;
+  /**
+   * Loss and accuracy over a split in inference mode, with the model's weights or `weights` (the
+   * averaged ones of `train.ema`; a stepper that cannot evaluate other weights says so by
+   * `evaluatesOthers` false).
+   */
+  evaluate(split: ImageSplit, norm: Normalization, weights?: WeightMap): Promise<EvalResult>;
+  /** Whether `evaluate` takes other weights (train.ema needs it). */
+  readonly evaluatesOthers?: boolean;
   dispose(): void;
 }
 

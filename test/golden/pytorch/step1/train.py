@@ -36,6 +36,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import optim
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
 from model import CLASSES, INPUT_SHAPE, MEAN, NAME, STD, Net, load_weights, save_weights
@@ -47,6 +48,8 @@ EPOCHS = 15
 BATCH_SIZE = 128
 LR = 0.01
 SEED = 1
+# train.ema: the weights' exponential moving average, evaluated and saved (None: none).
+EMA_DECAY = None
 ROTATE = 0  # degrees of random rotation; 0: none
 TRANSLATE = 0  # random shift, a fraction of the size; 0: none
 SCALE = (1, 1)  # random scale range; (1, 1): none
@@ -124,7 +127,8 @@ def load_idx_split(folder, prefix, limit):
 
 def load_idx(folder, train_limit, test_limit):
     train = TensorDataset(*load_idx_split(folder, "train", train_limit))
-    test = TensorDataset(*load_idx_split(folder, "t10k", test_limit))
+    # A test limit of 0 (a run with --val) never opens the test files.
+    test = None if test_limit == 0 else TensorDataset(*load_idx_split(folder, "t10k", test_limit))
     return train, test
 
 
@@ -156,7 +160,7 @@ def load_cifar(folder, train_limit, test_limit):
         return TensorDataset(records[:, 1:].reshape(-1, 3, 32, 32).clone(), labels)
 
     train = read([f"data_batch_{i}.bin" for i in range(1, 6)], train_limit)
-    return train, read(["test_batch.bin"], test_limit)
+    return train, None if test_limit == 0 else read(["test_batch.bin"], test_limit)
 
 
 class Sfc32:
@@ -318,9 +322,10 @@ NORMALIZATION = (MEAN, STD)
 # --- training ----------------------------------------------------------------------------------
 
 
-def train(model, device, train_loader, optimizer):
+def train(model, device, train_loader, optimizer, ema=None):
     """One epoch over this process's share. Returns the sum of batch losses, the correct
-    predictions, the images and the batches seen, and the learning rate of the last batch."""
+    predictions, the images and the batches seen, and the learning rate of the last batch.
+    `ema` (an AveragedModel) is updated after every optimizer step."""
     model.train()
     train_loss = correct = processed = 0
     for data, target in train_loader:
@@ -331,6 +336,8 @@ def train(model, device, train_loader, optimizer):
         loss = F.nll_loss(pred, target)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model.module if isinstance(model, DistributedDataParallel) else model)
         train_loss += loss.item()
         correct += (pred.argmax(dim=1) == target).sum().item()
         processed += len(data)
@@ -392,6 +399,11 @@ def parse_args():
     )
     parser.add_argument("--train-limit", type=number(int, 1), help="the first N training images")
     parser.add_argument("--test-limit", type=number(int, 1), help="the first N test images")
+    parser.add_argument(
+        "--val",
+        type=number(int, 1),
+        help="hold out the last N training images and evaluate on them instead of the test set (which is then never read)",
+    )
     parser.add_argument("--data", help=f"the {DATASET} dataset's folder (default: the spec's)")
     parser.add_argument("--out", default=HERE, help="folder for weights.safetensors, metrics.json")
     parser.add_argument("--init", metavar="FILE", help="start from these weights (safetensors)")
@@ -420,7 +432,14 @@ def main():
         fail(f"no {DATASET} data found: pass --data DIR")
     if not os.path.isdir(data):
         fail(f"{data}: no such folder ({INSTALL})")
-    train_set, test_all = LOADERS[FORMAT](data, args.train_limit, args.test_limit)
+    train_set, test_all = LOADERS[FORMAT](data, args.train_limit, 0 if args.val else args.test_limit)
+    if args.val:
+        # mnistc's hold-out (src/runtime/train/loop.ts): the last N of the (limited) training images.
+        if args.val >= len(train_set):
+            fail(f"--val {args.val}: the validation split must leave training images (there are {len(train_set)})")
+        keep = len(train_set) - args.val
+        train_set, test_all = Subset(train_set, range(keep)), Subset(train_set, range(keep, len(train_set)))
+    held = "val" if args.val else "test"
     global NORMALIZATION
     if MEAN is None:
         NORMALIZATION = channel_stats(train_set)
@@ -450,6 +469,14 @@ def main():
     test_loader = DataLoader(test_set, batch_size=TEST_BATCH, num_workers=workers)
 
     optimizer = optim.SGD(net.parameters(), lr=args.lr, momentum=0.9)
+    # AveragedModel with use_buffers=True averages batch norm's running statistics too (as timm's
+    # ModelEmaV2); its first update copies the model.
+    ema = None
+    if EMA_DECAY is not None:
+        ema = AveragedModel(
+            net, avg_fn=lambda avg, w, n: EMA_DECAY * avg + (1 - EMA_DECAY) * w, use_buffers=True
+        )
+    scored = net if ema is None else ema.module
 
     processes = f"{world} process{'es' if world > 1 else ''}"
     metrics = {
@@ -457,42 +484,43 @@ def main():
         "engine": f"PyTorch {torch.__version__} ({device.type}, {processes})",
         "options": {**vars(args), "processes": world},
         "trainExamples": len(train_set),
-        "testExamples": len(test_all),
+        "testExamples": 0 if args.val else len(test_all),
+        **({"valExamples": len(test_all)} if args.val else {}),
         "epochs": [],
     }
     if rank == 0 and not args.quiet:
-        print(f"{NAME}: {len(train_set)} training / {len(test_all)} test images of {DATASET} from {data}")
+        print(f"{NAME}: {len(train_set)} training / {len(test_all)} {held} images of {DATASET} from {data}")
         print(f"{metrics['engine']}; output in {args.out}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     for epoch in range(1, args.epochs + 1):
         started = time.time()
         sampler.set_epoch(epoch)
-        sums, lr = train(model, device, train_loader, optimizer)
+        sums, lr = train(model, device, train_loader, optimizer, ema)
         train_loss, train_correct, train_count, batches = all_sum(sums, device)
         # Test the weights process 0 saves: its batch-norm statistics in every process.
         if world > 1:
-            for buffer in net.buffers():
+            for buffer in scored.buffers():
                 dist.broadcast(buffer, 0)
-        test_loss, test_correct, test_count = all_sum(test(net, device, test_loader), device)
+        test_loss, test_correct, test_count = all_sum(test(scored, device, test_loader), device)
         record = {
             "epoch": epoch,
             "trainLoss": train_loss / batches,
             "trainAccuracy": train_correct / train_count,
-            "testLoss": test_loss / test_count,
-            "testAccuracy": test_correct / test_count,
+            f"{held}Loss": test_loss / test_count,
+            f"{held}Accuracy": test_correct / test_count,
             "lr": lr,
             "seconds": time.time() - started,
         }
         metrics["epochs"].append(record)
         if rank == 0:
-            save_weights(net, os.path.join(args.out, "weights.safetensors"))
+            save_weights(scored, os.path.join(args.out, "weights.safetensors"))
             with open(os.path.join(args.out, "metrics.json"), "w") as f:
                 json.dump(metrics, f, indent=2)
             if not args.quiet:
                 train_text = f"loss {record['trainLoss']:.4f} acc {record['trainAccuracy']:.2%}"
-                test_text = f"loss {record['testLoss']:.4f} acc {record['testAccuracy']:.2%}"
+                test_text = f"loss {record[held + 'Loss']:.4f} acc {record[held + 'Accuracy']:.2%}"
                 print(
-                    f"epoch {epoch}/{args.epochs}  train {train_text}  test {test_text}"
+                    f"epoch {epoch}/{args.epochs}  train {train_text}  {held} {test_text}"
                     f"  lr {lr:.4g}  {record['seconds']:.1f}s",
                     flush=True,
                 )
