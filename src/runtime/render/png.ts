@@ -1,7 +1,7 @@
 // SVG to PNG for every picture mnistc draws (training plots, eval reports): vega-lite specs are
 // rendered to SVG by vega, hand-built SVG is taken as it is, and resvg rasterizes both. resvg draws
 // no text without a font file, so it gets DejaVu Sans from the `dejavu-fonts-ttf` package when
-// installed, else the system's fonts.
+// installed (and DejaVu Sans Mono, regular and bold, which `graph.ts` draws in), else the system's fonts.
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
@@ -10,14 +10,22 @@ import { compile, type TopLevelSpec } from "vega-lite";
 
 export const FONT_FAMILY = "DejaVu Sans";
 
-/** A bundled TTF, or undefined (then resvg loads the system's fonts). */
-export function findFont(): string | undefined {
+/** A bundled TTF (`DejaVuSans.ttf` by default), or undefined (then resvg loads the system's fonts). */
+export function findFont(file = "DejaVuSans.ttf"): string | undefined {
   const require = createRequire(import.meta.url);
   try {
-    return join(dirname(require.resolve("dejavu-fonts-ttf/package.json")), "ttf", "DejaVuSans.ttf");
+    return join(dirname(require.resolve("dejavu-fonts-ttf/package.json")), "ttf", file);
   } catch {
     return undefined;
   }
+}
+
+/** Text for SVG content and attribute values. */
+export function escapeXml(text: string): string {
+  return text.replace(
+    /[&<>"]/g,
+    (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`,
+  );
 }
 
 export async function vegaLiteSvg(spec: TopLevelSpec): Promise<string> {
@@ -44,12 +52,16 @@ export function fitToCanvas(svg: string, width: number, height: number): string 
   );
 }
 
+/** What mnistc's pictures are drawn in: DejaVu Sans, and the monospaced face of `graph.ts`. */
+const FONT_FILES = ["DejaVuSans.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf"];
+
 export function svgToPng(svg: string): Uint8Array {
-  const font = findFont();
+  const fonts = FONT_FILES.map((f) => findFont(f));
+  const found = fonts.every((f) => f !== undefined);
   const resvg = new Resvg(svg, {
     font: {
-      fontFiles: font ? [font] : [],
-      loadSystemFonts: font === undefined,
+      fontFiles: found ? (fonts as string[]) : [],
+      loadSystemFonts: !found,
       defaultFontFamily: FONT_FAMILY,
       sansSerifFamily: FONT_FAMILY,
     },
