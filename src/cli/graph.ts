@@ -5,7 +5,6 @@ import { extname } from "node:path";
 import { budgetVerdict, verdictLine } from "../compiler/index.js";
 import { UserError } from "../errors.js";
 import { graphSvg, layoutGraph } from "../runtime/render/graph.js";
-import { svgToPng } from "../runtime/render/png.js";
 import { writeFileAtomic } from "../util/files.js";
 import { loadSpec } from "./spec.js";
 
@@ -25,7 +24,9 @@ export async function graph(spec: string, options: GraphOptions = {}): Promise<n
   const out = options.out ?? (options.json ? undefined : `${ir.name}.svg`);
   if (out !== undefined) {
     const svg = graphSvg(layout);
-    writeFileAtomic(out, extname(out).toLowerCase() === ".png" ? svgToPng(svg) : svg);
+    // resvg (and vega beside it) is loaded only for a PNG.
+    const png = extname(out).toLowerCase() === ".png";
+    writeFileAtomic(out, png ? (await import("../runtime/render/png.js")).svgToPng(svg) : svg);
   }
   if (options.json) process.stdout.write(`${JSON.stringify(layout)}\n`);
   else process.stdout.write(`wrote ${out}\n`);

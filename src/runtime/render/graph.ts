@@ -12,7 +12,7 @@ import { thousands } from "../../compiler/budget.js";
 import { type AnyNodeIR, GRAPH_INPUT, type ModelIR } from "../../compiler/ir.js";
 import { opDef } from "../../compiler/ops.js";
 import { paramCount } from "../../compiler/params.js";
-import { escapeXml } from "./png.js";
+import { escapeXml } from "../../util/text.js";
 
 // A CommonJS module whose export is the class and also its own `default`; TypeScript sees the latter.
 const ELK = elkBundle.default;

@@ -20,14 +20,6 @@ export function findFont(file = "DejaVuSans.ttf"): string | undefined {
   }
 }
 
-/** Text for SVG content and attribute values. */
-export function escapeXml(text: string): string {
-  return text.replace(
-    /[&<>"]/g,
-    (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`,
-  );
-}
-
 export async function vegaLiteSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
   try {

@@ -3,7 +3,8 @@
 // probability the model gave its prediction. Hand-built SVG (vega-lite has no grid of raster
 // images): each digit is an embedded 1:1 PNG that resvg scales up without smoothing.
 import { PNG } from "pngjs";
-import { escapeXml, FONT_FAMILY, svgToPng } from "../render/png.js";
+import { escapeXml } from "../../util/text.js";
+import { FONT_FAMILY, svgToPng } from "../render/png.js";
 
 export interface Misclassified {
   /** Index in the test set. */
