@@ -106,9 +106,22 @@ test(`${README_GRAPH.png} is the PNG of ${README_GRAPH.spec} as drawn now`, asyn
   const file = packagePath(README_GRAPH.png);
   if (process.env.UPDATE_GOLDEN === "1" && process.env.CI !== "true") writeFileSync(file, png);
   assert.ok(existsSync(file), `${file} is missing: run with UPDATE_GOLDEN=1`);
-  assert.ok(Buffer.from(png).equals(readFileSync(file)), `${file} is stale: UPDATE_GOLDEN=1`);
-  const image = PNG.sync.read(Buffer.from(png));
-  assert.ok(image.width > 300 && image.height > 1000, `${image.width}x${image.height}`);
+  // By the pixels, not the bytes: another CPU's rasterizer may round an edge differently, while a
+  // layout or text that changed moves thousands of pixels.
+  const [now, committed] = [PNG.sync.read(Buffer.from(png)), PNG.sync.read(readFileSync(file))];
+  assert.deepEqual(
+    [committed.width, committed.height],
+    [now.width, now.height],
+    `${file} is stale`,
+  );
+  let differ = 0;
+  for (let i = 0; i < now.data.length; i++) {
+    if (Math.abs((now.data[i] as number) - (committed.data[i] as number)) > 48) differ++;
+  }
+  assert.ok(
+    differ < now.data.length * 0.001,
+    `${file} is stale (${differ} values differ): UPDATE_GOLDEN=1`,
+  );
 });
 
 function cli(args: string[], cwd: string) {
