@@ -103,8 +103,10 @@ export function plotSpec(title: string, epochs: EpochMetrics[]): TopLevelSpec {
         field: p.field,
         type: "quantitative" as const,
         title: p.axis,
-        scale: p.log ? { type: "log" as const } : { zero: false },
-        axis: { format: p.log ? "~g" : p.field === "loss" ? ".3~g" : ".2f" },
+        // The data's own range (a log scale's decades would flatten a run that moved by 1%), and
+        // labels with as many digits as the ticks' spacing needs (vega's default format).
+        scale: p.log ? { type: "log" as const, nice: false } : { zero: false },
+        ...(p.log ? { axis: { format: "~g" } } : {}),
       },
       color: {
         field: "series",
