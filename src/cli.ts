@@ -101,6 +101,16 @@ program
     run(async () => (await import("./cli/params.js")).params(await specArgs(specs), opts)),
   );
 
+program
+  .command("graph")
+  .description("draw the net as written: blocks, layers with shapes and parameters, skip edges")
+  .argument("<spec>", "spec file, or a shipped spec's name (step4)")
+  .option("-o, --out <file>", "picture to write: .svg or .png (default: <name>.svg)")
+  .option("--json", "print the laid-out graph as JSON (writes a picture only with -o)")
+  .action((spec: string, opts) =>
+    run(async () => (await import("./cli/graph.js")).graph(await specArg(spec), opts)),
+  );
+
 // The backend list is only loaded for `compile` (it costs a tenth of a second at every start).
 const targets =
   process.argv[2] === "compile"

@@ -2,7 +2,13 @@
 // hold. (test/onnx-cli.test.ts runs the command end to end.)
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { confusionSpec } from "../src/runtime/report/confusion.js";
+import { PNG } from "pngjs";
+import { inkBox } from "../src/runtime/render/png.js";
+import {
+  CONFUSION_MARGIN,
+  confusionSpec,
+  renderConfusionPng,
+} from "../src/runtime/report/confusion.js";
 import {
   byConfidence,
   type Misclassified,
@@ -65,5 +71,33 @@ describe("confusion heatmap", () => {
       { truth: "1", predicted: "0", count: 0 },
       { truth: "1", predicted: "1", count: 7 },
     ]);
+  });
+
+  test("confusion.png is cropped to the chart: a margin of CONFUSION_MARGIN pixels each side", async () => {
+    const digits = Array.from({ length: 10 }, (_, i) =>
+      Array.from({ length: 10 }, (_, j) => (i === j ? 980 : (i + j) % 4)),
+    );
+    const names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"];
+    const small = names.map((_, i) => names.map((_, j) => (i === j ? 90 : 1)));
+    for (const [confusion, classNames] of [
+      [digits, undefined],
+      [small, names],
+    ] as const) {
+      const png = PNG.sync.read(Buffer.from(await renderConfusionPng("t", confusion, classNames)));
+      const ink = inkBox(png.data, png.width, png.height);
+      assert.ok(ink, "blank");
+      const margins = [
+        ink.x,
+        ink.y,
+        png.width - ink.x - ink.width,
+        png.height - ink.y - ink.height,
+      ];
+      for (const m of margins) assert.ok(Math.abs(m - CONFUSION_MARGIN) <= 1, `margins ${margins}`);
+      // The chart, not the margin, is most of the picture.
+      assert.ok(
+        ink.width * ink.height > 0.85 * png.width * png.height,
+        `${png.width}x${png.height}`,
+      );
+    }
   });
 });

@@ -19,3 +19,11 @@ export function classLabel(classNames: readonly string[], c: number): string {
   const name = printable(classNames[c] ?? String(c));
   return name === String(c) ? name : `${c} ${name}`;
 }
+
+/** Text for SVG (or any XML) content and attribute values. */
+export function escapeXml(text: string): string {
+  return text.replace(
+    /[&<>"]/g,
+    (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`,
+  );
+}

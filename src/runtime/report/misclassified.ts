@@ -3,6 +3,7 @@
 // probability the model gave its prediction. Hand-built SVG (vega-lite has no grid of raster
 // images): each digit is an embedded 1:1 PNG that resvg scales up without smoothing.
 import { PNG } from "pngjs";
+import { escapeXml } from "../../util/text.js";
 import { FONT_FAMILY, svgToPng } from "../render/png.js";
 
 export interface Misclassified {
@@ -50,13 +51,6 @@ function imageDataUri(pixels: Uint8Array, rows: number, cols: number, channels: 
   for (let i = 0; i < plane; i++) png.data[i] = 255 - (pixels[i] ?? 0);
   const bytes = PNG.sync.write(png, { colorType: 0, inputColorType: 0 });
   return `data:image/png;base64,${bytes.toString("base64")}`;
-}
-
-function escapeXml(text: string): string {
-  return text.replace(
-    /[&<>"]/g,
-    (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`,
-  );
 }
 
 /** One picture of a grid and the two lines under it (already plain text; escaped here). */

@@ -1,6 +1,8 @@
-// `plot.png`: the seed's 2x2 grid (training loss, held-out loss / training accuracy, held-out
-// accuracy vs epoch; held out is the test set, or the validation split of a `--val` run), as a
-// vega-lite spec rendered by `render/png.ts`.
+// `plot.png`: the seed's 2x2 grid of a run, as a vega-lite spec rendered by `render/png.ts`. Each
+// panel draws the training figure and the held-out one (the test set, or the validation split of a
+// `--val` run) on the same axes, told apart by the legend: loss and accuracy on top, and below the
+// same on log scales (loss, and error = 100% − accuracy), where the last epochs of a 99% run differ.
+// The epoch axis is integers over the run's own epochs.
 import type { TopLevelSpec } from "vega-lite";
 import { FONT_FAMILY, fitToCanvas, svgToPng, vegaLiteSvg } from "../render/png.js";
 import { type EpochMetrics, heldOut } from "./metrics.js";
@@ -11,64 +13,106 @@ export const PLOT_HEIGHT = 680;
 
 /** Each panel's plotting area. */
 const PANEL_WIDTH = 360;
-const PANEL_HEIGHT = 220;
+const PANEL_HEIGHT = 210;
 const Y_AXIS_EXTENT = 48;
 const X_AXIS_EXTENT = 24;
+/** At most this many epoch ticks: every epoch up to it, else every 2nd, 5th, 10th... */
+const MAX_EPOCH_TICKS = 15;
+export const SERIES_COLORS = ["#1f77b4", "#ff7f0e"];
 
 interface Panel {
   title: string;
-  field: string;
+  field: "loss" | "accuracy" | "error";
   axis: string;
-  percent: boolean;
+  log: boolean;
 }
 
-/** The 2x2 grid: training figures on the left, the held-out split's (test or validation) right. */
-function panels(split: "val" | "test"): Panel[][] {
-  const name = split === "val" ? "Validation" : "Test";
-  return [
-    [
-      { title: "Training Loss", field: "trainLoss", axis: "loss", percent: false },
-      { title: `${name} Loss`, field: "heldLoss", axis: "loss", percent: false },
-    ],
-    [
-      { title: "Training Accuracy", field: "trainAccuracy", axis: "accuracy (%)", percent: true },
-      { title: `${name} Accuracy`, field: "heldAccuracy", axis: "accuracy (%)", percent: true },
-    ],
-  ];
+const PANELS: Panel[][] = [
+  [
+    { title: "Loss", field: "loss", axis: "loss", log: false },
+    { title: "Accuracy", field: "accuracy", axis: "accuracy (%)", log: false },
+  ],
+  [
+    { title: "Loss (log scale)", field: "loss", axis: "loss", log: true },
+    { title: "Error (log scale)", field: "error", axis: "error (%)", log: true },
+  ],
+];
+
+/**
+ * The epoch axis of a run from epoch `first` to `last`: the scale's domain and its integer ticks.
+ * One epoch gets an axis around it (not a dot at the edge of an axis to epoch 2).
+ */
+export function epochAxis(
+  first: number,
+  last: number,
+): { domain: [number, number]; ticks: number[] } {
+  const domain: [number, number] = first === last ? [first - 0.5, last + 0.5] : [first, last];
+  const steps = [1, 2, 5];
+  let step = 1;
+  for (let scale = 1; ; scale *= 10) {
+    const fit = steps
+      .map((s) => s * scale)
+      .find((s) => Math.floor(last / s) - Math.ceil(first / s) + 1 <= MAX_EPOCH_TICKS);
+    if (fit !== undefined) {
+      step = fit;
+      break;
+    }
+  }
+  const ticks: number[] = [];
+  for (let e = Math.ceil(first / step) * step; e <= last; e += step) ticks.push(e);
+  return { domain, ticks };
 }
 
 export function plotSpec(title: string, epochs: EpochMetrics[]): TopLevelSpec {
-  const values = epochs.map((m) => {
-    const held = heldOut(m);
-    return {
-      epoch: m.epoch,
-      trainLoss: m.trainLoss,
-      trainAccuracy: m.trainAccuracy * 100,
-      heldLoss: held.loss,
-      heldAccuracy: held.accuracy * 100,
-    };
-  });
   const split = epochs[0] ? heldOut(epochs[0]).split : "test";
-  const lastEpoch = Math.max(...epochs.map((m) => m.epoch));
+  const series = ["training", split === "val" ? "validation" : "test"];
+  const values = epochs.flatMap((m) => {
+    const held = heldOut(m);
+    return [
+      [series[0], m.trainLoss, m.trainAccuracy],
+      [series[1], held.loss, held.accuracy],
+    ].map(([name, loss, accuracy]) => ({
+      epoch: m.epoch,
+      series: name,
+      loss,
+      accuracy: (accuracy as number) * 100,
+      error: (1 - (accuracy as number)) * 100,
+    }));
+  });
+  const epochNumbers = epochs.map((m) => m.epoch);
+  const { domain, ticks } =
+    epochs.length === 0
+      ? epochAxis(1, 1)
+      : epochAxis(Math.min(...epochNumbers), Math.max(...epochNumbers));
   const panel = (p: Panel) => ({
     title: p.title,
     width: PANEL_WIDTH,
     height: PANEL_HEIGHT,
-    mark: { type: "line" as const, point: true, color: "#1f77b4" },
+    // A log scale cannot show 0 (a perfect epoch on a few images): such points are left out.
+    ...(p.log ? { transform: [{ filter: `datum.${p.field} > 0` }] } : {}),
+    mark: { type: "line" as const, point: true },
     encoding: {
       x: {
         field: "epoch",
         type: "quantitative" as const,
         title: "epoch",
-        axis: { tickMinStep: 1, format: "d" },
-        scale: { domain: [1, Math.max(2, epochs.length === 0 ? 2 : lastEpoch)], nice: false },
+        axis: { values: ticks, format: "d" },
+        scale: { domain, nice: false },
       },
       y: {
         field: p.field,
         type: "quantitative" as const,
         title: p.axis,
-        scale: { zero: false },
-        axis: { format: p.percent ? ".2f" : ".3~g" },
+        // The data's own range (a log scale's decades would flatten a run that moved by 1%), and
+        // labels with as many digits as the ticks' spacing needs (vega's default format).
+        scale: p.log ? { type: "log" as const, nice: false } : { zero: false },
+        ...(p.log ? { axis: { format: "~g" } } : {}),
+      },
+      color: {
+        field: "series",
+        type: "nominal" as const,
+        title: null,
+        scale: { domain: series, range: SERIES_COLORS },
       },
     },
   });
@@ -78,7 +122,7 @@ export function plotSpec(title: string, epochs: EpochMetrics[]): TopLevelSpec {
     data: { values },
     background: "white",
     padding: 16,
-    vconcat: panels(split).map((row) => ({ hconcat: row.map(panel), spacing: 40 })),
+    vconcat: PANELS.map((row) => ({ hconcat: row.map(panel), spacing: 40 })),
     spacing: 30,
     config: {
       font: FONT_FAMILY,
@@ -86,6 +130,7 @@ export function plotSpec(title: string, epochs: EpochMetrics[]): TopLevelSpec {
       axis: { labelFlush: true, labelFontSize: 11, titleFontSize: 12 },
       axisX: { minExtent: X_AXIS_EXTENT, maxExtent: X_AXIS_EXTENT },
       axisY: { minExtent: Y_AXIS_EXTENT, maxExtent: Y_AXIS_EXTENT },
+      legend: { orient: "top", labelFontSize: 12, symbolStrokeWidth: 2 },
       title: { fontSize: 14 },
       view: { stroke: "#ddd" },
     },
