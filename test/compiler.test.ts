@@ -426,7 +426,10 @@ test("schema/mnistc.schema.json is generated from the op table and up to date", 
 
 test("the README's spec example compiles", () => {
   const readme = readFileSync(packagePath("README.md"), "utf8");
-  const example = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  // The Spec format section's example: the first yaml block that is a spec (has layers).
+  const example = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] as string)
+    .find((block) => /^layers:/m.test(block));
   assert.ok(example, "README has a yaml example");
   const { ir, diagnostics } = compileSpec(example, "README.md");
   assert.deepEqual(diagnostics, []);

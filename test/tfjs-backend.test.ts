@@ -51,10 +51,12 @@ function modelText(ir: ModelIR): string {
   return String(file.contents);
 }
 
-test("the shipped specs are distill7k, fashion16k, sep4k, sep7k, sepres and step1..step4", () => {
+test("the shipped specs are distill7k, fashion16k, mobile8k, se8k, sep4k, sep7k, sepres and step1..step4", () => {
   assert.deepEqual(shippedSpecs, [
     "distill7k.yaml",
     "fashion16k.yaml",
+    "mobile8k.yaml",
+    "se8k.yaml",
     "sep4k.yaml",
     "sep7k.yaml",
     "sepres.yaml",
