@@ -58,6 +58,7 @@ const CASES: [string, string[], string][] = [
   ["pool-padding", ["E0210"], "5:5"],
   ["over-budget", ["E0301"], "6:5"],
   ["too-large", ["E0302"], "6:5"],
+  ["onnx-too-large", ["E0303"], "3:8"],
 ];
 
 for (const [name, codes, at] of CASES) {

@@ -7,7 +7,7 @@ import {
   type BudgetVerdict,
   budgetVerdict,
   checkSpec,
-  formatDiagnostic,
+  formatDiagnostics,
   verdictLine,
 } from "../compiler/index.js";
 import type { AnyNodeIR, ModelIR } from "../compiler/ir.js";
@@ -161,7 +161,7 @@ export async function params(specs: string[], options: ParamsOptions = {}): Prom
   const tables: string[] = [];
   for (const file of files) {
     const { ir, diagnostics } = checkSpec(await readSpecText(file), file, options.max);
-    for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+    if (diagnostics.length > 0) process.stderr.write(`${formatDiagnostics(diagnostics)}\n`);
     if (!ir) {
       failed = true;
       continue;

@@ -36,6 +36,7 @@ export const CODES = {
   E0212: "concat of maps of different spatial sizes (or of an image and a vector)",
   E0301: "over the parameter budget",
   E0302: "layer or model too large to allocate",
+  E0303: "model too large for the ONNX file eval, predict and serve read",
 } as const;
 
 export const BACKEND_CODES = {

@@ -17,7 +17,7 @@ import { inferShapes } from "./shapes.js";
 
 export { type BudgetVerdict, budgetVerdict, verdictLine } from "./budget.js";
 export { CODES } from "./codes.js";
-export { formatDiagnostic } from "./format.js";
+export { formatDiagnostic, formatDiagnostics } from "./format.js";
 export { buildSchema } from "./schema.js";
 
 export interface CompileResult {
