@@ -3,11 +3,14 @@
 // (gzipped) IDX, through the same functions `predict`, `eval --data`, `train --data` and the
 // server call.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { after, describe, test } from "node:test";
-import { deflateSync } from "node:zlib";
+import { pathToFileURL } from "node:url";
+import { createGzip, deflateSync } from "node:zlib";
 import { UserError } from "../../src/errors.js";
 import { MAX_IDX_BYTES, parseIdxImages, parseIdxLabels } from "../../src/runtime/data/idx.js";
 import { loadMnist, MNIST_FILES } from "../../src/runtime/data/mnist.js";
@@ -153,6 +156,46 @@ describe("IDX", () => {
       /decompresses to more than the 800 bytes its header declares/,
     );
   });
+  test("a gzipped IDX is inflated once: memory is the declared size, not three times it", async () => {
+    // 408,000 28x28 images of zeros (320 MB) in about 300 KB of gzip, parsed in a child process
+    // that reports its peak RSS. Before: the inflated chunks, their concatenation and a copy of it
+    // (3.2 GB for 1.37 M images).
+    const count = 408_000;
+    const file = join(dir, "many-images-idx3-ubyte.gz");
+    const zeros = Buffer.alloc(784 * 1000);
+    await pipeline(
+      (function* () {
+        yield idxImages(count, 28, 28, new Uint8Array(0));
+        for (let i = 0; i < count / 1000; i++) yield zeros;
+      })(),
+      createGzip({ level: 1 }),
+      createWriteStream(file),
+    );
+    const url = pathToFileURL(join(import.meta.dirname, "../../src/runtime/data/idx.js")).href;
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { readFileSync } from "node:fs";
+         const { parseIdxImages } = await import(${JSON.stringify(url)});
+         const before = process.resourceUsage().maxRSS;
+         const images = parseIdxImages(readFileSync(${JSON.stringify(file)}), "f");
+         console.log(JSON.stringify({ count: images.count, before, peak: process.resourceUsage().maxRSS }));`,
+      ],
+      { encoding: "utf8", timeout: 20_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const { count: parsed, before, peak } = JSON.parse(child.stdout) as Record<string, number>;
+    assert.equal(parsed, count);
+    const grew = ((peak ?? 0) - (before ?? 0)) * 1024;
+    const declared = count * 784;
+    assert.ok(
+      grew < 1.4 * declared,
+      `peak RSS grew by ${(grew / 1e6).toFixed(0)} MB for ${(declared / 1e6).toFixed(0)} MB of images`,
+    );
+  });
+
   test("a header declaring 4 billion images is refused before inflating", () => {
     const bytes = gzip(idxImages(0xffffffff, 28, 28, Buffer.alloc(16)));
     refusedFast(() => parseIdxImages(bytes, "x.gz"), /at most 1 GiB are accepted/);
