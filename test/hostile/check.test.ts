@@ -55,23 +55,15 @@ describe("check applies every command's limits (item 9)", () => {
 });
 
 describe("unknown keys (item 13)", () => {
-  test("check is linear in unknown keys, not quadratic", () => {
-    const time = (n: number): number => {
-      const text = unknownKeys(n);
-      const start = performance.now();
-      assert.equal(checkSpec(text, "x.yaml").diagnostics.length, n);
-      return performance.now() - start;
-    };
-    time(500); // warm up
-    const small = time(2500);
-    const large = time(20_000);
-    // 8x the keys: about 8x the time when linear, 64x when quadratic (main took 5.9 s for 20,000,
-    // 53 s for 60,000). A loaded machine makes the ratio noisy; 24 separates the two.
-    assert.ok(
-      large / small < 24,
-      `2,500 keys ${small.toFixed(0)} ms, 20,000 keys ${large.toFixed(0)} ms`,
-    );
-    assert.ok(large < 10_000, `20,000 keys took ${large.toFixed(0)} ms`);
+  test("check is linear in unknown keys, not quadratic: 20,000 take well under 4 s", () => {
+    const text = unknownKeys(20_000);
+    checkSpec(unknownKeys(500), "warm.yaml");
+    const start = performance.now();
+    assert.equal(checkSpec(text, "x.yaml").diagnostics.length, 20_000);
+    const took = performance.now() - start;
+    // Measured on a loaded machine: 0.9 s now; 11 s before (the yaml package's duplicate-key
+    // check and the key lookups of each diagnostic were quadratic; 60,000 keys took 53 s).
+    assert.ok(took < 4000, `20,000 unknown keys took ${took.toFixed(0)} ms`);
   });
 
   test("60,000 unknown keys: 100 diagnostics printed, then `and 59,900 more`", () => {
