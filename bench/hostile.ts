@@ -138,6 +138,25 @@ async function slowBodyFlood(url: string, count: number, until: number) {
   return Object.fromEntries(answers);
 }
 
+/** POSTs `body` as a PNG back to back until `until`, telling `answered` each status and time. */
+async function postUntil(
+  url: string,
+  body: Buffer,
+  until: number,
+  answered: (status: number, ms: number) => void,
+): Promise<void> {
+  while (performance.now() < until) {
+    const t = performance.now();
+    const r = await fetch(new URL("/api/predict", url), {
+      method: "POST",
+      headers: { "Content-Type": "image/png" },
+      body: new Uint8Array(body),
+    });
+    await r.arrayBuffer();
+    answered(r.status, performance.now() - t);
+  }
+}
+
 /** A 1x4,194,304 gray PNG: inside the pixel limit, over the side limit. */
 function tallPng(): Buffer {
   const height = 4 * 1024 * 1024;
@@ -166,17 +185,10 @@ async function main(): Promise<void> {
   const bombMs: number[] = [];
 
   async function poster(kind: "bomb" | "big", body: Buffer): Promise<void> {
-    while (performance.now() < deadline) {
-      const t = performance.now();
-      const r = await fetch(new URL("/api/predict", url), {
-        method: "POST",
-        headers: { "Content-Type": "image/png" },
-        body: new Uint8Array(body),
-      });
-      await r.arrayBuffer();
-      if (kind === "bomb") bombMs.push(performance.now() - t);
-      statuses[kind].set(r.status, (statuses[kind].get(r.status) ?? 0) + 1);
-    }
+    await postUntil(url, body, deadline, (status, ms) => {
+      if (kind === "bomb") bombMs.push(ms);
+      statuses[kind].set(status, (statuses[kind].get(status) ?? 0) + 1);
+    });
   }
 
   // The slow client: headers, then one byte of a 10,000-byte body every 100 ms.
@@ -235,19 +247,11 @@ async function main(): Promise<void> {
   const tallEnd = performance.now() + seconds * 1000;
   const tallStatuses = new Map<number, number>();
   const tallMs: number[] = [];
-  async function tallPoster(): Promise<void> {
-    while (performance.now() < tallEnd) {
-      const t = performance.now();
-      const r = await fetch(new URL("/api/predict", url), {
-        method: "POST",
-        headers: { "Content-Type": "image/png" },
-        body: new Uint8Array(tall),
-      });
-      await r.arrayBuffer();
-      tallMs.push(performance.now() - t);
-      tallStatuses.set(r.status, (tallStatuses.get(r.status) ?? 0) + 1);
-    }
-  }
+  const tallPoster = () =>
+    postUntil(url, tall, tallEnd, (status, ms) => {
+      tallMs.push(ms);
+      tallStatuses.set(status, (tallStatuses.get(status) ?? 0) + 1);
+    });
   const [, , tallHealth, tallPeak] = await Promise.all([
     tallPoster(),
     tallPoster(),

@@ -13,7 +13,8 @@
 // names come from the model file, which may be hostile: they only ever leave as JSON strings.
 //
 // Bounded across clients (issue 23): at most MAX_CONNECTIONS connections (at the cap, a new one
-// replaces the oldest that has no request in flight, a silent or idle socket, else it is a 503);
+// replaces the oldest that has had no request in flight for a second, a silent or idle socket,
+// else it is a 503);
 // request bodies share one budget (body.ts: 503 beyond it); a connection may have MAX_PIPELINED
 // requests in flight, beyond which a client that sends requests without reading the answers is
 // cut; a refused body (413, 503) is answered, then whatever still arrives is read and dropped for
@@ -98,6 +99,8 @@ export const MAX_CONNECTIONS = 256;
  * more without reading the answers made the server hold about 10 MB a connection.
  */
 export const MAX_PIPELINED = 16;
+/** At the connection cap, a connection idle this long gives way to a new one. */
+export const IDLE_GRACE_MS = 1_000;
 /** After a refused body, what still arrives is dropped for at most this long and this much. */
 export const LINGER_MS = 5_000;
 export const LINGER_BYTES = 8 * 1024 * 1024;
@@ -250,6 +253,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Per connection: requests read and not yet answered and sent (MAX_PIPELINED; and a connection
   // with none in flight may be replaced at the connection cap).
   const inFlight = new WeakMap<Socket, number>();
+  // When a connection last had nothing in flight (its admission, or its last answer).
+  const idleSince = new WeakMap<Socket, number>();
   const cut = new WeakSet<Socket>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -270,7 +275,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     res.on("close", () => {
-      inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1);
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      inFlight.set(socket, left);
+      if (left === 0) idleSince.set(socket, performance.now());
       const ms = (performance.now() - start).toFixed(1);
       const status = res.writableFinished ? String(res.statusCode) : "aborted";
       log(`${req.method} ${path} ${status} ${ms}ms`);
@@ -341,16 +348,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let capNoted = 0;
   function admit(socket: Socket): void {
     if (open.size >= maxConnections) {
-      // A connection with no request in flight (silent, or idle between requests) gives way to
-      // the new one: silent sockets cannot lock out the clients that have something to ask.
+      // A connection with nothing in flight for IDLE_GRACE_MS (silent, or idle between requests)
+      // gives way to the new one: silent sockets cannot lock out the clients that have something
+      // to ask. A younger one keeps its chance to send its request (else, in a burst, each new
+      // connection would close the one before it).
+      const now = performance.now();
       let idle: Socket | undefined;
       for (const s of open) {
-        if ((inFlight.get(s) ?? 0) === 0) {
+        if ((inFlight.get(s) ?? 0) === 0 && now - (idleSince.get(s) ?? now) >= IDLE_GRACE_MS) {
           idle = s;
           break;
         }
       }
-      const now = performance.now();
       if (now - capNoted > 1000) {
         capNoted = now;
         log(
@@ -371,6 +380,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       }
     }
     open.add(socket);
+    idleSince.set(socket, performance.now());
     socket.once("close", () => open.delete(socket));
   }
 
