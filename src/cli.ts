@@ -9,6 +9,7 @@ import { packagePath } from "./paths.js";
 // The same parsers as the emitted train.mjs's (one implementation: `--seed ""` is an error in both).
 import { addTrainOptions, oneLineErrors, optionParsers } from "./runtime/train/options.js";
 import { asCommand, readRegularFile } from "./util/files.js";
+import { printable } from "./util/text.js";
 
 const { positiveInt, images, threads } = optionParsers;
 
@@ -44,7 +45,9 @@ async function run(action: () => Promise<number>): Promise<void> {
     process.exitCode = await asCommand(action);
   } catch (err) {
     if (err instanceof UserError) {
-      process.stderr.write(`mnistc: error: ${err.message}\n`);
+      // Names in the message come from files and arguments: no raw escape sequence reaches the
+      // terminal (each line made printable; a message may be several diagnostics' lines).
+      process.stderr.write(`mnistc: error: ${err.message.split("\n").map(printable).join("\n")}\n`);
       process.exitCode = 1;
     } else {
       throw err;

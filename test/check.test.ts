@@ -63,6 +63,7 @@ const CASES: [string, string[], string][] = [
   ["missing-input", ["E0102", "E0102", "E0201"], "2:1"],
   // Warnings only: the spec compiles (ok), but is larger than the stated sizes.
   ["large-model", ["W0303", "W0304", "W0305"], "9:5"],
+  ["onnx-too-large", ["E0303"], "3:8"],
 ];
 
 for (const [name, codes, at] of CASES) {

@@ -1,8 +1,9 @@
 // `mnistc check SPEC... [--json]`: every problem of every spec, each located as file:line:col (with
 // notes where the cause sits elsewhere), including an over-budget model. Exit 1 on any error.
 import type { Diagnostic } from "../compiler/diagnostics.js";
-import { checkSpec, formatDiagnostic } from "../compiler/index.js";
+import { checkSpec, formatDiagnostics } from "../compiler/index.js";
 import { readFailure } from "../errors.js";
+import { printable } from "../util/text.js";
 import { readSpecSource, specLabel } from "./spec.js";
 
 export interface CheckOptions {
@@ -46,10 +47,10 @@ export async function check(specs: string[], options: CheckOptions = {}): Promis
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   } else {
     for (const r of results) {
-      for (const d of r.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+      if (r.diagnostics.length > 0) process.stderr.write(`${formatDiagnostics(r.diagnostics)}\n`);
       if (r.ok)
         process.stdout.write(
-          `${r.file}: ok (${(r.trainable ?? 0).toLocaleString("en-US")} trainable parameters)\n`,
+          `${printable(r.file)}: ok (${(r.trainable ?? 0).toLocaleString("en-US")} trainable parameters)\n`,
         );
     }
     const errors = results.reduce(

@@ -6,7 +6,7 @@ import { statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { BACKENDS, findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
-import { formatDiagnostic } from "../compiler/index.js";
+import { formatDiagnostics } from "../compiler/index.js";
 import { UserError } from "../errors.js";
 import { checkNotAnInput, writeFileAtomic } from "../util/files.js";
 import { loadSpec } from "./spec.js";
@@ -57,7 +57,8 @@ export async function compile(spec: string, opts: CompileOptions): Promise<numbe
   const weights = opts.weights ? loadWeights(opts.weights, ir) : undefined;
   const outDir = backend.output === "dir" ? out : dirname(out);
   const result = backend.emit(ir, { weights, runtimeImport: runtimeImportFor(outDir) });
-  for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+  if (result.diagnostics.length > 0)
+    process.stderr.write(`${formatDiagnostics(result.diagnostics)}\n`);
   if (result.diagnostics.some((d) => d.severity === "error")) return 1;
 
   const paths = result.files.map((file) => (backend.output === "dir" ? join(out, file.path) : out));

@@ -9,7 +9,7 @@ import {
   type BudgetVerdict,
   budgetVerdict,
   checkSpec,
-  formatDiagnostic,
+  formatDiagnostics,
   verdictLine,
 } from "../compiler/index.js";
 import type { AnyNodeIR, ModelIR } from "../compiler/ir.js";
@@ -284,7 +284,7 @@ export async function params(specs: string[], options: ParamsOptions = {}): Prom
         process.stdout.write(`${JSON.stringify(paramsJson(ir, verdict, options.batchSize))}\n`);
       } else table(renderTable(ir, verdict, options));
     }
-    for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+    if (diagnostics.length > 0) process.stderr.write(`${formatDiagnostics(diagnostics)}\n`);
   }
   return failed ? 1 : 0;
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { findBackend } from "../backends/index.js";
 import { runtimeImportFor } from "../backends/tfjs/runtime-import.js";
-import { formatDiagnostic } from "../compiler/index.js";
+import { formatDiagnostics } from "../compiler/index.js";
 import type { ModelIR } from "../compiler/ir.js";
 import { UserError } from "../errors.js";
 import type { BuildModel, TrainSpec } from "../runtime/train/loop.js";
@@ -26,7 +26,7 @@ export function writeProgram(ir: ModelIR, dir: string): void {
   if (!backend) throw new Error("the tfjs backend is not registered");
   const result = backend.emit(ir, { runtimeImport: runtimeImportFor(dir) });
   const errors = result.diagnostics.filter((d) => d.severity === "error");
-  if (errors.length > 0) throw new UserError(errors.map(formatDiagnostic).join("\n"));
+  if (errors.length > 0) throw new UserError(formatDiagnostics(errors));
   for (const file of result.files) writeFileAtomic(join(dir, file.path), file.contents);
 }
 

@@ -2,7 +2,7 @@
 // print its diagnostics to stderr. Returns undefined when the spec has errors.
 import { existsSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { compileSpec, formatDiagnostic } from "../compiler/index.js";
+import { compileSpec, formatDiagnostics } from "../compiler/index.js";
 import type { ModelIR } from "../compiler/ir.js";
 import { MAX_SPEC_BYTES } from "../compiler/limits.js";
 import { readFailure, UserError } from "../errors.js";
@@ -62,6 +62,6 @@ export async function readSpecText(path: string): Promise<string> {
 
 export async function loadSpec(path: string): Promise<ModelIR | undefined> {
   const { ir, diagnostics } = compileSpec(await readSpecText(path), specLabel(path));
-  for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+  if (diagnostics.length > 0) process.stderr.write(`${formatDiagnostics(diagnostics)}\n`);
   return ir;
 }

@@ -36,6 +36,7 @@ export const CODES = {
   E0212: "concat of maps of different spatial sizes (or of an image and a vector)",
   E0301: "over the parameter budget",
   E0302: "layer or model too large to allocate",
+  E0303: "model too large for the ONNX file eval, predict and serve read",
   W0303: "more than 10,000,000 trainable parameters",
   W0304: "estimated training memory over 2 GiB (torchsummary's estimate at the spec's batch size)",
   W0305: "more than 1,000,000,000 MACs per image",

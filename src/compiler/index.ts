@@ -19,7 +19,7 @@ import { sizeWarnings } from "./summary.js";
 
 export { type BudgetVerdict, budgetVerdict, verdictLine } from "./budget.js";
 export { CODES } from "./codes.js";
-export { formatDiagnostic } from "./format.js";
+export { formatDiagnostic, formatDiagnostics } from "./format.js";
 export { buildSchema } from "./schema.js";
 
 export interface CompileResult {

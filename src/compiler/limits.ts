@@ -17,6 +17,18 @@ export const MAX_TENSOR_VALUES = 2 ** 28;
 export const MAX_MODEL_VALUES = 2 ** 28;
 /** Values of one image's activation at any layer, input included (float32: 64 MiB per image). */
 export const MAX_ACTIVATION_VALUES = 2 ** 24;
+/**
+ * The largest ONNX file `eval`, `predict`, `serve` and `inspect` read (ours are about 100 KB; ONNX
+ * keeps big weights in external files, which mnistc never reads). `check` refuses a spec whose
+ * model would not fit (E0303), so that no spec passes `check` and then makes an unreadable model.
+ */
+export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
+/**
+ * What an ONNX file holds beside its float32 weights: the graph, names and metadata (a few KB for
+ * ours; 256 class names of 255 bytes are 64 KB). Kept apart so a model at the limit is refused by
+ * `check`, not by `eval` after an hour of training.
+ */
+export const ONNX_OVERHEAD_BYTES = 1024 * 1024;
 
 const n = (x: number): string => x.toLocaleString("en-US");
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -36,6 +48,25 @@ function spanAt(text: string, offset: number, file: string): Span {
     } else col++;
   }
   return { file, line, col, endLine: line, endCol: col };
+}
+
+/**
+ * Whether the quote at `i` starts a quoted scalar. Inside a plain scalar (`name: it's`, `a-'b`) a
+ * quote is a character like any other: taking it for a quote would hide everything up to the next
+ * one, nesting included, from the depth count. A quoted scalar starts a line or a flow item, follows
+ * an indicator (`key: `, `- `, `? `) or a tag or anchor (`!!str "x"`, `&a 'x'`).
+ */
+function opensQuote(text: string, i: number): boolean {
+  let j = i - 1;
+  while (j >= 0 && (text[j] === " " || text[j] === "\t")) j--;
+  const before = text[j];
+  if (before === undefined || before === "\n" || before === "\r") return true;
+  if (before === "[" || before === "{" || before === ",") return true;
+  if (j === i - 1) return false; // no space between: part of a plain scalar
+  if (before === ":" || before === "-" || before === "?") return true;
+  let k = j;
+  while (k >= 0 && !/\s/.test(text[k] ?? " ")) k--;
+  return text[k + 1] === "!" || text[k + 1] === "&";
 }
 
 /**
@@ -92,7 +123,7 @@ export function textLimits(text: string, file: string): Diagnostic | undefined {
       }
     }
     if (c === "#" && (i === 0 || /\s/.test(text[i - 1] ?? ""))) comment = true;
-    else if (c === "'" || c === '"') quote = c;
+    else if ((c === "'" || c === '"') && opensQuote(text, i)) quote = c;
     else if (c === "[" || c === "{") {
       flow++;
       if (flow + blocks.length > MAX_SPEC_DEPTH) return tooDeep(i, flow + blocks.length);
@@ -162,6 +193,19 @@ export function sizeDiagnostics(nodes: AnyNodeIR[], input: InputIR, top: Span): 
       error(
         "E0302",
         `the model has ${n(total)} parameter values; at most ${n(MAX_MODEL_VALUES)} can be allocated`,
+        top,
+      ),
+    );
+  }
+  // Every parameter and buffer is a float32 initializer of the ONNX file (and of each checkpoint
+  // file: Adam's two slots make optimizer.safetensors twice that, inside its 1 GiB limit).
+  const onnxBytes = 4 * total + ONNX_OVERHEAD_BYTES;
+  if (onnxBytes > MAX_MODEL_BYTES && found.length === 0) {
+    const mib = (b: number) => `${n(Math.ceil(b / 1024 / 1024))} MiB`;
+    found.push(
+      error(
+        "E0303",
+        `the model has ${n(total)} parameter values: its ONNX file would be about ${mib(onnxBytes)}; eval, predict and serve read at most ${mib(MAX_MODEL_BYTES)} (about ${n((MAX_MODEL_BYTES - ONNX_OVERHEAD_BYTES) / 4)} values)`,
         top,
       ),
     );

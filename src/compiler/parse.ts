@@ -8,7 +8,10 @@ import {
   isSeq,
   LineCounter,
   type Node,
+  type Pair,
   parseDocument,
+  visit,
+  type YAMLMap,
 } from "yaml";
 import { error } from "./codes.js";
 import type { Diagnostic } from "./diagnostics.js";
@@ -70,12 +73,8 @@ export class SourceMap {
   key(path: Path, name: string): Span | undefined {
     const map = this.node(path);
     if (!isMap(map)) return undefined;
-    for (const pair of map.items) {
-      if (isScalar(pair.key) && String(pair.key.value) === name && pair.key.range) {
-        return this.nodeSpan(pair.key);
-      }
-    }
-    return undefined;
+    const pair = pairOf(map, name);
+    return isScalar(pair?.key) && pair.key.range ? this.nodeSpan(pair.key) : undefined;
   }
 }
 
@@ -83,15 +82,49 @@ function isNodeLike(value: unknown): value is Node {
   return isMap(value) || isSeq(value) || isScalar(value);
 }
 
-function child(node: unknown, segment: string | number): unknown {
-  if (isMap(node)) {
-    const pair = node.items.find(
-      (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment),
-    );
-    return pair ? (pair.value ?? undefined) : undefined;
+// Each map's pairs by their keys' text, built on first use: a diagnostic per key of a map of 60,000
+// unknown keys would otherwise search the map once each (quadratic: 53 s).
+const pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+function pairOf(map: YAMLMap, name: string): Pair | undefined {
+  let index = pairIndex.get(map);
+  if (!index) {
+    index = new Map();
+    for (const p of map.items) {
+      const text = isPair(p) && isScalar(p.key) ? String(p.key.value) : undefined;
+      if (text !== undefined && !index.has(text)) index.set(text, p as Pair);
+    }
+    pairIndex.set(map, index);
   }
+  return index.get(name);
+}
+
+function child(node: unknown, segment: string | number): unknown {
+  if (isMap(node)) return pairOf(node, String(segment))?.value ?? undefined;
   if (isSeq(node)) return node.items[Number(segment)];
   return undefined;
+}
+
+/**
+ * Duplicate keys, found with one set per map. The yaml package's own check (`uniqueKeys`) compares
+ * each key with every earlier one of its map: quadratic in the keys. Same rule: scalar keys whose
+ * values are strictly equal; the message is the package's.
+ */
+function duplicateKeys(doc: Document.Parsed): { offset: number; message: string }[] {
+  const found: { offset: number; message: string }[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        if (seen.has(pair.key.value)) {
+          found.push({ offset: pair.key.range?.[0] ?? 0, message: "Map keys must be unique" });
+        }
+        seen.add(pair.key.value);
+      }
+    },
+  });
+  return found;
 }
 
 export interface Parsed {
@@ -103,17 +136,20 @@ export interface Parsed {
 /** Parse YAML text; on any syntax error, return only the diagnostics. Never throws. */
 export function parse(text: string, file: string): { parsed?: Parsed; diagnostics: Diagnostic[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const source = new SourceMap(file, doc, lines);
-  const diagnostics = doc.errors.map((e) =>
-    error(
-      "E0001",
-      e.code === "MULTIPLE_DOCS"
-        ? "a spec is one YAML document, this file has several (`---`)"
-        : firstLine(e.message),
-      source.span(e.pos[0], e.pos[1]),
-    ),
-  );
+  const problems = [
+    ...doc.errors.map((e) => ({
+      offset: e.pos[0],
+      end: e.pos[1],
+      message:
+        e.code === "MULTIPLE_DOCS"
+          ? "a spec is one YAML document, this file has several (`---`)"
+          : firstLine(e.message),
+    })),
+    ...duplicateKeys(doc).map((d) => ({ ...d, end: d.offset + 1 })),
+  ].sort((a, b) => a.offset - b.offset);
+  const diagnostics = problems.map((p) => error("E0001", p.message, source.span(p.offset, p.end)));
   if (diagnostics.length > 0) return { diagnostics };
   try {
     return {

@@ -10,6 +10,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -98,6 +99,20 @@ describe("checkpoint manifests", () => {
       /no list of paths/,
     ],
     [
+      "one weights file listed 15,000 times (issue 23, item 12)",
+      (j) => {
+        manifest(j).paths = new Array(15_000).fill(manifest(j).paths[0]);
+      },
+      /the manifest lists weights\.bin twice/,
+    ],
+    [
+      "2,000 weights files",
+      (j) => {
+        manifest(j).paths = Array.from({ length: 2000 }, (_, i) => `w${i}.bin`);
+      },
+      /lists more than 1024 weights files/,
+    ],
+    [
       "dtype float64",
       (j) => {
         firstWeight(j).dtype = "float64";
@@ -142,6 +157,23 @@ describe("checkpoint manifests", () => {
       assert.equal(existsSync(out), false);
     });
   }
+
+  test("two 600 MiB weights files (sparse): over 1 GiB in all, refused before reading", () => {
+    const ckpt = checkpoint("sparse", (j) => {
+      manifest(j).paths = ["a.bin", "b.bin"];
+    });
+    for (const f of ["a.bin", "b.bin"]) {
+      writeFileSync(join(ckpt, f), "");
+      truncateSync(join(ckpt, f), 600 * 1024 * 1024);
+    }
+    const start = performance.now();
+    assert.throws(
+      () => readTfjsCheckpoint(ckpt),
+      (e: unknown) =>
+        e instanceof UserError && /hold more than 1073741824 bytes in all/.test(e.message),
+    );
+    assert.ok(performance.now() - start < 5000);
+  });
 
   test("a weights file that is a symlink out of the folder is refused", () => {
     const ckpt = checkpoint("symlink");

@@ -155,6 +155,63 @@ describe("refused at load, in one line naming the file", () => {
     await refused(file, /batch norm bn has a negative variance in var/);
   });
 
+  test("a Loop of 10^12 iterations is refused at load, before it can hang predict (item 15)", async () => {
+    const BOOL = onnx.TensorProto.DataType.BOOL;
+    const body = {
+      name: "body",
+      node: [
+        { name: "c", opType: "Identity", input: ["cond_in"], output: ["cond_out"] },
+        { name: "v", opType: "Identity", input: ["v_in"], output: ["v_out"] },
+      ],
+      input: [value("i", [], INT64), value("cond_in", [], BOOL), value("v_in", ["N", 4])],
+      output: [value("cond_out", [], BOOL), value("v_out", ["N", 4])],
+    };
+    const file = model("loop", {
+      nodes: [
+        {
+          name: "forever",
+          opType: "Loop",
+          input: ["trips", "", "f"],
+          output: ["looped"],
+          attribute: [{ name: "body", type: onnx.AttributeProto.AttributeType.GRAPH, g: body }],
+        },
+      ],
+      initializers: [{ name: "trips", dims: [], dataType: INT64, int64Data: [1e12] }],
+      last: "looped",
+    });
+    const start = performance.now();
+    await refused(file, /control flow is not supported \(Loop node forever\)/);
+    assert.ok(performance.now() - start < 10_000);
+  });
+
+  test("an If node is refused too", async () => {
+    const branch = (name: string) => ({
+      name,
+      node: [{ name: `${name}-id`, opType: "Identity", input: ["f"], output: [`${name}-out`] }],
+      output: [value(`${name}-out`, ["N", 4])],
+    });
+    const GRAPH = onnx.AttributeProto.AttributeType.GRAPH;
+    const file = model("if", {
+      nodes: [
+        {
+          name: "choose",
+          opType: "If",
+          input: ["yes"],
+          output: ["chosen"],
+          attribute: [
+            { name: "then_branch", type: GRAPH, g: branch("then") },
+            { name: "else_branch", type: GRAPH, g: branch("else") },
+          ],
+        },
+      ],
+      initializers: [
+        { name: "yes", dims: [], dataType: onnx.TensorProto.DataType.BOOL, int32Data: [1] },
+      ],
+      last: "chosen",
+    });
+    await refused(file, /control flow is not supported \(If node choose\)/);
+  });
+
   test("a denormal std in the metadata", async () => {
     const file = model("denormal", {});
     const proto = onnx.ModelProto.decode(new Uint8Array(readFileSync(file)));

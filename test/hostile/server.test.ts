@@ -153,3 +153,158 @@ describe("a full model queue", () => {
     }
   });
 });
+
+// Round 2 (issue 23, items 10 and 14): bounds across clients, and a refused body's answer read.
+describe("bounds across clients", () => {
+  let own: RunningServer;
+  const ownLines: string[] = [];
+  before(async () => {
+    own = await startServer({
+      model,
+      port: 0,
+      log: (line) => ownLines.push(line),
+      maxConnections: 8,
+      maxBodiesBytes: 3 * 1024 * 1024,
+      requestTimeoutMs: 5000,
+    });
+  });
+  after(async () => {
+    await own.close();
+  });
+
+  function connectTo(target: RunningServer): Promise<Socket> {
+    const { hostname, port } = new URL(target.url);
+    return new Promise((resolve, reject) => {
+      const s = connect(Number(port), hostname, () => resolve(s));
+      s.on("error", reject);
+    });
+  }
+
+  /** A valid prediction request: 784 zeros as JSON. */
+  const predictZeros = (target: RunningServer) =>
+    fetch(new URL("/api/predict", target.url), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ pixels: new Array(784).fill(0) }),
+    });
+
+  /** What the server sends on `s` until it closes (or `ms` pass). */
+  function received(s: Socket, ms = 10_000): Promise<{ text: string; closed: boolean }> {
+    let text = "";
+    s.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+    });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ text, closed: false }), ms);
+      s.on("close", () => {
+        clearTimeout(timer);
+        resolve({ text, closed: true });
+      });
+      s.on("error", () => {});
+    });
+  }
+
+  test("a plain client writing 2 MB, then reading, reads its 413 (8 times in a row)", async () => {
+    const piece = Buffer.alloc(64 * 1024, 0x41);
+    const pieces = 32; // 2 MiB
+    for (let i = 0; i < 8; i++) {
+      const s = await connectTo(server);
+      // Like urllib: the whole request is written before anything is read, here in 64 KiB
+      // pieces as a network delivers them (the server answers long before the last one).
+      s.pause();
+      let failed: string | undefined;
+      s.on("error", (err: NodeJS.ErrnoException) => {
+        failed ??= err.code ?? "error";
+      });
+      s.write(
+        `POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${piece.length * pieces}\r\n\r\n`,
+      );
+      for (let k = 0; k < pieces && !failed; k++) {
+        await new Promise<void>((resolve) =>
+          s.write(piece, (err) => {
+            if (err) failed ??= (err as NodeJS.ErrnoException).code ?? "error";
+            resolve();
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      assert.equal(failed, undefined, `run ${i + 1}: writing the body failed`);
+      const answer = received(s);
+      s.resume();
+      const { text } = await answer;
+      assert.match(text, /^HTTP\/1\.1 413 /, `run ${i + 1}: ${JSON.stringify(text.slice(0, 80))}`);
+      assert.match(text, /request body is larger than 1048576 bytes/);
+    }
+  });
+
+  test("bodies beyond the global budget are a 503 with a message; the budget comes back", async () => {
+    // Three bodies of 1 MiB trickling (the budget is 3 MiB): the fourth is refused at once.
+    const slow: Socket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await connectTo(own);
+      s.write(
+        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1048576\r\n\r\nab",
+      );
+      s.on("error", () => {});
+      slow.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await predictZeros(own);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get("retry-after"), "1");
+    assert.match(((await r.json()) as { error: string }).error, /3 MiB in all\); retry shortly/);
+    for (const s of slow) s.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal((await predictZeros(own)).status, 200);
+  });
+
+  test("silent sockets up to the connection cap do not lock out /healthz", async () => {
+    const silent = await Promise.all(Array.from({ length: 12 }, () => connectTo(own)));
+    for (const s of silent) s.on("error", () => {});
+    // Past the second a connection is given to send its request.
+    await new Promise((r) => setTimeout(r, 1200));
+    const t = performance.now();
+    const health = await fetch(new URL("/healthz", own.url));
+    assert.equal(health.status, 200);
+    assert.ok(performance.now() - t < 5000);
+    assert.ok(ownLines.some((l) => /connections at the cap \(8\)/.test(l)));
+    for (const s of silent) s.destroy();
+  });
+
+  test("at the cap with every connection busy, a new one gets a 503 naming the cap", async () => {
+    const busySockets: Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const s = await connectTo(own);
+      s.on("error", () => {});
+      // A request in flight: a small body still arriving.
+      s.write(
+        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\nab",
+      );
+      busySockets.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const s = await connectTo(own);
+    const { text } = await received(s, 5000);
+    assert.match(text, /^HTTP\/1\.1 503 /);
+    assert.match(text, /too many connections \(at most 8\)/);
+    for (const b of busySockets) b.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await fetch(new URL("/healthz", own.url))).status, 200);
+  });
+
+  test("a client pipelining requests without reading the answers is cut", async () => {
+    const s = await connectTo(own);
+    s.pause(); // never reads
+    const closed = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 4000);
+      s.on("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    s.on("error", () => {});
+    s.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000));
+    assert.equal(await closed, true, "the connection was not cut");
+    assert.ok(ownLines.some((l) => /connection cut: more than 16 requests in flight/.test(l)));
+  });
+});

@@ -78,6 +78,27 @@ function nonFiniteWeights(proto: ReturnType<typeof decodeModel>): string[] {
   return bad;
 }
 
+/**
+ * Ops that run a subgraph a number of times the model decides (a `Loop` of 10^12 iterations hangs
+ * `predict` with no way to bound it), and any node carrying a subgraph. mnistc's models, and the
+ * image classifiers it reads, are straight-line graphs: these are refused at load.
+ */
+const CONTROL_FLOW_OPS = new Set(["Loop", "If", "Scan", "SequenceMap"]);
+
+function controlFlowNodes(proto: ReturnType<typeof decodeModel>): string[] {
+  const nodes = [
+    ...(proto.graph?.node ?? []),
+    ...(proto.functions ?? []).flatMap((f) => f.node ?? []),
+  ];
+  return nodes
+    .filter(
+      (node) =>
+        CONTROL_FLOW_OPS.has(node.opType ?? "") ||
+        (node.attribute ?? []).some((a) => a.g || (a.graphs?.length ?? 0) > 0),
+    )
+    .map((node) => `${node.opType} node ${node.name || node.output?.[0] || "(unnamed)"}`);
+}
+
 /** The largest fixed batch axis a model may declare (each call runs a batch of that size). */
 export const MAX_FIXED_BATCH = 65536;
 
@@ -196,6 +217,12 @@ export class DigitModel {
     const proto = decodeModel(bytes, file);
     const problems = metadataProblems(proto);
     if (problems.length > 0) throw new UserError(`${file}: bad metadata: ${problems.join("; ")}`);
+    const loops = controlFlowNodes(proto);
+    if (loops.length > 0) {
+      throw new UserError(
+        `${file}: control flow is not supported (${loops.slice(0, 3).join(", ")}${loops.length > 3 ? `, and ${loops.length - 3} more` : ""}): mnistc runs straight-line image classifiers, whose run time the input fixes`,
+      );
+    }
     const badWeights = finiteWeights ? nonFiniteWeights(proto) : [];
     if (badWeights.length > 0)
       throw new UserError(`${file}: bad weights: ${badWeights.join("; ")}`);

@@ -11,6 +11,15 @@
 // bounded and answer 503 with Retry-After when full; a body that has not arrived within the request
 // timeout is a 408 and its connection is closed; a client that hangs up is one log line. Class
 // names come from the model file, which may be hostile: they only ever leave as JSON strings.
+//
+// Bounded across clients (issue 23): at most MAX_CONNECTIONS connections (at the cap, a new one
+// replaces the oldest that has had no request in flight for a second, a silent or idle socket,
+// else it is a 503);
+// request bodies share one budget (body.ts: 503 beyond it); a connection may have MAX_PIPELINED
+// requests in flight, beyond which a client that sends requests without reading the answers is
+// cut; a refused body (413, 503) is answered, then whatever still arrives is read and dropped for
+// a bounded time and size before the connection closes (nginx's lingering close), so the client
+// reads its answer rather than a reset.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { basename } from "node:path";
@@ -22,9 +31,16 @@ import { MNIST_SIDE } from "../inference/preprocess.js";
 import { argmax, toProbabilities } from "../inference/probabilities.js";
 import { type Asset, loadAssets } from "./assets.js";
 import { PredictionBatcher } from "./batcher.js";
-import { BODY_TIMEOUT_MS, MAX_BODY_BYTES, readBody } from "./body.js";
+import {
+  BODY_TIMEOUT_MS,
+  BodyBudget,
+  type BodyLease,
+  MAX_BODIES_BYTES,
+  MAX_BODY_BYTES,
+  readBody,
+} from "./body.js";
 import { DecodePool } from "./decode-pool.js";
-import { HttpError } from "./http-error.js";
+import { HttpError, RETRY_AFTER_SECONDS } from "./http-error.js";
 import type { Prediction, ServeProfile } from "./predict.js";
 
 export interface ServerOptions {
@@ -43,6 +59,12 @@ export interface ServerOptions {
   maxDecodeQueue?: number;
   /** Images waiting for the model before 503 (default 256). */
   maxModelQueue?: number;
+  /** Open connections at once (default MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** Bytes of request bodies held at once, all requests together (default MAX_BODIES_BYTES). */
+  maxBodiesBytes?: number;
+  /** After a refused body: how long what still arrives is read and dropped (default LINGER_MS). */
+  lingerMs?: number;
 }
 
 export interface RunningServer {
@@ -58,7 +80,7 @@ interface Reply {
   body: string | Buffer;
 }
 
-type Handler = (req: IncomingMessage) => Promise<Reply>;
+type Handler = (req: IncomingMessage, lease: BodyLease) => Promise<Reply>;
 
 /** Page and API are same-origin only; this is what "works offline" means to the browser. */
 const PAGE_SECURITY = {
@@ -70,6 +92,18 @@ const PAGE_SECURITY = {
 
 /** How long `close()` waits for in-flight requests before cutting their connections. */
 const CLOSE_GRACE_MS = 10_000;
+/** Open connections at once; each costs a file descriptor (`ulimit -n` is often 1,024). */
+export const MAX_CONNECTIONS = 256;
+/**
+ * Requests of one connection in flight (read, not yet answered and sent). A client pipelining
+ * more without reading the answers made the server hold about 10 MB a connection.
+ */
+export const MAX_PIPELINED = 16;
+/** At the connection cap, a connection idle this long gives way to a new one. */
+export const IDLE_GRACE_MS = 1_000;
+/** After a refused body, what still arrives is dropped for at most this long and this much. */
+export const LINGER_MS = 5_000;
+export const LINGER_BYTES = 8 * 1024 * 1024;
 
 /**
  * JSON with `<`, `>`, `&` and the JS line separators as \u escapes: the same value to any JSON
@@ -144,8 +178,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log,
   });
 
-  const predict: Handler = async (req) => {
-    const body = await readBody(req, MAX_BODY_BYTES, requestTimeoutMs);
+  const maxBodiesBytes = options.maxBodiesBytes ?? MAX_BODIES_BYTES;
+  const bodies = new BodyBudget(maxBodiesBytes);
+  const maxConnections = options.maxConnections ?? MAX_CONNECTIONS;
+  const lingerMs = options.lingerMs ?? LINGER_MS;
+
+  const predict: Handler = async (req, lease) => {
+    const body = await readBody(req, MAX_BODY_BYTES, requestTimeoutMs, lease, maxBodiesBytes);
     const start = performance.now();
     const pixels = await pool.decode(req.headers["content-type"], body);
     const probabilities = toProbabilities(await batcher.predict(pixels));
@@ -196,7 +235,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   routes.set("/api/predict", { POST: predict });
   routes.set("/api/model", { GET: about });
 
-  async function route(req: IncomingMessage, path: string): Promise<Reply> {
+  async function route(req: IncomingMessage, path: string, lease: BodyLease): Promise<Reply> {
     const methods = routes.get(path);
     if (!methods) throw new HttpError(404, `no such path: ${path}`);
     const method = req.method === "HEAD" && methods.GET ? "GET" : (req.method ?? "");
@@ -207,21 +246,46 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         Allow: allow.join(", "),
       });
     }
-    return handler(req);
+    return handler(req, lease);
   }
 
   let closing = false;
+  // Per connection: requests read and not yet answered and sent (MAX_PIPELINED; and a connection
+  // with none in flight may be replaced at the connection cap).
+  const inFlight = new WeakMap<Socket, number>();
+  // When a connection last had nothing in flight (its admission, or its last answer).
+  const idleSince = new WeakMap<Socket, number>();
+  const cut = new WeakSet<Socket>();
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = performance.now();
     const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const socket = req.socket;
+    if (cut.has(socket)) {
+      res.destroy();
+      return;
+    }
+    const pending = (inFlight.get(socket) ?? 0) + 1;
+    inFlight.set(socket, pending);
+    if (pending > MAX_PIPELINED) {
+      // Sending requests without reading the answers: no more is read from this client.
+      cut.add(socket);
+      log(`connection cut: more than ${MAX_PIPELINED} requests in flight on one connection`);
+      socket.destroy();
+      return;
+    }
     res.on("close", () => {
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      inFlight.set(socket, left);
+      if (left === 0) idleSince.set(socket, performance.now());
       const ms = (performance.now() - start).toFixed(1);
       const status = res.writableFinished ? String(res.statusCode) : "aborted";
       log(`${req.method} ${path} ${status} ${ms}ms`);
     });
     let reply: Reply;
+    const lease = bodies.lease();
     try {
-      reply = await route(req, path);
+      reply = await route(req, path, lease);
     } catch (err) {
       if (err instanceof HttpError) {
         reply = json(err.status, { error: err.message }, err.headers);
@@ -229,22 +293,95 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         log(`internal error on ${req.method} ${path}: ${(err as Error).stack ?? err}`);
         reply = json(500, { error: "internal server error" });
       }
+    } finally {
+      // The body has been decoded (or refused): its bytes leave the budget.
+      lease.release();
     }
     // A body left unread (413, or an error before reading) must not be parsed as the next
     // request: close the connection rather than read it all. So does a server that is closing.
     const unread = !req.complete;
     if (unread || closing) reply.headers.Connection = "close";
     if (res.destroyed) return; // the client hung up; the close listener logs it
+    if (unread && reply.status !== 408) {
+      // A client still sending a body it was refused: Node would close at once when the answer is
+      // out, and closing with unread data makes the kernel send a reset, which destroys the answer
+      // the client has not read yet. So the rest is read and dropped first (bounded).
+      (socket as Socket & { destroySoon: () => void }).destroySoon = () => linger(req, socket);
+    }
     res.writeHead(reply.status, reply.headers);
     res.end(reply.body);
-    // A client still trickling a body it was refused (408, 413) is not waited for: once the
+    // A client trickling a body past the request timeout (408) is not waited for: once the
     // answer is out, the connection is closed, whatever the client keeps sending.
-    if (unread) res.once("finish", () => hangUp(req.socket));
+    if (unread && reply.status === 408) res.once("finish", () => hangUp(socket));
   }
 
   function hangUp(socket: Socket): void {
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  /**
+   * nginx's lingering close: the answer is out; half-close, then read and drop what the client
+   * still sends until it has sent its whole request, for at most `lingerMs` and LINGER_BYTES.
+   */
+  function linger(req: IncomingMessage, socket: Socket): void {
+    let dropped = 0;
+    const stop = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const timer = setTimeout(stop, lingerMs);
+    socket.once("close", () => clearTimeout(timer));
+    req.on("data", (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > LINGER_BYTES) stop();
+    });
+    // All of the request is in: nothing unread is left, so closing sends no reset.
+    req.once("end", stop);
+    req.once("error", stop);
+    socket.end();
+    req.resume();
+  }
+
+  // The connection cap: the open connections, oldest first.
+  const open = new Set<Socket>();
+  let capNoted = 0;
+  function admit(socket: Socket): void {
+    if (open.size >= maxConnections) {
+      // A connection with nothing in flight for IDLE_GRACE_MS (silent, or idle between requests)
+      // gives way to the new one: silent sockets cannot lock out the clients that have something
+      // to ask. A younger one keeps its chance to send its request (else, in a burst, each new
+      // connection would close the one before it).
+      const now = performance.now();
+      let idle: Socket | undefined;
+      for (const s of open) {
+        if ((inFlight.get(s) ?? 0) === 0 && now - (idleSince.get(s) ?? now) >= IDLE_GRACE_MS) {
+          idle = s;
+          break;
+        }
+      }
+      if (now - capNoted > 1000) {
+        capNoted = now;
+        log(
+          `connections at the cap (${maxConnections}): ${idle ? "closing the oldest idle one" : "refusing new ones"}`,
+        );
+      }
+      if (idle) {
+        open.delete(idle);
+        idle.destroy();
+      } else {
+        cut.add(socket);
+        const body = `${jsonText({ error: `too many connections (at most ${maxConnections}); retry shortly` })}\n`;
+        socket.end(
+          `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\nRetry-After: ${RETRY_AFTER_SECONDS}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+        socket.once("finish", () => socket.destroy());
+        return;
+      }
+    }
+    open.add(socket);
+    idleSince.set(socket, performance.now());
+    socket.once("close", () => open.delete(socket));
   }
 
   const server = createServer(
@@ -258,6 +395,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     },
   );
+  server.on("connection", admit);
   // A malformed request or a connection reset before a request was read: one line, no trace.
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? err.message;

@@ -256,6 +256,18 @@ export function checkpointFormat(dir: string): "mnistc" | "tfjs" {
     : "tfjs";
 }
 
+/** Weights files a legacy manifest may list (tfjs shards at 4 MB: 1 GiB is 256 of them). */
+export const MAX_MANIFEST_FILES = 1024;
+
+/** A checkpoint file's size without following a symlink (0 when missing: the read then says so). */
+function sizeOf(file: string): number {
+  try {
+    return lstatSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
 /** A file of a checkpoint: regular, not a symlink, at most MAX_CHECKPOINT_FILE_BYTES. */
 function readArtifact(file: string): Buffer {
   return readRegularFile(file, {
@@ -535,11 +547,35 @@ export function readTfjsCheckpoint(dir: string): Checkpoint {
     throw new UserError(`${modelFile}: no weightsManifest (not a tfjs layers-model checkpoint)`);
   }
   const arrays = new Map<string, NamedArray>();
+  // Limits on the whole manifest, checked before any weights file is read: each file once, at most
+  // MAX_MANIFEST_FILES of them, MAX_CHECKPOINT_FILE_BYTES in all (one file listed 15,000 times
+  // once made 2.1 GB of reads before anything was refused).
+  const listed = new Set<string>();
+  let total = 0;
   for (const [g, group] of (manifest as unknown[]).entries()) {
-    const { paths, weights } = (group ?? {}) as { paths?: unknown; weights?: unknown };
+    const { paths } = (group ?? {}) as { paths?: unknown };
     if (!Array.isArray(paths) || paths.length === 0) {
       throw new UserError(`${modelFile}: weightsManifest[${g}] has no list of paths`);
     }
+    for (const p of paths) {
+      const name = checkFileName(p, modelFile);
+      if (listed.has(name)) throw new UserError(`${modelFile}: the manifest lists ${name} twice`);
+      listed.add(name);
+      if (listed.size > MAX_MANIFEST_FILES) {
+        throw new UserError(
+          `${modelFile}: the manifest lists more than ${MAX_MANIFEST_FILES} weights files`,
+        );
+      }
+      total += sizeOf(join(base, name));
+      if (total > MAX_CHECKPOINT_FILE_BYTES) {
+        throw new UserError(
+          `${modelFile}: the manifest's weights files hold more than ${MAX_CHECKPOINT_FILE_BYTES} bytes in all`,
+        );
+      }
+    }
+  }
+  for (const [g, group] of (manifest as unknown[]).entries()) {
+    const { paths, weights } = group as { paths: unknown[]; weights?: unknown };
     const names = paths.map((p) => checkFileName(p, modelFile));
     const specs = checkWeightSpecs(weights, modelFile, `weightsManifest[${g}].weights`);
     const bytes = concatBytes(

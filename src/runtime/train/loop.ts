@@ -34,6 +34,7 @@ import {
   RunningMetrics,
   type RunOptions,
 } from "./metrics.js";
+import { nanLossMessage } from "./nan-loss.js";
 import { addTrainOptions, oneLineErrors, type TrainOptions } from "./options.js";
 import { Progress } from "./progress.js";
 import { RunFolder, specInputs } from "./run-folder.js";
@@ -372,9 +373,8 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
         const { loss, correct } = await stepper.step(batch, hyper);
         if (ema) ema.update((await stepper.state()).weights);
         if (!Number.isFinite(loss)) {
-          throw new UserError(
-            `epoch ${epoch}, batch ${b + 1}: the loss is ${loss}; lower the learning rate (--lr)`,
-          );
+          const where = `epoch ${epoch}, batch ${b + 1}`;
+          throw new UserError(nanLossMessage(where, loss, batch, norm, options.teachers));
         }
         running.add(loss, correct, size);
         const seconds = (Date.now() - started) / 1000;
