@@ -65,7 +65,7 @@ function pack(root: string): string {
   for (const f of files) {
     assert.match(
       f,
-      /^(dist\/src\/.+\.js|specs\/\w+\.yaml|schema\/mnistc\.schema\.json|src\/backends\/\w+\/templates\/.+\.hbs|src\/runtime\/serve\/page\/.+|models\/.+\.onnx|README\.md|LICENSE|package\.json)$/,
+      /^(dist\/src\/.+\.js|specs\/\w+\.yaml|schema\/(mnistc|sweep)\.schema\.json|sweeps\/[\w-]+\.yaml|src\/sweep\/\w+\.py|src\/backends\/\w+\/templates\/.+\.hbs|src\/runtime\/serve\/page\/.+|models\/.+\.onnx|README\.md|LICENSE|package\.json)$/,
     );
   }
   assert.ok(files.includes("dist/src/cli.js") && files.includes("specs/step4.yaml"));

@@ -15,6 +15,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -30,7 +31,11 @@ export const ROOT_SHOWN = "/path/to/mnistc";
 
 /** A command's output as the README shows it: the package root hidden, speeds rounded away. */
 export function steady(text: string): string {
+  // A linked node_modules (a git worktree's) prints as its real path: shown as the package's own.
+  const modules = realpathSync(packagePath("node_modules"));
   return text
+    .split(modules)
+    .join(`${ROOT_SHOWN}/node_modules`)
     .split(packageRoot)
     .join(ROOT_SHOWN)
     .replace(/^(speed\s+)\d+( images\/s)/gm, "$1N$2");
