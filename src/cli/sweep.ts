@@ -225,7 +225,7 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
       state.proposals++;
       const specRel = join("trials", id, "spec.yaml");
       const specPath = join(dir, specRel);
-      const text = `# ${sweep.name} ${id}: ${describe(params)}\n${candidateText(sweep.baseText, sweep.space, params, sweep.constraints.budget)}`;
+      const text = `# ${sweep.name} ${id}: ${describe(params)}\n${candidateText(sweep.baseText, sweep.space, params, sweep.constraints.budget, { base: sweep.base, candidate: specPath })}`;
       writeFileAtomic(specPath, text);
       const verdict = checkCandidate(sweep, text, specPath);
       const trial: TrialRecord = {
