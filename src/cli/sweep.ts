@@ -5,7 +5,8 @@
 // epoch) and ends a run at a rung by killing it. Everything is recorded in `<dir>/<name>/trials.json`
 // (atomically, before and after every start), so a sweep killed at any moment resumes: a run that
 // was going is started again with `train --resume` (from its last epoch's checkpoint), and a
-// proposal recorded is never proposed again.
+// proposal recorded is never proposed again. `<dir>/<name>/sweep.lock` keeps a second sweep of the
+// file out while one runs (a killed sweep's lock is stale and taken over).
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { nameProblem } from "../compiler/names.js";
 import { readFailure, UserError } from "../errors.js";
 import type { RunMetrics } from "../runtime/train/metrics.js";
 import { formatDuration } from "../runtime/train/progress.js";
+import { FileLock } from "../runtime/train/run-folder.js";
 import { type BaseSource, parseSweep, type Sweep } from "../sweep/file.js";
 import { candidateText, showValue } from "../sweep/space.js";
 import {
@@ -32,7 +34,7 @@ import {
   trainedTrials,
   trialId,
 } from "../sweep/trials.js";
-import { readRegularFile, writeFileAtomic } from "../util/files.js";
+import { ensureDir, readRegularFile, writeFileAtomic } from "../util/files.js";
 
 export interface SweepCliOptions {
   jobs?: number;
@@ -173,6 +175,27 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
     );
   }
   const dir = join(dirname(file), sweep.name);
+  ensureDir(dir);
+  // One sweep of a file at a time: a second would propose and train the same trials.
+  const lock = FileLock.acquire(
+    join(dir, "sweep.lock"),
+    (h, remote) =>
+      `${dir} is in use by another \`mnistc sweep ${file}\` (pid ${h.pid}${remote ? ` on ${h.host}` : ""}, started ${h.started}); wait for it to end${remote ? `, or remove ${join(dir, "sweep.lock")} if it is gone` : ""}`,
+  );
+  try {
+    return await runSweep(sweep, file, dir, opts, lock);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runSweep(
+  sweep: Sweep,
+  file: string,
+  dir: string,
+  opts: SweepCliOptions,
+  lock: FileLock,
+): Promise<number> {
   const state = openState(sweep, dir, file);
   const jobs = opts.jobs ?? availableParallelism();
   const log = (line: string) => {
@@ -389,6 +412,7 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
     stopping = true;
     for (const a of active) a.child.kill("SIGTERM");
     save();
+    lock.release();
     log(`sweep stopped by ${signal}; run \`mnistc sweep ${file}\` again to resume`);
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
