@@ -17,7 +17,7 @@ import { formatDiagnostic } from "../compiler/format.js";
 import { nameProblem } from "../compiler/names.js";
 import { readFailure, UserError } from "../errors.js";
 import type { RunMetrics } from "../runtime/train/metrics.js";
-import { formatDuration } from "../runtime/train/progress.js";
+import { formatDuration, StatusLine } from "../runtime/train/progress.js";
 import { FileLock } from "../runtime/train/run-folder.js";
 import { type BaseSource, parseSweep, type Sweep } from "../sweep/file.js";
 import { candidateText, showValue } from "../sweep/space.js";
@@ -198,9 +198,9 @@ async function runSweep(
 ): Promise<number> {
   const state = openState(sweep, dir, file);
   const jobs = opts.jobs ?? availableParallelism();
-  const log = (line: string) => {
-    if (!opts.quiet) process.stderr.write(`${line}\n`);
-  };
+  // On a terminal a live line under the log; otherwise the log lines carry the status.
+  const progress = new StatusLine({ quiet: opts.quiet === true });
+  const log = (line: string) => progress.log(line);
   const save = () => {
     writeFileAtomic(join(dir, "trials.json"), `${JSON.stringify(state, null, 2)}\n`);
     writeFileAtomic(join(dir, "README.md"), leaderboardPage(sweep, state));
@@ -220,15 +220,27 @@ async function runSweep(
       : Math.max(0, sweep.trials - trainedTrials(state).length) * sweep.seeds.length;
     return queued + unproposed + active.length;
   };
-  const status = () => {
-    const done = state.trials.filter((t) => t.objective !== undefined).length;
+  const count = (status: string) => state.trials.filter((t) => t.status === status).length;
+  const counts = () => {
+    const stopped = count("pruned") + count("failed");
+    return `${count("rejected")} rejected, ${active.length} running${stopped > 0 ? `, ${stopped} stopped or failed` : ""}`;
+  };
+  const bestAndEta = () => {
     const best = ranked(state)[0];
     const mean = runSeconds.length
       ? runSeconds.reduce((a, b) => a + b, 0) / runSeconds.length
       : Number.NaN;
     const eta = (mean * runsLeft()) / Math.max(1, jobs);
-    const rejected = state.trials.filter((t) => t.status === "rejected").length;
-    return `[${done}/${sweep.trials} done, ${rejected} rejected, ${active.length} running] best ${best ? `${best.id} ${pct(best.objective)}` : "-"}; ETA ${formatDuration(eta)}`;
+    return `best ${best ? `${best.id} ${pct(best.objective)}` : "-"}; ETA ${formatDuration(eta)}`;
+  };
+  // Trials to train: the sweep's, or fewer once a grid is used up (its rejected points do not count).
+  const total = () => (exhausted ? trainedTrials(state).length : sweep.trials);
+  const status = () =>
+    `[${state.trials.filter((t) => t.objective !== undefined).length}/${total()} done, ${counts()}] ${bestAndEta()}`;
+  /** The live line: trials ended (done, stopped or failed) of the trials to train. */
+  const showStatus = () => {
+    const ended = count("done") + count("pruned") + count("failed");
+    progress.update(ended, total(), `trials ended | ${counts()} | ${bestAndEta()}`);
   };
 
   /** The next run to start: a queued one, else a new trial's first (rejected proposals recorded). */
@@ -413,12 +425,16 @@ async function runSweep(
     for (const a of active) a.child.kill("SIGTERM");
     save();
     lock.release();
+    progress.stop();
     log(`sweep stopped by ${signal}; run \`mnistc sweep ${file}\` again to resume`);
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const timer = setInterval(watch, 500);
+  const timer = setInterval(() => {
+    watch();
+    showStatus();
+  }, 500);
   try {
     log(
       `sweep ${sweep.name}: ${sweep.trials} trials of ${sweep.seeds.length} seed(s), ${sweep.sampler.type} sampler, ${jobs} at once; records in ${dir}`,
@@ -433,11 +449,13 @@ async function runSweep(
         });
         running.add(p);
       }
+      showStatus();
       if (running.size === 0) break;
       await Promise.race(running);
     }
   } finally {
     clearInterval(timer);
+    progress.stop();
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);
   }
