@@ -16,7 +16,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import { hostname } from "node:os";
-import { basename, join, sep } from "node:path";
+import { basename, dirname, join, sep } from "node:path";
 import { UserError } from "../../errors.js";
 import {
   ensureDir,
@@ -147,7 +147,7 @@ export class RunFolder {
       held = FileLock.acquire(
         join(out, LOCK_FILE),
         (found, remote) =>
-          `${out} is in use by another training run (pid ${found.pid}${remote ? ` on ${found.host}` : ""}, started ${found.started}); wait for it to end or choose another --out${remote ? `, or remove ${join(out, LOCK_FILE)} if that run is gone` : ""}`,
+          `${dirname(join(out, LOCK_FILE))} is in use by another training run (pid ${found.pid}${remote ? ` on ${found.host}` : ""}, started ${found.started}); wait for it to end or choose another --out${remote ? `, or remove ${join(out, LOCK_FILE)} if that run is gone` : ""}`,
       );
     } catch (err) {
       if (created) removeIfEmpty(out);
