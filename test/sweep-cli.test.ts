@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -118,4 +118,36 @@ test("mnistc sweep: a changed sweep file is refused, an invalid one reported as 
     /bad\.yaml:\d+:\d+: error E0105: `early_stop.rungs\[0\]` must be ≥ 1, got 0/,
   );
   assert.doesNotMatch(r.stderr, /\n\s+at /); // no stack trace
+});
+
+test("mnistc sweep: a second sweep of the same file refuses; a killed one's lock is taken over", () => {
+  // Every candidate over a budget of 1,000: nothing trains.
+  const file = exampleCopy("locked");
+  writeFileSync(file, readFileSync(file, "utf8").replace("budget: 4000", "budget: 1000"));
+  const lock = join(tmp, "locked", "sweep.lock");
+  mkdirSync(join(tmp, "locked"));
+  // This test's own process holds it, as a running sweep would.
+  const live = { pid: process.pid, host: hostname(), started: "2025-01-01T00:00:00.000Z" };
+  writeFileSync(lock, JSON.stringify(live));
+  const refused = spawnSync(process.execPath, [cli, "sweep", file], { encoding: "utf8" });
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(
+    refused.stderr,
+    new RegExp(
+      `^mnistc: error: .*locked is in use by another \`mnistc sweep .*locked.yaml\` \\(pid ${process.pid}, started 2025-01-01`,
+    ),
+  );
+  assert.equal(existsSync(join(tmp, "locked", "trials.json")), false);
+  assert.deepEqual(JSON.parse(readFileSync(lock, "utf8")), live);
+  // A process that is gone (a sweep killed with SIGKILL) leaves a stale lock: taken over.
+  const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+  writeFileSync(lock, JSON.stringify({ ...live, pid: gone }));
+  const r = spawnSync(process.execPath, [cli, "sweep", file, "--json"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const state = JSON.parse(r.stdout) as SweepState;
+  assert.deepEqual(
+    state.trials.map((t) => t.status),
+    ["rejected", "rejected", "rejected", "rejected"],
+  );
+  assert.equal(existsSync(lock), false, "released at the end");
 });

@@ -2,9 +2,10 @@
 // spec paths, candidate specs, the grid, random and TPE samplers, constraints and early stopping.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { formatDiagnostic } from "../src/compiler/index.js";
+import { checkSpec, formatDiagnostic } from "../src/compiler/index.js";
 import { packagePath } from "../src/paths.js";
 import { parseSweep, SWEEP_SCHEMA, type Sweep } from "../src/sweep/file.js";
 import {
@@ -121,6 +122,38 @@ test("candidate specs keep the base's layout, with each value and the sweep's bu
   assert.match(text, /optimizer: \{ type: sgd, lr: 0.02, momentum: 0.9 \}/);
   assert.match(text, /^budget: 3000$/m);
   assert.match(text, /# sep4k: the attempt/); // comments kept
+});
+
+test("candidate specs written in another folder name the base's data and teachers from there", () => {
+  const base = [
+    "input: { channels: 1, height: 28, width: 28 }",
+    "classes: 10",
+    "layers: [ { conv: { out: 10, kernel: 28 } }, flatten, log_softmax ]",
+    "train: { distill: { teachers: [t/a.onnx, /abs/b.onnx] } }",
+    "data: { dataset: mnist, path: ../data/mnist }   # kept",
+    "",
+  ].join("\n");
+  const baseFile = join("specs", "base.yaml");
+  const candidate = join("sweeps", "s", "trials", "t001", "spec.yaml");
+  const text = candidateText(base, [], {}, undefined, { base: baseFile, candidate });
+  assert.match(text, /teachers: \[ \.\.\/\.\.\/\.\.\/\.\.\/specs\/t\/a\.onnx, \/abs\/b\.onnx \]/);
+  assert.match(text, /path: \.\.\/\.\.\/\.\.\/\.\.\/data\/mnist \} # kept/);
+  // The compiler resolves both specs' paths to the same files.
+  const resolved = (t: string, file: string) => {
+    const ir = checkSpec(t, file).ir;
+    assert.ok(ir, t);
+    return [ir.data.path, ...(ir.train.distill?.teachers ?? [])].map((p) => resolve(p ?? ""));
+  };
+  assert.deepEqual(resolved(text, candidate), resolved(base, baseFile));
+  assert.deepEqual(resolved(base, baseFile), [
+    resolve("data/mnist"),
+    resolve("specs/t/a.onnx"),
+    "/abs/b.onnx",
+  ]);
+  // No candidate folder (the Optuna study's base): absolute.
+  const absolute = candidateText(base, [], {}, undefined, { base: baseFile });
+  assert.match(absolute, new RegExp(`path: ${resolve("data/mnist")} \\}`));
+  assert.deepEqual(resolved(absolute, "elsewhere/x.yaml"), resolved(base, baseFile));
 });
 
 const space: Dim[] = [

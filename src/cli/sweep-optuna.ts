@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
 import { packagePath } from "../paths.js";
 import type { Sweep } from "../sweep/file.js";
-import { dimValues } from "../sweep/space.js";
+import { candidateText, dimValues } from "../sweep/space.js";
 import { ensureDir, writeFileAtomic } from "../util/files.js";
 import type { SweepCliOptions } from "./sweep.js";
 
@@ -26,7 +26,8 @@ export async function emitOptuna(
   const config = {
     name: sweep.name,
     sweep: resolve(file),
-    baseText: sweep.baseText,
+    // The base's relative file paths made absolute: the workers write candidates elsewhere.
+    baseText: candidateText(sweep.baseText, [], {}, undefined, { base: sweep.base }),
     space: sweep.space.map((d) => ({
       ...d,
       ...(d.kind === "choice" || d.kind === "int" ? { values: dimValues(d) } : {}),

@@ -5,7 +5,8 @@
 // epoch) and ends a run at a rung by killing it. Everything is recorded in `<dir>/<name>/trials.json`
 // (atomically, before and after every start), so a sweep killed at any moment resumes: a run that
 // was going is started again with `train --resume` (from its last epoch's checkpoint), and a
-// proposal recorded is never proposed again.
+// proposal recorded is never proposed again. `<dir>/<name>/sweep.lock` keeps a second sweep of the
+// file out while one runs (a killed sweep's lock is stale and taken over).
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -16,7 +17,8 @@ import { formatDiagnostic } from "../compiler/format.js";
 import { nameProblem } from "../compiler/names.js";
 import { readFailure, UserError } from "../errors.js";
 import type { RunMetrics } from "../runtime/train/metrics.js";
-import { formatDuration } from "../runtime/train/progress.js";
+import { formatDuration, StatusLine } from "../runtime/train/progress.js";
+import { FileLock } from "../runtime/train/run-folder.js";
 import { type BaseSource, parseSweep, type Sweep } from "../sweep/file.js";
 import { candidateText, showValue } from "../sweep/space.js";
 import {
@@ -32,7 +34,7 @@ import {
   trainedTrials,
   trialId,
 } from "../sweep/trials.js";
-import { readRegularFile, writeFileAtomic } from "../util/files.js";
+import { ensureDir, readRegularFile, writeFileAtomic } from "../util/files.js";
 
 export interface SweepCliOptions {
   jobs?: number;
@@ -173,11 +175,32 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
     );
   }
   const dir = join(dirname(file), sweep.name);
+  ensureDir(dir);
+  // One sweep of a file at a time: a second would propose and train the same trials.
+  const lock = FileLock.acquire(
+    join(dir, "sweep.lock"),
+    (h, remote) =>
+      `${dir} is in use by another \`mnistc sweep ${file}\` (pid ${h.pid}${remote ? ` on ${h.host}` : ""}, started ${h.started}); wait for it to end${remote ? `, or remove ${join(dir, "sweep.lock")} if it is gone` : ""}`,
+  );
+  try {
+    return await runSweep(sweep, file, dir, opts, lock);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runSweep(
+  sweep: Sweep,
+  file: string,
+  dir: string,
+  opts: SweepCliOptions,
+  lock: FileLock,
+): Promise<number> {
   const state = openState(sweep, dir, file);
   const jobs = opts.jobs ?? availableParallelism();
-  const log = (line: string) => {
-    if (!opts.quiet) process.stderr.write(`${line}\n`);
-  };
+  // On a terminal a live line under the log; otherwise the log lines carry the status.
+  const progress = new StatusLine({ quiet: opts.quiet === true });
+  const log = (line: string) => progress.log(line);
   const save = () => {
     writeFileAtomic(join(dir, "trials.json"), `${JSON.stringify(state, null, 2)}\n`);
     writeFileAtomic(join(dir, "README.md"), leaderboardPage(sweep, state));
@@ -197,15 +220,27 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
       : Math.max(0, sweep.trials - trainedTrials(state).length) * sweep.seeds.length;
     return queued + unproposed + active.length;
   };
-  const status = () => {
-    const done = state.trials.filter((t) => t.objective !== undefined).length;
+  const count = (status: string) => state.trials.filter((t) => t.status === status).length;
+  const counts = () => {
+    const stopped = count("pruned") + count("failed");
+    return `${count("rejected")} rejected, ${active.length} running${stopped > 0 ? `, ${stopped} stopped or failed` : ""}`;
+  };
+  const bestAndEta = () => {
     const best = ranked(state)[0];
     const mean = runSeconds.length
       ? runSeconds.reduce((a, b) => a + b, 0) / runSeconds.length
       : Number.NaN;
     const eta = (mean * runsLeft()) / Math.max(1, jobs);
-    const rejected = state.trials.filter((t) => t.status === "rejected").length;
-    return `[${done}/${sweep.trials} done, ${rejected} rejected, ${active.length} running] best ${best ? `${best.id} ${pct(best.objective)}` : "-"}; ETA ${formatDuration(eta)}`;
+    return `best ${best ? `${best.id} ${pct(best.objective)}` : "-"}; ETA ${formatDuration(eta)}`;
+  };
+  // Trials to train: the sweep's, or fewer once a grid is used up (its rejected points do not count).
+  const total = () => (exhausted ? trainedTrials(state).length : sweep.trials);
+  const status = () =>
+    `[${state.trials.filter((t) => t.objective !== undefined).length}/${total()} done, ${counts()}] ${bestAndEta()}`;
+  /** The live line: trials ended (done, stopped or failed) of the trials to train. */
+  const showStatus = () => {
+    const ended = count("done") + count("pruned") + count("failed");
+    progress.update(ended, total(), `trials ended | ${counts()} | ${bestAndEta()}`);
   };
 
   /** The next run to start: a queued one, else a new trial's first (rejected proposals recorded). */
@@ -225,7 +260,7 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
       state.proposals++;
       const specRel = join("trials", id, "spec.yaml");
       const specPath = join(dir, specRel);
-      const text = `# ${sweep.name} ${id}: ${describe(params)}\n${candidateText(sweep.baseText, sweep.space, params, sweep.constraints.budget)}`;
+      const text = `# ${sweep.name} ${id}: ${describe(params)}\n${candidateText(sweep.baseText, sweep.space, params, sweep.constraints.budget, { base: sweep.base, candidate: specPath })}`;
       writeFileAtomic(specPath, text);
       const verdict = checkCandidate(sweep, text, specPath);
       const trial: TrialRecord = {
@@ -389,12 +424,17 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
     stopping = true;
     for (const a of active) a.child.kill("SIGTERM");
     save();
+    lock.release();
+    progress.stop();
     log(`sweep stopped by ${signal}; run \`mnistc sweep ${file}\` again to resume`);
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const timer = setInterval(watch, 500);
+  const timer = setInterval(() => {
+    watch();
+    showStatus();
+  }, 500);
   try {
     log(
       `sweep ${sweep.name}: ${sweep.trials} trials of ${sweep.seeds.length} seed(s), ${sweep.sampler.type} sampler, ${jobs} at once; records in ${dir}`,
@@ -409,11 +449,13 @@ export async function sweepCommand(file: string, opts: SweepCliOptions): Promise
         });
         running.add(p);
       }
+      showStatus();
       if (running.size === 0) break;
       await Promise.race(running);
     }
   } finally {
     clearInterval(timer);
+    progress.stop();
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);
   }

@@ -1,7 +1,8 @@
 // The search space over spec paths: how a dotted path (`layers.conv2.1.out`) finds its place in
 // the base spec, how a point of the space becomes a candidate spec's text (the base spec's YAML with
 // those values set, comments and layout kept), and the grid and random samplers.
-import { parseDocument } from "yaml";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { type Document, isSeq, parseDocument } from "yaml";
 import type { Path } from "../compiler/parse.js";
 import { Rng } from "../util/rng.js";
 
@@ -100,15 +101,26 @@ export function resolveSpecPath(spec: unknown, dotted: string): Path | string {
   return out;
 }
 
+/** Where a candidate's spec is read from, as against where its base spec was. */
+export interface Relocation {
+  /** The base spec's path (its relative `data.path` and teachers start at its folder). */
+  base: string;
+  /** The candidate spec's path; absent: those paths become absolute. */
+  candidate?: string;
+}
+
 /**
  * The candidate spec: the base spec's text with each dimension's value set at its path, and the
- * sweep's budget as its own `budget:` (so the compiler's verdict points there).
+ * sweep's budget as its own `budget:` (so the compiler's verdict points there). Written in another
+ * folder (`relocate`), its relative file paths (`data.path`, `train.distill.teachers`, a space's
+ * value for them included) are rewritten to name the same files from there.
  */
 export function candidateText(
   baseText: string,
   space: Dim[],
   params: Params,
   budget?: number,
+  relocate?: Relocation,
 ): string {
   const doc = parseDocument(baseText);
   if (budget !== undefined) doc.set("budget", budget);
@@ -117,7 +129,25 @@ export function candidateText(
     if (v === undefined) throw new Error(`candidateText: no value for ${dim.path}`);
     doc.setIn(dim.at, v);
   }
+  if (relocate) relocatePaths(doc, relocate);
   return doc.toString();
+}
+
+/** The spec's file paths, relative to its folder (as src/compiler/lower.ts resolves them). */
+function relocatePaths(doc: Document, { base, candidate }: Relocation): void {
+  const move = (p: unknown): unknown => {
+    if (typeof p !== "string" || isAbsolute(p)) return p;
+    const target = resolve(dirname(base), p);
+    return candidate === undefined ? target : relative(resolve(dirname(candidate)), target) || ".";
+  };
+  const data = doc.getIn(["data", "path"]);
+  if (data !== undefined) doc.setIn(["data", "path"], move(data));
+  const teachers = doc.getIn(["train", "distill", "teachers"], true);
+  if (isSeq(teachers)) {
+    teachers.items.forEach((_, i) => {
+      teachers.set(i, move(teachers.get(i)));
+    });
+  }
 }
 
 /** The grid's `index`-th point: the first dimension changes slowest. */

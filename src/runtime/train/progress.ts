@@ -107,3 +107,76 @@ export class Progress {
     this.bar = undefined;
   }
 }
+
+export interface StatusLineOptions {
+  quiet: boolean;
+  stream?: NodeJS.WriteStream;
+  /** Defaults to whether the stream is a terminal. */
+  tty?: boolean;
+}
+
+/**
+ * A long job's log with its status (a sweep's trials). On a terminal, a live line (bar, counts,
+ * ETA) stays under the log lines and is updated in place; otherwise (logs, CI) only the log lines
+ * are written, so the caller puts the status in them.
+ */
+export class StatusLine {
+  private readonly stream: NodeJS.WriteStream;
+  private readonly multi: cliProgress.MultiBar | undefined;
+  private bar: cliProgress.SingleBar | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: StatusLineOptions) {
+    this.stream = opts.stream ?? process.stderr;
+    const tty = opts.tty ?? this.stream.isTTY === true;
+    if (opts.quiet || !tty) return;
+    this.multi = new cliProgress.MultiBar(
+      {
+        stream: this.stream,
+        format: "[{bar}] {value}/{total} {status}",
+        barsize: 20,
+        // As Progress: an interrupted job must not leave the cursor hidden.
+        hideCursor: null,
+        linewrap: null,
+        clearOnComplete: true,
+        // Its own ETA (cli-progress's assumes steady steps; trials are not).
+        etaBuffer: 1,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+  }
+
+  /** Whether a live line is shown (a terminal, not quiet). */
+  get live(): boolean {
+    return this.multi !== undefined;
+  }
+
+  /** A log line, written above the live line. */
+  log(line: string): void {
+    if (this.opts.quiet) return;
+    if (this.multi && this.bar && !this.stopped) {
+      this.multi.log(`${line}\n`);
+      this.multi.update();
+    } else this.stream.write(`${line}\n`);
+  }
+
+  /** Sets the live line: `done` of `total` and the status text. */
+  update(done: number, total: number, status: string): void {
+    if (!this.multi || this.stopped) return;
+    if (!this.bar) this.bar = this.multi.create(total, done, { status });
+    else {
+      this.bar.setTotal(total);
+      this.bar.update(done, { status });
+    }
+  }
+
+  /** Removes the live line (log lines written so far stay). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (!this.multi || !this.bar) return;
+    this.multi.update();
+    this.multi.stop();
+    this.bar = undefined;
+  }
+}

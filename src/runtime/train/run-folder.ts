@@ -1,8 +1,8 @@
 // A training run's output folder (`--out`). `RunFolder.open` refuses a folder that holds a run
 // unless --resume continues it or --force replaces it, then locks it: a second run into the same
-// folder refuses instead of mixing its checkpoint with the first's. The lock is a file holding its
-// run's pid, host and start time, created whole (written aside, then linked into place); a lock
-// whose process is gone (a killed run) is stale and taken over. Nothing of an old run changes
+// folder refuses instead of mixing its checkpoint with the first's. The lock (FileLock, also a
+// sweep's) is a file holding its process's pid, host and start time, created whole (written aside,
+// then linked into place); a lock whose process is gone (a killed run) is stale and taken over. Nothing of an old run changes
 // until `ready()`: a run with --force that fails before it can start (a mistyped --data, a bad
 // --val or --teacher) leaves the old run as it was. Folders staged with `stage()` (the emitted
 // program) replace theirs at `ready()` too.
@@ -16,7 +16,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import { hostname } from "node:os";
-import { basename, join, sep } from "node:path";
+import { basename, dirname, join, sep } from "node:path";
 import { UserError } from "../../errors.js";
 import {
   ensureDir,
@@ -79,10 +79,38 @@ export function checkOutFolder(out: string, opts: { resume?: boolean; force?: bo
   }
 }
 
-interface Holder {
+/** Who holds a lock file. */
+export interface Holder {
   pid: number;
   host: string;
   started: string;
+}
+
+/**
+ * A lock file holding its process's pid, host and start time, created whole; a lock whose process
+ * is gone (killed) is stale and taken over, a live one refused with `inUse`'s message. Shared by
+ * run folders (`train.lock`) and sweeps (`sweep.lock`).
+ */
+export class FileLock {
+  private released = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly holder: Holder,
+  ) {}
+
+  static acquire(path: string, inUse: (holder: Holder, remote: boolean) => string): FileLock {
+    const holder = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
+    lock(path, holder, inUse);
+    return new FileLock(path, holder);
+  }
+
+  /** Removes the lock file, unless another process took it over meanwhile. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (sameHolder(readHolder(this.path), this.holder)) unlinkSync(this.path);
+  }
 }
 
 export class RunFolder {
@@ -94,7 +122,7 @@ export class RunFolder {
     readonly out: string,
     private readonly force: boolean,
     private readonly created: boolean,
-    private readonly holder: Holder,
+    private readonly lock: FileLock,
   ) {}
 
   /**
@@ -114,14 +142,18 @@ export class RunFolder {
     ]);
     const created = !exists(out);
     ensureDir(out);
-    const holder = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
+    let held: FileLock;
     try {
-      lock(join(out, LOCK_FILE), holder);
+      held = FileLock.acquire(
+        join(out, LOCK_FILE),
+        (found, remote) =>
+          `${dirname(join(out, LOCK_FILE))} is in use by another training run (pid ${found.pid}${remote ? ` on ${found.host}` : ""}, started ${found.started}); wait for it to end or choose another --out${remote ? `, or remove ${join(out, LOCK_FILE)} if that run is gone` : ""}`,
+      );
     } catch (err) {
       if (created) removeIfEmpty(out);
       throw err;
     }
-    return new RunFolder(out, opts.force === true, created, holder);
+    return new RunFolder(out, opts.force === true, created, held);
   }
 
   /** An empty folder that becomes `<out>/<name>` at `ready()` (a killed run's are removed). */
@@ -149,8 +181,7 @@ export class RunFolder {
     if (this.released) return;
     this.released = true;
     for (const dir of this.staged.values()) rmSync(dir, { recursive: true, force: true });
-    const path = join(this.out, LOCK_FILE);
-    if (sameHolder(readHolder(path), this.holder)) unlinkSync(path);
+    this.lock.release();
     if (this.created) removeIfEmpty(this.out);
   }
 }
@@ -230,7 +261,11 @@ function holderLives(h: Holder): boolean {
 }
 
 /** Creates the lock file holding `holder`; takes over a stale one; refuses a live one. */
-function lock(path: string, holder: Holder): void {
+function lock(
+  path: string,
+  holder: Holder,
+  inUse: (holder: Holder, remote: boolean) => string,
+): void {
   const text = `${JSON.stringify(holder)}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
     // Written aside and linked into place: a reader never sees a half-written lock.
@@ -241,7 +276,7 @@ function lock(path: string, holder: Holder): void {
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw new UserError(`${path}: cannot lock the run folder (${errnoText(err)})`);
+        throw new UserError(`${path}: cannot lock it (${errnoText(err)})`);
       }
     } finally {
       rmSync(tmp, { force: true });
@@ -249,14 +284,11 @@ function lock(path: string, holder: Holder): void {
     const found = readHolder(path);
     if (found === undefined) continue; // released meanwhile
     if (found !== "unreadable" && holderLives(found)) {
-      const remote = found.host !== hostname();
-      throw new UserError(
-        `${path.slice(0, -LOCK_FILE.length - 1)} is in use by another training run (pid ${found.pid}${remote ? ` on ${found.host}` : ""}, started ${found.started}); wait for it to end or choose another --out${remote ? `, or remove ${path} if that run is gone` : ""}`,
-      );
+      throw new UserError(inUse(found, found.host !== hostname()));
     }
     breakStale(path, found);
   }
-  throw new UserError(`${path}: cannot lock the run folder (other runs keep taking it)`);
+  throw new UserError(`${path}: cannot lock it (other processes keep taking it)`);
 }
 
 /** Removes the stale lock that held `seen`, unless another run took the folder meanwhile. */
