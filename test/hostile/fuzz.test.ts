@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { deflateSync } from "node:zlib";
 import jpeg from "jpeg-js";
@@ -85,6 +85,10 @@ function mutate(bytes: Uint8Array, rng: Rng): Uint8Array {
   return out;
 }
 
+/** What JavaScript says of a bug (a property of undefined, a call of a non-function). */
+const INTERNAL =
+  /properties of (undefined|null)|is not a function|is not iterable|Invalid array length/;
+
 /**
  * Runs one case: a result, or a user error; anything else (or too slow) fails with the case. The
  * error, if any, is returned for the caller to check what it names.
@@ -103,6 +107,8 @@ async function expectClear(
       assert.fail(`${label}: ${(err as Error).stack ?? err}`);
     }
     assert.ok(!/\n\s+at /.test((err as Error).message), `${label}: a stack in the message`);
+    // A library's internal failure wrapped in a UserError still tells the user nothing.
+    assert.ok(!INTERNAL.test(err.message), `${label}: an internal error: ${err.message}`);
     caught = err;
   }
   const took = performance.now() - start;
@@ -113,7 +119,8 @@ async function expectClear(
 /** As `expectClear`, and an error must name `name` (the file at fault). */
 async function expectNamed(label: string, name: string, f: () => unknown): Promise<void> {
   const err = await expectClear(label, f);
-  if (err) assert.ok(err.message.includes(name), `${label}: "${err.message}" does not name ${name}`);
+  if (err)
+    assert.ok(err.message.includes(name), `${label}: "${err.message}" does not name ${name}`);
 }
 
 /** Text mutants: the byte mutations (as UTF-8, lossy), or YAML tokens deleted, swapped or added. */
@@ -416,36 +423,38 @@ describe(`fuzz (seed ${SEED}, ${CASES} cases per format)`, () => {
     }
   });
 
+  const options = {
+    epochs: 3,
+    batchSize: 4,
+    lr: 0.1,
+    seed: 1,
+    data: "mnist-data",
+    out: dir,
+    resume: false,
+  };
+  /** A run of `tiny` with train.ema, two epochs in. */
+  const state: TrainingState = {
+    spec: ir.name,
+    epoch: 2,
+    rng: [1, 2, 3, 4],
+    weights: torchInitWeights(ir),
+    optimizer: { type: "sgd", step: 7, slots: new Map() },
+    dropout: {},
+    options,
+    metrics: {
+      spec: ir.name,
+      engine: "onnxruntime",
+      backend: "onnx",
+      options,
+      trainExamples: 8,
+      testExamples: 4,
+      epochs: [],
+    },
+    ema: { decay: 0.9, updates: 14, weights: torchInitWeights(ir, 5) },
+  };
+
   test("checkpoints with EMA (safetensors, training.json) through export and resume, the file named", async () => {
     const rng = new Rng(SEED + 9);
-    const options = {
-      epochs: 3,
-      batchSize: 4,
-      lr: 0.1,
-      seed: 1,
-      data: "mnist-data",
-      out: dir,
-      resume: false,
-    };
-    const state: TrainingState = {
-      spec: ir.name,
-      epoch: 2,
-      rng: [1, 2, 3, 4],
-      weights: torchInitWeights(ir),
-      optimizer: { type: "sgd", step: 7, slots: new Map() },
-      dropout: {},
-      options,
-      metrics: {
-        spec: ir.name,
-        engine: "onnxruntime",
-        backend: "onnx",
-        options,
-        trainExamples: 8,
-        testExamples: 4,
-        epochs: [],
-      },
-      ema: { decay: 0.9, updates: 14, weights: torchInitWeights(ir, 5) },
-    };
     const good = join(dir, "ema-good");
     writeCheckpoint(good, state);
     assert.deepEqual(readCheckpoint(good, {}), state);
@@ -466,5 +475,47 @@ describe(`fuzz (seed ${SEED}, ${CASES} cases per format)`, () => {
       const written = readdirSync(work).filter((f) => f !== "checkpoint" && f !== "out");
       assert.deepEqual(written, [], `ema case ${i}: wrote ${written}`);
     }
+  });
+
+  test("found while fuzzing: an ema.safetensors of other shapes is refused at resume, named", () => {
+    // It was read unchecked: `train --resume` trained an epoch, then failed to build the
+    // evaluation model from it with a stack trace ("onnx backend emitted no model").
+    const c = join(dir, "ema-other");
+    const other = new Map(
+      [...state.weights].map(([name, t]) => [name, { ...t, shape: [...t.shape].reverse() }]),
+    );
+    writeCheckpoint(c, { ...state, ema: { decay: 0.9, updates: 14, weights: other } });
+    assert.throws(
+      () => readCheckpoint(c, {}),
+      (err: Error) =>
+        err instanceof UserError &&
+        err.message ===
+          `${join(c, "ema.safetensors")}: weight 1.weight has shape [784,10], the model needs [10,784]`,
+    );
+  });
+});
+
+describe("found by the fuzz test", () => {
+  test("a JPEG whose scan uses Huffman tables it never defines: the file named, no internals", () => {
+    const w = 16;
+    const whole = Buffer.from(
+      jpeg.encode({ width: w, height: w, data: new Uint8Array(4 * w * w).fill(200) }, 90).data,
+    );
+    // Every segment before the scan but the DHTs (FFC4); jpeg-js then reads a table of undefined.
+    const parts = [whole.subarray(0, 2)];
+    let at = 2;
+    while (whole[at] === 0xff && whole[at + 1] !== 0xda) {
+      const end = at + 2 + whole.readUInt16BE(at + 2);
+      if (whole[at + 1] !== 0xc4) parts.push(whole.subarray(at, end));
+      at = end;
+    }
+    parts.push(whole.subarray(at));
+    assert.throws(
+      () => decodeRgb(Buffer.concat(parts), "x.jpg"),
+      (err: Error) =>
+        err instanceof UserError &&
+        err.message ===
+          "x.jpg: not a readable JPEG image (corrupt data: a table or marker is missing or malformed)",
+    );
   });
 });
