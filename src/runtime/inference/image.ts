@@ -374,7 +374,13 @@ function decodeJpeg(bytes: Uint8Array, file: string): RgbImage {
       maxMemoryUsageInMB: 256,
     });
   } catch (err) {
-    throw new UserError(`${file}: not a readable JPEG image (${(err as Error).message})`);
+    // jpeg-js's own checks throw an Error that says what is wrong; a TypeError or RangeError is
+    // it tripping over data it did not check (a table a scan names but the file never defined).
+    const why =
+      err instanceof TypeError || err instanceof RangeError
+        ? "corrupt data: a table or marker is missing or malformed"
+        : (err as Error).message;
+    throw new UserError(`${file}: not a readable JPEG image (${why})`);
   }
   checkSize(decoded.width, decoded.height, file, "JPEG");
   return {

@@ -39,7 +39,13 @@ import {
 } from "../../util/files.js";
 import type { RngState } from "../../util/rng.js";
 import type { EpochMetrics, RunMetrics, RunOptions } from "./metrics.js";
-import { checkSlots, type OptimizerType, type TfjsWeights, type TrainingState } from "./state.js";
+import {
+  checkSlots,
+  checkWeights,
+  type OptimizerType,
+  type TfjsWeights,
+  type TrainingState,
+} from "./state.js";
 
 /** The format `training.json` says it is: 2 is this one, 1 the tfjs-format checkpoints before. */
 export const CHECKPOINT_FORMAT_VERSION = 2;
@@ -426,9 +432,18 @@ export function readCheckpoint(dir: string, tfjsWeights: TfjsWeights): TrainingS
   const optimizer = { ...record.optimizer, slots: tensors.slots };
   checkSlots(optimizer, tensors.weights, base);
   const { ema: emaRecord, ...others } = rest;
-  const ema = emaRecord
-    ? { ...emaRecord, weights: readSafetensorsFile(join(base, CHECKPOINT_FILES.ema)) }
-    : undefined;
+  let ema: TrainingState["ema"];
+  if (emaRecord) {
+    const file = join(base, CHECKPOINT_FILES.ema);
+    const weights = readSafetensorsFile(file);
+    // The average of these weights: the same names and shapes (else resuming trains an epoch and
+    // then fails to build the evaluation model, with a stack trace). Before any update it is empty.
+    if (emaRecord.updates > 0 || weights.size > 0) {
+      const expected = [...tensors.weights].map(([name, t]) => ({ name, shape: t.shape }));
+      checkWeights(weights, expected, file);
+    }
+    ema = { ...emaRecord, weights };
+  }
   return { ...others, weights: tensors.weights, optimizer, ...(ema ? { ema } : {}) };
 }
 
