@@ -11,6 +11,7 @@ import * as ort from "onnxruntime-node";
 import {
   activationParams,
   computedConstants,
+  foldPooledBatchNorms,
   quantizeBias,
   quantizeModel,
   quantizeWeight,
@@ -256,6 +257,98 @@ describe("the QDQ rewrite of a tiny model", () => {
   });
 });
 
+/**
+ * Conv(1→3, 1x1) → Relu → BatchNormalization → MaxPool(2) → Relu → Conv(3→2, 2x2, `pads`): the
+ * chain `foldPooledBatchNorms` folds, with shifts of both signs. `gamma` sets the norm's scales.
+ */
+function normChain(gamma: number[], pads = [0, 0, 0, 0]): ModelProto {
+  const ramp = (n: number, k: number) =>
+    Float32Array.from({ length: n }, (_, i) => (((i * k) % 13) - 6) / 7);
+  return onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 13 }],
+    graph: {
+      name: "chain",
+      node: [
+        { name: "c1", opType: "Conv", input: ["x", "w1", "b1"], output: ["c"] },
+        { name: "r1", opType: "Relu", input: ["c"], output: ["r"] },
+        {
+          name: "bn",
+          opType: "BatchNormalization",
+          input: ["r", "gamma", "beta", "mean", "var"],
+          output: ["n"],
+        },
+        {
+          name: "pool",
+          opType: "MaxPool",
+          input: ["n"],
+          output: ["p"],
+          attribute: [
+            { name: "kernel_shape", type: onnx.AttributeProto.AttributeType.INTS, ints: [2, 2] },
+            { name: "strides", type: onnx.AttributeProto.AttributeType.INTS, ints: [2, 2] },
+          ],
+        },
+        { name: "r2", opType: "Relu", input: ["p"], output: ["q"] },
+        {
+          name: "c2",
+          opType: "Conv",
+          input: ["q", "w2", "b2"],
+          output: ["y"],
+          attribute: [{ name: "pads", type: onnx.AttributeProto.AttributeType.INTS, ints: pads }],
+        },
+      ],
+      initializer: [
+        floatTensor("w1", [3, 1, 1, 1], Float32Array.of(1, -0.5, 2)),
+        floatTensor("b1", [3], Float32Array.of(0.1, 0.2, -0.3)),
+        floatTensor("gamma", [3], Float32Array.from(gamma)),
+        // Shifts b = β − μ·a: negative on channel 0, positive on 1 and 2.
+        floatTensor("beta", [3], Float32Array.of(-0.5, 0.3, 0.8)),
+        floatTensor("mean", [3], Float32Array.of(0.2, 0.1, -0.4)),
+        floatTensor("var", [3], Float32Array.of(1.5, 0.25, 4)),
+        floatTensor("w2", [2, 3, 2, 2], ramp(24, 5)),
+        floatTensor("b2", [2], Float32Array.of(0.05, -0.05)),
+      ],
+      input: [floatValue("x", [1, 1, 8, 8])],
+      output: [floatValue("y", [1, 2, pads[0] ? 5 : 3, pads[0] ? 5 : 3])],
+    },
+  });
+}
+
+describe("folding a pooled batch norm into the convs around it", () => {
+  const x = new ort.Tensor(
+    "float32",
+    Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * 2),
+    [1, 1, 8, 8],
+  );
+  const run = async (m: ModelProto) => {
+    const s = await ort.InferenceSession.create(encodeModel(m));
+    const y = (await s.run({ x })).y?.data as Float32Array;
+    await s.release();
+    return Array.from(y);
+  };
+
+  test("the norm and the Relu after the pool go; the output is the same within 1e-5", async () => {
+    const model = normChain([0.8, 1.3, 0.4]);
+    const { model: folded, folds } = foldPooledBatchNorms(model);
+    assert.deepEqual(folds, [{ batchNorm: "bn", into: "c1", shiftInto: "c2", relus: ["r2"] }]);
+    assert.deepEqual(
+      (folded.graph?.node ?? []).map((n) => n.opType),
+      ["Conv", "Relu", "MaxPool", "Conv"],
+    );
+    const [want, got] = [await run(model), await run(folded)];
+    for (const [i, v] of want.entries())
+      assert.ok(Math.abs(v - (got[i] ?? 0)) < 1e-5, `${want} vs ${got}`);
+  });
+
+  test("left as it is: a channel scaled by a non-positive factor, a padded second conv", () => {
+    for (const model of [normChain([0.8, -1.3, 0.4]), normChain([0.8, 1.3, 0.4], [1, 1, 1, 1])]) {
+      const { model: same, folds } = foldPooledBatchNorms(model);
+      assert.deepEqual(folds, []);
+      assert.equal(same.graph?.node?.length, 6);
+    }
+  });
+});
+
 describe("mnistc quantize on step4", () => {
   const step4 = packagePath("models", "step4.onnx");
   const int8 = join(dir, "step4-int8.onnx");
@@ -274,6 +367,12 @@ describe("mnistc quantize on step4", () => {
     assert.equal(note.method, "minmax");
     assert.deepEqual(note.calibration, { dataset: "mnist", images: 500, split: "train" });
     assert.equal(note.nodes.length, 7);
+    // Both pooled batch norms folded: no float island (DQ → norm → Q) left between the convs.
+    assert.deepEqual(note.folded, [
+      "conv2.2 into conv2.0 (shift into conv3.0)",
+      "conv4.2 into conv4.0 (shift into conv5.0)",
+    ]);
+    assert.ok(!q.graph?.node?.some((n) => n.opType === "BatchNormalization"));
     const types = new Set(q.graph?.initializer?.map((t) => t.dataType));
     assert.ok(
       types.has(onnx.TensorProto.DataType.INT8) && types.has(onnx.TensorProto.DataType.INT32),

@@ -6,6 +6,7 @@ import * as ort from "onnxruntime-node";
 import {
   activationNames,
   computedConstants,
+  foldPooledBatchNorms,
   quantizeModel,
   quantTargets,
   type Range,
@@ -130,7 +131,7 @@ export async function quantizeBytes(
   opts: Omit<QuantizeOptions, "out">,
 ): Promise<QuantizeResult> {
   const method = opts.method ?? "minmax";
-  const proto: ModelProto = decodeModel(bytes, file);
+  const float: ModelProto = decodeModel(bytes, file);
   const model = await DigitModel.fromBytes(
     bytes,
     file,
@@ -138,7 +139,7 @@ export async function quantizeBytes(
   );
   const info = model.info;
   await model.release();
-  if (proto.metadataProps.some((p) => p.key === QUANTIZED_KEY)) {
+  if (float.metadataProps.some((p) => p.key === QUANTIZED_KEY)) {
     throw new UserError(`${file} is already quantized (its metadata has ${QUANTIZED_KEY})`);
   }
   if (info.dataset === undefined && opts.data === undefined) {
@@ -147,6 +148,8 @@ export async function quantizeBytes(
     );
   }
   const dataset = info.dataset ?? "mnist";
+  // Batch norms between convs, folded first so the chain around them runs in int8 too.
+  const { model: proto, folds } = foldPooledBatchNorms(float);
   const targets = quantTargets(proto, !opts.inputsOnly);
   if (targets.length === 0) {
     throw new UserError(`${file}: no Conv or Gemm with constant weights to quantize`);
@@ -209,6 +212,7 @@ export async function quantizeBytes(
       : "uint8 asymmetric, Conv/Gemm inputs and outputs (after a sole Relu)",
     method: method === "percentile" ? `percentile ${PERCENTILE}` : "minmax",
     calibration: { dataset, images: n, split: "train" },
+    folded: folds.map((f) => `${f.batchNorm} into ${f.into} (shift into ${f.shiftInto})`),
     nodes,
   };
   const quantized = quantizeModel(proto, {
