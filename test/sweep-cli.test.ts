@@ -10,6 +10,7 @@ import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { packagePath } from "../src/paths.js";
 import type { SweepState } from "../src/sweep/trials.js";
+import { killGroup } from "./helpers/process-group.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-sweep-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -46,8 +47,9 @@ test("mnistc sweep: killed mid-trial, resumed: no trial lost or repeated, over-b
     if (running.length > 0) break;
   }
   await sleep(800);
-  process.kill(-(first.pid as number), "SIGKILL");
-  await new Promise((resolve) => first.on("close", resolve));
+  const closed = new Promise((resolve) => first.on("close", resolve));
+  await killGroup(first.pid as number);
+  await closed;
   const killed = readState(file);
   const wasRunning = killed.trials.find((t) => t.runs.some((r) => r.status === "running"));
   assert.ok(wasRunning, "a trial was running when the sweep was killed");

@@ -21,6 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { packagePath } from "../src/paths.js";
 import type { RunMetrics } from "../src/runtime/train/metrics.js";
 import type { SweepState } from "../src/sweep/trials.js";
+import { killGroup } from "./helpers/process-group.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "mnistc-sweep-resume-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -65,7 +66,7 @@ test("mnistc sweep: a trial killed after its first epoch resumes from its checkp
   const closed = new Promise((resolve) => first.on("close", resolve));
   // metrics.json is written right after the checkpoint, at the end of each epoch.
   for (let i = 0; i < 1200 && !existsSync(join(run, "metrics.json")); i++) await sleep(50);
-  process.kill(-(first.pid as number), "SIGKILL");
+  await killGroup(first.pid as number);
   await closed;
   const killed = JSON.parse(readFileSync(join(run, "metrics.json"), "utf8")) as RunMetrics;
   assert.equal(killed.epochs.length, 1, "killed during its second epoch");

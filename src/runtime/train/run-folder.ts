@@ -254,9 +254,25 @@ function holderLives(h: Holder): boolean {
   if (h.host !== hostname() || h.pid === process.pid) return true;
   try {
     process.kill(h.pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return !isZombie(h.pid);
+}
+
+/**
+ * A killed process that nobody has reaped yet (a zombie, `Z` in /proc/PID/stat) still answers
+ * kill(pid, 0) but holds nothing; where init is slow to reap (containers), its lock would look
+ * held for good. Off Linux (no /proc) a process is taken as alive.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) S ...": the command may hold spaces and parentheses; the state follows the last ")".
+    const state = stat.slice(stat.lastIndexOf(")") + 1).trim()[0];
+    return state === "Z" || state === "X";
+  } catch {
+    return false;
   }
 }
 
