@@ -729,7 +729,7 @@ def pair2(v):
 
 def with_choices(module64, x64, ours):
     """A copy of `module64` whose max pools and ReLUs take float64's choices, except at near ties
-    (0 < margin < NEAR_TIE), where they take the compiled step's. Also: how many near ties there
+    (margin < NEAR_TIE, exact ties included), where they take the compiled step's. Also: how many near ties there
     were, how many of them the compiled step decided the other way, and the other differing choices
     (not near a tie: a real difference)."""
     forced = copy.deepcopy(module64)
@@ -739,7 +739,9 @@ def with_choices(module64, x64, ours):
         if got is None:
             hard += 1  # no choices reported for this node: count it as a difference
             continue
-        near = (margin > 0) & (margin < NEAR_TIE)
+        # An exact tie (margin 0: two equal values in a pool window, often two zeros after a ReLU)
+        # may be decided either way with the same values; the compiled step's choice is taken.
+        near = margin < NEAR_TIE
         if kind == "maxpool":
             flat = torch.tensor(got["indices"], dtype=torch.int64).view(want.shape)
             base = torch.arange(want.shape[0] * want.shape[1]).view(want.shape[0], want.shape[1], 1, 1)
