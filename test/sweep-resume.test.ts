@@ -74,11 +74,15 @@ test("mnistc sweep: a trial killed after its first epoch resumes from its checkp
   const spec = readFileSync(join(tmp, "sweeps", "resume", "trials", "t001", "spec.yaml"), "utf8");
   assert.match(spec, /path: \.\.\/\.\.\/\.\.\/\.\.\/data\/mnist,/);
 
-  const second = spawnSync(process.execPath, sweep("--json"), { cwd: tmp, encoding: "utf8" });
+  // Resumed from another folder (the sweep file named from there): the run's paths follow.
+  const second = spawnSync(process.execPath, [cli, "sweep", "resume.yaml", "--json"], {
+    cwd: join(tmp, "sweeps"),
+    encoding: "utf8",
+  });
   assert.equal(second.status, 0, second.stderr);
   assert.match(
     second.stderr,
-    /t001 seed 1: resuming mnistc train sweeps\/resume\/trials\/t001\/spec\.yaml .*--epochs 2 --resume\n/,
+    /t001 seed 1: resuming mnistc train \S*\/resume\/trials\/t001\/spec\.yaml .*--epochs 2 --resume\n/,
   );
   const state = JSON.parse(second.stdout) as SweepState;
   const [trial] = state.trials;

@@ -4,7 +4,7 @@
 // stopping, the storage URL and how to run this mnistc); DIR/study.py is the worker
 // (src/sweep/optuna_study.py): Optuna samples, mnistc checks and compiles each candidate to PyTorch,
 // the emitted train.py trains it with --val.
-import { copyFileSync, existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
@@ -48,7 +48,10 @@ export async function emitOptuna(
     data: sweep.baseIr.data.dataset === "mnist" && existsSync(mnistData) ? mnistData : null,
   };
   writeFileAtomic(join(dir, "study.json"), `${JSON.stringify(config, null, 2)}\n`);
-  copyFileSync(packagePath("src", "sweep", "optuna_study.py"), join(dir, "study.py"));
+  writeFileAtomic(
+    join(dir, "study.py"),
+    readFileSync(packagePath("src", "sweep", "optuna_study.py"), "utf8"),
+  );
   if (!opts.quiet) {
     process.stderr.write(
       `mnistc: wrote ${join(dir, "study.json")} and study.py (storage ${config.storage}); start workers with: python3 ${join(dir, "study.py")}\n`,

@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { basename, dirname, extname, join } from "node:path";
+import { resolve as absolute, basename, dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatDiagnostic } from "../compiler/format.js";
 import { nameProblem } from "../compiler/names.js";
@@ -97,6 +97,9 @@ function openState(sweep: Sweep, dir: string, file: string): SweepState {
     state = JSON.parse(readFileSync(path, "utf8")) as SweepState;
   } catch (err) {
     throw new UserError(`${path}: not a sweep record (${readFailure(err, "a sweep record")})`);
+  }
+  if (typeof state !== "object" || state === null || !Array.isArray(state.trials)) {
+    throw new UserError(`${path}: not a sweep record (no list of trials)`);
   }
   if (state.fingerprint !== print) {
     throw new UserError(
@@ -281,6 +284,7 @@ async function runSweep(
           log(
             "1000 candidates in a row rejected: the space barely meets the constraints; stopping",
           );
+          exhausted = true;
           return undefined;
         }
         continue;
@@ -319,7 +323,11 @@ async function runSweep(
     } else return;
     // A stopped or failed trial's other seeds are not run (and stop if running).
     for (const r of trial.runs) if (r.status === "queued") r.status = trial.status as "pruned";
-    for (const a of active) if (a.trial === trial && !a.stopping) stop(a, "its trial ended");
+    for (const a of active) {
+      if (a.trial !== trial || a.stopping) continue;
+      a.run.status = trial.status as "pruned";
+      stop(a, "its trial ended");
+    }
     log(
       `${trial.id} ${trial.status}${trial.objective !== undefined ? `: ${pct(trial.objective)}` : ""} (${trial.trainable?.toLocaleString("en-US")} parameters) ${status()}`,
     );
@@ -365,7 +373,13 @@ async function runSweep(
     // A run killed with the sweep continues from its last checkpoint; one killed before its first
     // epoch ended (no checkpoint) starts afresh.
     const again = existsSync(join(out, "checkpoint")) ? "--resume" : "--force";
-    const argv = [...run.command, again];
+    // Built again from the sweep folder as named now (the recorded command is for reading: its
+    // paths are those of the run that proposed it, which may have been started from elsewhere).
+    // Absolute, so the run records absolute paths (its data folder included) and resumes alike.
+    const argv = [
+      ...trainCommand(sweep, absolute(dir, trial.spec), absolute(out), run.seed),
+      again,
+    ];
     run.status = "running";
     run.starts++;
     trial.status = "running";
@@ -384,15 +398,35 @@ async function runSweep(
       `${trial.id} seed ${run.seed}: ${again === "--resume" ? "resuming" : "starting"} mnistc ${argv.join(" ")}`,
     );
     return new Promise<void>((resolve) => {
-      child.on("close", (code, signal) => {
+      let ended = false;
+      const failed = (why: string) => {
+        run.status = "failed";
+        run.error = why;
+        log(`${trial.id} seed ${run.seed} failed (${why})`);
+      };
+      const end = (settle: () => void) => {
+        if (ended) return;
+        ended = true;
         active.splice(active.indexOf(a), 1);
-        const seconds = (Date.now() - a.started) / 1000;
-        if (a.stopping || stopping) {
-          // Stopped by early stopping or its trial (recorded there), or by the sweep's own end.
-          resolve();
-          return;
+        if (!(a.stopping || stopping)) {
+          settle();
+          trial.status = "running";
+          finishTrial(trial);
+          save();
         }
-        if (code === 0) {
+        // Else stopped by early stopping or its trial (recorded there), or by the sweep's end.
+        resolve();
+      };
+      // The child could not be started at all (no process: 'close' may never come).
+      child.on("error", (err) => end(() => failed(`could not start: ${err.message}`)));
+      child.on("close", (code, signal) =>
+        end(() => {
+          const seconds = (Date.now() - a.started) / 1000;
+          if (code !== 0) {
+            const lines = a.stderr.trim().split("\n");
+            failed(`${signal ? `killed by ${signal}` : `exit ${code}`}: ${lines.at(-1) ?? ""}`);
+            return;
+          }
           // --json's metrics on stdout; the run folder's metrics.json if stdout was cut short.
           let m: RunMetrics | undefined;
           try {
@@ -400,23 +434,17 @@ async function runSweep(
           } catch {
             m = readRunMetrics(out);
           }
-          if (!m) throw new Error(`${out}: no metrics after a finished run`);
+          if (!m) {
+            failed("it ended without metrics (no JSON on stdout, no metrics.json)");
+            return;
+          }
           run.valAccuracy = valAccuracies(m, run.out);
           run.metric = runMetric(run.valAccuracy, sweep.metric.last);
           run.status = "done";
           run.seconds = seconds;
           runSeconds.push(seconds);
-        } else {
-          run.status = "failed";
-          const lines = a.stderr.trim().split("\n");
-          run.error = `${signal ? `killed by ${signal}` : `exit ${code}`}: ${lines.at(-1) ?? ""}`;
-          log(`${trial.id} seed ${run.seed} failed (${run.error})`);
-        }
-        trial.status = "running";
-        finishTrial(trial);
-        save();
-        resolve();
-      });
+        }),
+      );
     });
   };
 
