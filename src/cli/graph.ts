@@ -25,7 +25,7 @@ export async function graph(spec: string, options: GraphOptions = {}): Promise<n
   if (out !== undefined) {
     const svg = graphSvg(layout);
     // resvg (and vega beside it) is loaded only for a PNG.
-    const png = extname(out).toLowerCase() === ".png";
+    const png = format === ".png";
     writeFileAtomic(out, png ? (await import("../runtime/render/png.js")).svgToPng(svg) : svg);
   }
   if (options.json) process.stdout.write(`${JSON.stringify(layout)}\n`);

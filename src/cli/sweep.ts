@@ -489,7 +489,8 @@ async function runSweep(
   }
   save();
   const { curvePng } = await import("../runtime/report/curve.js");
-  const points = ranked(state).map((t) => ({
+  const order = ranked(state);
+  const points = order.map((t) => ({
     name: t.id,
     parameters: t.trainable ?? 0,
     accuracy: 100 * (t.objective ?? 0),
@@ -497,7 +498,7 @@ async function runSweep(
   }));
   const title = `${sweep.name}: parameters against validation accuracy (mean of the last ${sweep.metric.last} epochs)`;
   writeFileAtomic(join(dir, "curve.png"), await curvePng(points, { title }));
-  const best = ranked(state)[0];
+  const best = order[0];
   log(
     `sweep ${sweep.name} done in ${formatDuration((Date.now() - started) / 1000)}: ${status()}; ${join(dir, "README.md")}`,
   );
