@@ -10,12 +10,14 @@ import { TRAIN_OPSET } from "../src/backends/onnx-train/index.js";
 import {
   avgPoolGrad,
   CHANNEL_DOT,
+  CHANNEL_SCALE,
   CHANNEL_SUM,
   CONV_FILTER_GRAD,
   CONV_FORWARD,
   CONV_INPUT_GRAD,
   maxPoolGrad,
   type Rule,
+  sumBesideFilterGrad,
 } from "../src/backends/onnx-train/lowering.js";
 import type { OpAttrs } from "../src/compiler/ir.js";
 import {
@@ -116,6 +118,7 @@ const CASES: Case[] = [
     attrs: conv({ out: 2, kernel: [3, 3], padding: [1, 1, 1, 1] }),
   },
   { name: "1x1", batch: 2, cin: 5, h: 4, w: 4, attrs: conv({ out: 3, kernel: [1, 1] }) },
+  { name: "one input channel", batch: 2, cin: 1, h: 6, w: 5, attrs: conv({ out: 3, kernel: [3, 3] }) },
 ];
 
 const outSize = (n: number, k: number, s: number, d: number, before: number, after: number) =>
@@ -355,6 +358,7 @@ for (const [family, rules, dot] of [
   ["channel dot", CHANNEL_DOT, true],
 ] as const) {
   for (const rule of rules as readonly Rule<{ a: Tensor; b?: Tensor; filterGrad?: Tensor }>[]) {
+    if (rule === sumBesideFilterGrad) continue; // below: its a is a filter gradient's dy
     test(`${family} rule ${rule.name} of a conv's input gradient: equals the definition where it applies`, async () => {
       let applied = 0;
       for (const c of CASES)
@@ -416,4 +420,76 @@ test("average-pool gradient: dy/(kh·kw) over each window, padding counted", asy
     }),
   );
   assert.deepEqual([...out], [1, 2, 3, 4]);
+});
+
+// Batch norm's γ/σ on its ∂L/∂y when that is a conv's input gradient: per input channel of the conv.
+for (const rule of CHANNEL_SCALE) {
+  test(`channel scale rule ${rule.name} of a conv's input gradient: equals the definition where it applies`, async () => {
+    let applied = 0;
+    for (const c of CASES)
+      for (const read of [false, true]) {
+        const d = data(c, 13);
+        let applies = false;
+        const out = await run(graphInputs(c, d), (g, t) => {
+          const a = g.convInputGrad(t.dy as Tensor, t.w as Tensor, c.attrs, (t.x as Tensor).shape);
+          const args = { a, k: t.scale as Tensor, read };
+          applies = rule.applies(args);
+          return applies ? rule.lower(g, args) : a;
+        });
+        if (!applies) continue;
+        applied += 1;
+        const { dx } = reference(c, d);
+        const plane = c.h * c.w;
+        const expected = dx.map((v, k) => v * (d.scale[Math.floor(k / plane) % c.cin] ?? 1));
+        assertClose(out, expected, `${rule.name} on ${c.name}${read ? ", already read" : ""}`);
+      }
+    assert.ok(applied > 0, `${rule.name} applies to no case`);
+  });
+}
+
+test("scale-into-conv: the scaled input gradient is the only one written, and not once it is read", () => {
+  const g = new OnnxGraph();
+  const dy = { name: "dy", shape: [2, 2, 5, 5] };
+  const w = { name: "w", shape: [2, 40, 3, 3] };
+  const k = { name: "k", shape: [40] };
+  const a = g.convInputGrad(dy, w, conv({ out: 2, kernel: [3, 3] }), [2, 40, 7, 7]);
+  const scaled = g.scaleChannels(a, k);
+  const convs = (names: string[]) =>
+    g.live(names).nodes.filter((n) => n.opType === "Conv" || n.opType === "ConvTranspose").length;
+  assert.equal(convs([scaled.name]), 1);
+  const h = new OnnxGraph();
+  const b = h.convInputGrad(dy, w, conv({ out: 2, kernel: [3, 3] }), [2, 40, 7, 7]);
+  const sum = h.reduceSum(b, [0, 2, 3], false);
+  const mul = h.scaleChannels(b, k);
+  assert.deepEqual(
+    h.live([sum.name, mul.name]).nodes.map((n) => n.opType).filter((t) => t === "Mul"),
+    ["Mul"],
+  );
+});
+
+test("channel sum rule sum-beside-filter-grad: Σ dy per channel from the filter gradient's column of ones", async () => {
+  let applied = 0;
+  for (const c of CASES) {
+    const d = data(c, 17);
+    const { ho, wo, cinG } = geometry(c);
+    let applies = false;
+    const out = await run(graphInputs(c, d), (g, t) => {
+      const dy = t.dy as Tensor;
+      g.convFilterGrad(t.x as Tensor, dy, c.attrs, [c.attrs.out, cinG, ...c.attrs.kernel]);
+      const sum = g.sumPerChannel(dy);
+      applies = g.live([sum.name]).nodes.every((n) => n.opType !== "ReduceSum" || n.input?.[0] !== dy.name);
+      return sum;
+    });
+    const plane = ho * wo;
+    const expected = new Float64Array(c.attrs.out);
+    d.dy.forEach((v, k) => {
+      const o = Math.floor(k / plane) % c.attrs.out;
+      expected[o] = (expected[o] ?? 0) + v;
+    });
+    assertClose(out, expected, `Σ dy on ${c.name}`);
+    if (applies) applied += 1;
+    // Exactly where a group has one input channel (and so patches-matmul's stack takes the ones).
+    assert.equal(applies, c.cin === c.attrs.groups, c.name);
+  }
+  assert.ok(applied >= 2, "sum-beside-filter-grad applies to fewer than 2 cases");
 });

@@ -33,6 +33,8 @@ export interface GradBuilder<T> extends Elementwise<T> {
   reshape(a: T, shape: number[]): T;
   /** a·scale + shift per channel of an NCHW tensor, `scale` and `shift` [C]: one pass. */
   affine(a: T, scale: T, shift: T): T;
+  /** a·k per channel of an NCHW tensor, `k` [C]. */
+  scaleChannels(a: T, k: T): T;
   /** A [C] vector as [1, C, 1, 1], to broadcast over an NCHW tensor. */
   perChannel(a: T): T;
   /** Σ over batch and space of an NCHW tensor: [C]. */

@@ -618,18 +618,16 @@ export const OPS: OpTableDef = {
       const gamma = need(v.params.weight, "batch norm weight");
       const dbeta = b.sumPerChannel(v.dy);
       const dgamma = b.mul(b.dotPerChannel(v.dy, centred), invstd);
-      // −x̂·dγ/n − dβ/n in one pass over x − μ.
+      const k = b.mul(gamma, invstd);
+      // γ/σ·(−x̂·dγ/n − dβ/n) in one pass over x − μ; γ/σ·dy apart, so that a backend may fold
+      // γ/σ into whatever computed dy (a conv's input gradient: into its weight).
       const correction = b.affine(
         centred,
-        b.scale(b.mul(dgamma, invstd), -1 / n),
-        b.scale(dbeta, -1 / n),
+        b.mul(b.scale(b.mul(dgamma, invstd), -1 / n), k),
+        b.mul(b.scale(dbeta, -1 / n), k),
       );
       return {
-        inputs: [
-          v.wanted[0]
-            ? b.mul(b.add(v.dy, correction), b.perChannel(b.mul(gamma, invstd)))
-            : undefined,
-        ],
+        inputs: [v.wanted[0] ? b.add(b.scaleChannels(v.dy, k), correction) : undefined],
         params: { weight: dgamma, bias: dbeta },
       };
     },

@@ -18,6 +18,7 @@ import { sizeOf } from "../../util/shape.js";
 import {
   avgPoolGrad,
   channelDot,
+  channelScale,
   channelSum,
   convFilterGrad,
   convInputGrad,
@@ -34,6 +35,8 @@ export class OnnxGraph implements StepGraph {
   /** Filter gradients computed, by input and dy (a dy is one conv's, so it fixes the geometry):
    * a channel-reduction rule may reuse one. */
   private readonly filterGrads = new Map<string, Tensor>();
+  /** Per-channel sums computed beside a filter gradient, by the summed value's name. */
+  private readonly channelSums = new Map<string, Tensor>();
   private count = 0;
 
   /** A fresh value name: `<hint>_<n>`. */
@@ -220,7 +223,20 @@ export class OnnxGraph implements StepGraph {
   }
 
   sumPerChannel(a: Tensor): Tensor {
-    return channelSum(this, { a });
+    return channelSum(this, { a, known: this.channelSums.get(a.name) });
+  }
+
+  recordChannelSum(a: Tensor, sum: Tensor): void {
+    this.channelSums.set(a.name, sum);
+  }
+
+  scaleChannels(a: Tensor, k: Tensor): Tensor {
+    return channelScale(this, { a, k, read: this.reads(a) });
+  }
+
+  /** Whether a node of the graph reads `a`. */
+  reads(a: Tensor): boolean {
+    return this.nodes.some((n) => (n.input ?? []).includes(a.name));
   }
 
   dotPerChannel(a: Tensor, b: Tensor): Tensor {

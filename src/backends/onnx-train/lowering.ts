@@ -6,7 +6,13 @@
 // channels (there a Conv of the padded dy with the flipped kernel wins), and a Conv with the batch as
 // channels is slow for filter gradients (patch slices plus one batched MatMul win).
 import type { OpAttrs } from "../../compiler/ir.js";
-import { intAttr, intsAttr, stringAttr } from "../../formats/onnx-proto.js";
+import {
+  floatTensor,
+  intAttr,
+  intsAttr,
+  stringAttr,
+  tensorAttr,
+} from "../../formats/onnx-proto.js";
 import { convAttributes, firstApplying, shiftedSumFits } from "../onnx/lowering.js";
 import type { StepGraph, Tensor } from "./step-graph.js";
 
@@ -109,7 +115,10 @@ export interface ConvFilterGradArgs {
 /**
  * `patches-matmul`: each kernel tap's input patch is a strided slice of the padded input; stacked,
  * they make cols [B, g, P, Cin/g·kk], and dW = Σ_b dy [B, g, Cout/g, P] · cols, one batched
- * MatMul. Any stride, dilation, padding and groups.
+ * MatMul. Any stride, dilation, padding and groups. With one input channel per group (a first
+ * layer, a depthwise conv), whose dy is much larger than its cols, a tap of ones joins the stack:
+ * its column of the product is Σ dy per output channel (the bias gradient, `sum-beside-filter-grad`)
+ * without another pass over dy.
  */
 export const patchesMatmul: Rule<ConvFilterGradArgs> = {
   name: "patches-matmul",
@@ -140,18 +149,28 @@ export const patchesMatmul: Rule<ConvFilterGradArgs> = {
         taps.push(g.reshape(patch, [b, cin, 1, p]));
       }
     }
+    const withSum = cin === groups;
+    if (withSum) taps.push(g.op("ConstantOfShape", [g.ints([b, cin, 1, p])], [b, cin, 1, p], [ONE]));
     const kk = kh * kw;
+    const rows = (cin / groups) * kk + (withSum ? 1 : 0);
     const stacked =
       taps.length === 1
         ? (taps[0] as Tensor)
-        : g.op("Concat", taps, [b, cin, kk, p], [intAttr("axis", 2)]);
-    // [B, g, Cin/g·kk, P] → [B, g, P, Cin/g·kk]
-    const cols = g.transpose(g.reshape(stacked, [b, groups, (cin / groups) * kk, p]), [0, 1, 3, 2]);
+        : g.op("Concat", taps, [b, cin, taps.length, p], [intAttr("axis", 2)]);
+    // [B, g, rows, P] → [B, g, P, rows]
+    const cols = g.transpose(g.reshape(stacked, [b, groups, rows, p]), [0, 1, 3, 2]);
     const dyr = g.reshape(dy, [b, groups, cout / groups, p]);
-    const perImage = g.op("MatMul", [dyr, cols], [b, groups, cout / groups, (cin / groups) * kk]);
-    return g.reshape(g.reduceSum(perImage, [0], false), weightShape);
+    const perImage = g.op("MatMul", [dyr, cols], [b, groups, cout / groups, rows]);
+    const summed = g.reduceSum(perImage, [0], false);
+    if (!withSum) return g.reshape(summed, weightShape);
+    // [g, Cout/g, kk + 1]: the last column is the sum.
+    g.recordChannelSum(dy, g.reshape(g.slice(summed, [2], [kk], [1], [1]), [cout]));
+    return g.reshape(g.slice(summed, [2], [0], [kk], [1]), weightShape);
   },
 };
+
+/** ConstantOfShape's fill: a float32 1. */
+const ONE = tensorAttr("value", floatTensor("one", [1], Float32Array.of(1)));
 
 /**
  * `shifted-dy-matmul`: for more input than output channels (the seed's 128 → 4 conv), slice the
@@ -235,7 +254,16 @@ const throughConv = (a: Tensor) => {
 export interface ChannelSumArgs {
   /** [B, C, H, W]. */
   a: Tensor;
+  /** Σ a per channel, if a filter gradient computed it beside (`patches-matmul`). */
+  known?: Tensor;
 }
+
+/** `sum-beside-filter-grad`: the sum a filter gradient of `a` computed already. */
+export const sumBesideFilterGrad: Rule<ChannelSumArgs> = {
+  name: "sum-beside-filter-grad",
+  applies: ({ known }) => known !== undefined,
+  lower: (_g, { known }) => known as Tensor,
+};
 
 /** `sum-through-conv`: Σ convᵀ(dy, W) per input channel c = Σ_o (Σ_k W[o, c, k]) · Σ dy[o]. */
 export const sumThroughConv: Rule<ChannelSumArgs> = {
@@ -256,7 +284,11 @@ export const reduceSumPerChannel: Rule<ChannelSumArgs> = {
   lower: (g, { a }) => g.reduceSum(a, [0, 2, 3], false),
 };
 
-export const CHANNEL_SUM: readonly Rule<ChannelSumArgs>[] = [sumThroughConv, reduceSumPerChannel];
+export const CHANNEL_SUM: readonly Rule<ChannelSumArgs>[] = [
+  sumBesideFilterGrad,
+  sumThroughConv,
+  reduceSumPerChannel,
+];
 
 export function channelSum(g: StepGraph, args: ChannelSumArgs): Tensor {
   return pick(CHANNEL_SUM, args).lower(g, args);
@@ -296,6 +328,42 @@ export const CHANNEL_DOT: readonly Rule<ChannelDotArgs>[] = [dotThroughFilterGra
 
 export function channelDot(g: StepGraph, args: ChannelDotArgs): Tensor {
   return pick(CHANNEL_DOT, args).lower(g, args);
+}
+
+export interface ChannelScaleArgs {
+  /** [B, C, H, W]. */
+  a: Tensor;
+  /** [C]. */
+  k: Tensor;
+  /** Whether a node of the graph reads `a` already (then it is written anyway). */
+  read: boolean;
+}
+
+/**
+ * `scale-into-conv`: convᵀ(dy, W)·k per input channel c = convᵀ(dy, W·k[c]): batch norm's γ/σ goes
+ * into the weight of the conv input gradient that is its ∂L/∂y, which is then written scaled, once
+ * (the unscaled one is never computed when nothing else reads it). No groups.
+ */
+export const scaleIntoConv: Rule<ChannelScaleArgs> = {
+  name: "scale-into-conv",
+  applies: ({ a, read }) => !read && a.convInputGradOf?.attrs.groups === 1,
+  lower(g, { a, k }) {
+    const { dy, weight, attrs } = a.convInputGradOf as NonNullable<Tensor["convInputGradOf"]>;
+    return g.convInputGrad(dy, g.mul(weight, g.perChannel(k)), attrs, a.shape);
+  },
+};
+
+/** `mul-per-channel`: Mul by k as [1, C, 1, 1]. */
+export const mulPerChannel: Rule<ChannelScaleArgs> = {
+  name: "mul-per-channel",
+  applies: () => true,
+  lower: (g, { a, k }) => g.mul(a, g.perChannel(k)),
+};
+
+export const CHANNEL_SCALE: readonly Rule<ChannelScaleArgs>[] = [scaleIntoConv, mulPerChannel];
+
+export function channelScale(g: StepGraph, args: ChannelScaleArgs): Tensor {
+  return pick(CHANNEL_SCALE, args).lower(g, args);
 }
 
 // --- pools ---------------------------------------------------------------------------------------

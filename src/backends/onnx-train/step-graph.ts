@@ -53,4 +53,6 @@ export interface StepGraph extends GradBuilder<Tensor> {
   pad(a: Tensor, pads: number[]): Tensor;
   /** The filter gradient of `x` and `dy` if one was computed (as `convFilterGrad` gave it). */
   knownFilterGrad(x: Tensor, dy: Tensor): Tensor | undefined;
+  /** Keeps Σ a per channel, computed beside something else, for `sumPerChannel(a)`. */
+  recordChannelSum(a: Tensor, sum: Tensor): void;
 }
