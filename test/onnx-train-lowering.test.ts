@@ -118,7 +118,14 @@ const CASES: Case[] = [
     attrs: conv({ out: 2, kernel: [3, 3], padding: [1, 1, 1, 1] }),
   },
   { name: "1x1", batch: 2, cin: 5, h: 4, w: 4, attrs: conv({ out: 3, kernel: [1, 1] }) },
-  { name: "one input channel", batch: 2, cin: 1, h: 6, w: 5, attrs: conv({ out: 3, kernel: [3, 3] }) },
+  {
+    name: "one input channel",
+    batch: 2,
+    cin: 1,
+    h: 6,
+    w: 5,
+    attrs: conv({ out: 3, kernel: [3, 3] }),
+  },
 ];
 
 const outSize = (n: number, k: number, s: number, d: number, before: number, after: number) =>
@@ -462,7 +469,10 @@ test("scale-into-conv: the scaled input gradient is the only one written, and no
   const sum = h.reduceSum(b, [0, 2, 3], false);
   const mul = h.scaleChannels(b, k);
   assert.deepEqual(
-    h.live([sum.name, mul.name]).nodes.map((n) => n.opType).filter((t) => t === "Mul"),
+    h
+      .live([sum.name, mul.name])
+      .nodes.map((n) => n.opType)
+      .filter((t) => t === "Mul"),
     ["Mul"],
   );
 });
@@ -477,7 +487,9 @@ test("channel sum rule sum-beside-filter-grad: Σ dy per channel from the filter
       const dy = t.dy as Tensor;
       g.convFilterGrad(t.x as Tensor, dy, c.attrs, [c.attrs.out, cinG, ...c.attrs.kernel]);
       const sum = g.sumPerChannel(dy);
-      applies = g.live([sum.name]).nodes.every((n) => n.opType !== "ReduceSum" || n.input?.[0] !== dy.name);
+      applies = g
+        .live([sum.name])
+        .nodes.every((n) => n.opType !== "ReduceSum" || n.input?.[0] !== dy.name);
       return sum;
     });
     const plane = ho * wo;

@@ -150,7 +150,8 @@ export const patchesMatmul: Rule<ConvFilterGradArgs> = {
       }
     }
     const withSum = cin === groups;
-    if (withSum) taps.push(g.op("ConstantOfShape", [g.ints([b, cin, 1, p])], [b, cin, 1, p], [ONE]));
+    if (withSum)
+      taps.push(g.op("ConstantOfShape", [g.ints([b, cin, 1, p])], [b, cin, 1, p], [ONE]));
     const kk = kh * kw;
     const rows = (cin / groups) * kk + (withSum ? 1 : 0);
     const stacked =
