@@ -157,6 +157,10 @@ interface Row {
   minMs: number;
   cpuMedianMs?: number;
   loss?: number;
+  /** Whole-loop rows: the mean ms of a step inside the loop, and the share of the epoch outside
+   * the steps (batch assembly and augmentation, the test pass, the epoch's outputs). */
+  inLoopStepMs?: number;
+  outsideSteps?: number;
 }
 
 async function timeSteps(
@@ -235,16 +239,19 @@ function loopRow(options: Options, threads: number): Row {
     });
     if (r.status !== 0) throw new BenchError(`mnistc train failed: ${r.stderr.trim()}`);
     const metrics = JSON.parse(r.stdout) as {
-      epochs: { seconds: number }[];
+      epochs: { seconds: number; stepSeconds?: number }[];
       trainExamples: number;
     };
     const seconds = metrics.epochs[0]?.seconds ?? Number.NaN;
-    const perStep = (seconds * 1000) / Math.ceil(metrics.trainExamples / options.batchSize);
+    const stepSeconds = metrics.epochs[0]?.stepSeconds ?? Number.NaN;
+    const steps = Math.ceil(metrics.trainExamples / options.batchSize);
     return {
       what: "whole loop, one real epoch",
       threads,
-      medianMs: round(perStep),
+      medianMs: round((seconds * 1000) / steps),
       minMs: Number.NaN,
+      inLoopStepMs: round((stepSeconds * 1000) / steps),
+      outsideSteps: round(1 - stepSeconds / seconds, 3),
     };
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -318,6 +325,13 @@ async function main(): Promise<void> {
         `${r.what.padEnd(34)} ${String(r.threads).padStart(7)} ${r.medianMs.toFixed(1).padStart(9)} ${String(round((options.batchSize * 1000) / r.medianMs, 0)).padStart(9)} ${(r.vsPyTorch === null ? "" : r.vsPyTorch.toFixed(2)).padStart(10)}`,
     ),
     "× PyTorch: ms per step over PyTorch's at the same thread count (below 1 is faster).",
+    ...result.rows.flatMap((r) =>
+      r.outsideSteps === undefined
+        ? []
+        : [
+            `whole loop, ${r.threads} thread${r.threads === 1 ? "" : "s"}: a step inside the loop ${r.inLoopStepMs?.toFixed(1)} ms; ${(r.outsideSteps * 100).toFixed(1)}% of the epoch outside the steps (batches, augmentation, test pass, outputs)`,
+          ],
+    ),
   ];
   if (kernels) {
     const total = kernels.reduce((s, k) => s + k.ms, 0);

@@ -361,6 +361,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
       const started = Date.now();
       const order = epochOrder(data.train.count, rng);
       const running = new RunningMetrics();
+      let stepMs = 0;
       let lr = options.lr;
       progress.startEpoch(epoch, options.epochs, stepsPerEpoch);
       for (let b = 0; b < stepsPerEpoch; b++) {
@@ -370,7 +371,9 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
         const size = Math.min(options.batchSize, data.train.count - start);
         const batch = assembler.fill(start, size, order, spec.train.augment, rng);
         if (teachers && distill) await teachers.teach(batch, distill.temperature);
+        const stepStarted = performance.now();
         const { loss, correct } = await stepper.step(batch, hyper);
+        stepMs += performance.now() - stepStarted;
         if (ema) ema.update((await stepper.state()).weights);
         if (!Number.isFinite(loss)) {
           const where = `epoch ${epoch}, batch ${b + 1}`;
@@ -396,6 +399,7 @@ async function trainIn(run: TrainRun, folder: RunFolder): Promise<RunMetrics> {
           : { testLoss: result.loss, testAccuracy: result.accuracy }),
         lr,
         seconds: (Date.now() - started) / 1000,
+        stepSeconds: Math.round(stepMs) / 1000,
       };
       metrics.epochs.push(record);
       await writeOutputs(out, metrics, stepper, rng, epoch, ema);

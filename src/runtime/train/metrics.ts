@@ -18,6 +18,10 @@ export interface EpochMetrics {
   lr: number;
   /** Wall-clock seconds for the epoch (training and evaluation). */
   seconds: number;
+  /** Of those, the seconds inside the training steps (forward, backward, update); the rest is
+   * batch assembly and augmentation, the held-out pass and the epoch's outputs. Absent in records
+   * written before it was kept. */
+  stepSeconds?: number;
 }
 
 /** The options a run actually used (after spec defaults and overrides). */
