@@ -7,6 +7,8 @@ import {
   activationNames,
   computedConstants,
   foldPooledBatchNorms,
+  mergeShiftedSums,
+  padChannels,
   quantizeModel,
   quantTargets,
   type Range,
@@ -148,8 +150,13 @@ export async function quantizeBytes(
     );
   }
   const dataset = info.dataset ?? "mnist";
-  // Batch norms between convs, folded first so the chain around them runs in int8 too.
-  const { model: proto, folds } = foldPooledBatchNorms(float);
+  // Shifted sums back into one conv, and batch norms between convs folded, so the chain through
+  // them runs in int8 too.
+  const { model: unshifted, merged } = mergeShiftedSums(float);
+  const { model: foldedModel, folds } = foldPooledBatchNorms(unshifted);
+  const { model: proto, padded } = process.env.MNISTC_NO_PAD
+    ? { model: foldedModel, padded: [] }
+    : padChannels(foldedModel);
   const targets = quantTargets(proto, !opts.inputsOnly);
   if (targets.length === 0) {
     throw new UserError(`${file}: no Conv or Gemm with constant weights to quantize`);
@@ -212,6 +219,18 @@ export async function quantizeBytes(
       : "uint8 asymmetric, Conv/Gemm inputs and outputs (after a sole Relu)",
     method: method === "percentile" ? `percentile ${PERCENTILE}` : "minmax",
     calibration: { dataset, images: n, split: "train" },
+    merged: merged.map(
+      (m) => `shifted sum of ${m.conv} into one ${m.kernel.join("x")} Conv (${m.into})`,
+    ),
+    padded: padded.map((p) =>
+      [
+        p.node,
+        p.inputs ? `input channels ${p.inputs.join(" -> ")}` : "",
+        p.outputs ? `output channels ${p.outputs.join(" -> ")} (reader ${p.reader})` : "",
+      ]
+        .filter((x) => x)
+        .join(": "),
+    ),
     folded: folds.map((f) => `${f.batchNorm} into ${f.into} (shift into ${f.shiftInto})`),
     nodes,
   };
