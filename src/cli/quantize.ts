@@ -7,11 +7,11 @@ import {
   activationNames,
   computedConstants,
   foldPooledBatchNorms,
-  mergeShiftedSums,
   padChannels,
   quantizeModel,
   quantTargets,
   type Range,
+  sumTapsByConv,
   type TensorValue,
   withExtraOutputs,
 } from "../backends/onnx/quantize.js";
@@ -150,13 +150,12 @@ export async function quantizeBytes(
     );
   }
   const dataset = info.dataset ?? "mnist";
-  // Shifted sums back into one conv, and batch norms between convs folded, so the chain through
-  // them runs in int8 too.
-  const { model: unshifted, merged } = mergeShiftedSums(float);
-  const { model: foldedModel, folds } = foldPooledBatchNorms(unshifted);
-  const { model: proto, padded } = process.env.MNISTC_NO_PAD
-    ? { model: foldedModel, padded: [] }
-    : padChannels(foldedModel);
+  // The graph rewritten for onnxruntime's int8 kernels first (each rule: src/backends/onnx/
+  // quantize.ts): shifted sums summed by a conv and batch norms between convs folded, so the chain
+  // through them stays int8; convs widened with zero channels to fit the fast int8 conv kernel.
+  const { model: summed, merged } = sumTapsByConv(float);
+  const { model: foldedModel, folds } = foldPooledBatchNorms(summed);
+  const { model: proto, padded } = padChannels(foldedModel);
   const targets = quantTargets(proto, !opts.inputsOnly);
   if (targets.length === 0) {
     throw new UserError(`${file}: no Conv or Gemm with constant weights to quantize`);
@@ -219,8 +218,9 @@ export async function quantizeBytes(
       : "uint8 asymmetric, Conv/Gemm inputs and outputs (after a sole Relu)",
     method: method === "percentile" ? `percentile ${PERCENTILE}` : "minmax",
     calibration: { dataset, images: n, split: "train" },
-    merged: merged.map(
-      (m) => `shifted sum of ${m.conv} into one ${m.kernel.join("x")} Conv (${m.into})`,
+    taps: merged.map(
+      (m) =>
+        `${m.conv}'s taps summed by a ${m.kernel.join("x")} Conv (${m.into}), not slices and a Sum`,
     ),
     padded: padded.map((p) =>
       [

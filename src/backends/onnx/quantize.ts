@@ -18,9 +18,14 @@
 // Weights computed in the graph (a BatchNorm folded into the next convolution, the one-by-one
 // rewrite's reshaped kernel) are replaced by their values, and the nodes that computed them are
 // dropped. Every other node stays float: onnxruntime propagates QDQ through MaxPool, Reshape and
-// the like where it can. A batch norm between two convs has no int8 kernel and would cut the chain
-// (DQ → norm → layout change → Q: 13% of step4's int8 time), so `foldPooledBatchNorms` folds it
-// into the convs before calibration.
+// the like where it can. Before calibration, three rewrites of the float graph keep
+// onnxruntime in its fast int8 kernels (each measured on step4 with its profiler, README "Quantize"):
+// - `foldPooledBatchNorms`: a batch norm between two convs has no int8 kernel and would cut the
+//   chain (DQ → norm → layout change → Q: 13% of step4's int8 time); it is folded into the convs;
+// - `sumTapsByConv` (`taps-by-conv`): the shifted-sum lowering's slices and Sum, which have no int8
+//   kernel either, become one conv with a 0/1 kernel;
+// - `padChannels` (`pad-channels`): zero channels so every conv fits MlasConvSym, onnxruntime's
+//   fast int8 conv (input channels a multiple of 4, at least 16 output channels).
 import {
   type ModelProto,
   type NodeProto,
@@ -128,15 +133,6 @@ export function constantNames(model: ModelProto): Set<string> {
   return constant;
 }
 
-/** `thin-conv-stays-float`: a Conv whose weight holds at most THIN_CONV_TAPS values per output. */
-export const THIN_CONV_TAPS = 9;
-export function thinConv(model: ModelProto, node: NodeProto): boolean {
-  const w = model.graph?.initializer?.find((t) => t.name === node.input?.[1]);
-  if (!w) return false;
-  const dims = (w.dims ?? []).map(Number);
-  return dims.slice(1).reduce((a, b) => a * b, 1) <= THIN_CONV_TAPS;
-}
-
 function readers(model: ModelProto): Map<string, NodeProto[]> {
   const map = new Map<string, NodeProto[]>();
   for (const node of model.graph?.node ?? []) {
@@ -159,7 +155,6 @@ export function quantTargets(model: ModelProto, quantizeOutputs = true): QuantTa
     if (opType !== "Conv" && opType !== "Gemm") continue;
     const [input = "", weight = "", bias = ""] = node.input ?? [];
     if (constant.has(input) || !constant.has(weight) || !constant.has(bias)) continue;
-    if (process.env.MNISTC_FLOAT_THIN && opType === "Conv" && thinConv(model, node)) continue;
     // Gemm: only the plain y = x·Wᵀ + b (or x·W + b) onnxruntime's QDQ Gemm fuses.
     if (opType === "Gemm" && (attrInt(node, "transA") ?? 0) !== 0) continue;
     const axis = opType === "Gemm" && (attrInt(node, "transB") ?? 0) === 0 ? 1 : 0;
@@ -314,9 +309,8 @@ export function foldPooledBatchNorms(model: ModelProto): {
   return { model: q, folds };
 }
 
-/** One shifted sum `mergeShiftedSums` turned back into a plain convolution. */
-export interface MergedShiftedSum {
-  /** The 1x1 conv of the rewrite, and the conv that replaced it and its slices and Sum. */
+/** One shifted sum `sumTapsByConv` replaced: its 1x1 conv, and the conv now summing its taps. */
+export interface TapsByConv {
   conv: string;
   into: string;
   kernel: [number, number];
@@ -342,23 +336,25 @@ const sameInts = (a: readonly number[] | undefined, b: readonly number[]) =>
   a !== undefined && a.length === b.length && a.every((v, i) => v === b[i]);
 
 /**
- * `merge-shifted-sum`: the inference graph's `shifted-sum` lowering of a conv (src/backends/onnx/
- * lowering.ts: a 1x1 conv to Cout·kh·kw channels, its taps' shifted slices and a Sum) back into one
- * Conv with kernel [kh, kw], its weight computed from the 1x1 conv's by a Reshape and a Transpose
- * (the exact inverse of the lowering's), its bias the one the Sum added. In float the shifted sum
- * pays; in int8 it does not: onnxruntime has no int8 Slice-and-Sum, so the chain would leave int8
- * for nine float slices and a Sum (about 30% of step4's int8 time), while one QLinearConv keeps it.
- * Matches only the lowering's exact pattern (every tap once, slices on axes [2, 3, 4], the Sum read
- * only by the final Reshape); the 1x1 conv's input may be a zero Pad, which becomes the Conv's pads.
+ * `taps-by-conv`: in the inference graph's `shifted-sum` lowering of a conv (src/backends/onnx/
+ * lowering.ts: a 1x1 conv to Cout·kh·kw channels, then the taps' shifted slices and a Sum), the
+ * slices and the Sum become one Conv with a 0/1 kernel: output channel c reads input channel
+ * c·kh·kw + t, tap t = i·kw + j, at kernel position (i, j), and adds the Sum's bias. The same sum,
+ * but an int8 kernel: onnxruntime has no int8 Slice-and-Sum, so the chain left int8 there (a
+ * layout change, nine DQ'd slices and a float Sum: about 30% of step4's int8 time). Undoing the
+ * rewrite instead (one 3x3 conv, 128 -> 4) was slower in int8 than the 1x1 conv and this conv
+ * together (onnxruntime's int8 GEMM wastes most of its work on 4 output channels), and so was a
+ * depthwise shift plus a 1x1 sum. Matches only the lowering's exact pattern: every tap once, slices
+ * on axes [2, 3, 4], the Sum read only by the final Reshape, the 1x1 conv read only by it.
  */
-export function mergeShiftedSums(model: ModelProto): {
+export function sumTapsByConv(model: ModelProto): {
   model: ModelProto;
-  merged: MergedShiftedSum[];
+  merged: TapsByConv[];
 } {
   const q = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const graph = q.graph as GraphProto;
   const graphOutputs = new Set(graph.output.map((o) => o.name ?? ""));
-  const merged: MergedShiftedSum[] = [];
+  const merged: TapsByConv[] = [];
   for (const sum of [...graph.node]) {
     if (sum.opType !== "Sum") continue;
     const read = readers(q);
@@ -443,9 +439,13 @@ export function mergeShiftedSums(model: ModelProto): {
       {
         name: into,
         opType: "Conv",
-        input: bias ? [conv1x1.output?.[0] ?? "", weight, bias] : [conv1x1.output?.[0] ?? "", weight],
+        input: bias
+          ? [conv1x1.output?.[0] ?? "", weight, bias]
+          : [conv1x1.output?.[0] ?? "", weight],
         output: [final.output?.[0] ?? ""],
-        attribute: [{ name: "kernel_shape", type: onnx.AttributeProto.AttributeType.INTS, ints: [kh, kw] }],
+        attribute: [
+          { name: "kernel_shape", type: onnx.AttributeProto.AttributeType.INTS, ints: [kh, kw] },
+        ],
       },
     ];
     const at = graph.node.indexOf(final);
@@ -478,9 +478,11 @@ const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
  * int8 kernel (MlasConvSym: input channels a multiple of 4, at least 16 output channels, each a
  * multiple of 4); otherwise QLinearConv falls back to im2col and a GEMM that is slower than the
  * float conv for step4's first layer (1 input channel) and its 4-channel 3x3 conv.
- * - input side: a group-1 conv with a constant 4-D weight whose input channels are not a multiple
- *   of INPUT_CHANNEL_ALIGN gets its input and weight zero-padded on axis 1 (a Pad on the image: a
- *   zero input channel times a zero weight adds nothing);
+ * - input side: a group-1 conv reading a graph input (the image), with a constant 4-D weight whose
+ *   input channels are not a multiple of INPUT_CHANNEL_ALIGN, gets its input and weight zero-padded
+ *   on axis 1 (a Pad on the float image, before its Q: a zero channel times a zero weight adds
+ *   nothing). Inside the graph a Pad would sit between int8 convs, so other convs are left as they
+ *   are on this side;
  * - output side: a group-1 conv with fewer than MIN_OUTPUT_CHANNELS outputs (or not a multiple of 4),
  *   whose output is read, through Relus and MaxPools only, by one group-1 conv (its data input) and
  *   by nothing else, gets zero output channels (weight and bias), and the reader zero input weights
@@ -493,14 +495,24 @@ export function padChannels(model: ModelProto): { model: ModelProto; padded: Pad
   const graph = q.graph as GraphProto;
   const graphOutputs = new Set(graph.output.map((o) => o.name ?? ""));
   const constant = constantNames(q);
+  const graphInputs = new Set(graph.input.map((i) => i.name ?? ""));
   const dims = new Map(graph.initializer.map((t) => [t.name ?? "", (t.dims ?? []).map(Number)]));
   const padded: PaddedConv[] = [];
   const groupOne = (n: NodeProto) => (attrInt(n, "group") ?? 1) === 1;
   // Pad nodes go just before the node reading them (its inputs exist by then).
   const before = new Map<NodeProto, NodeProto[]>();
+  const made = new Set<string>();
   const pad = (at: NodeProto, tensor: string, pads: number[]): string => {
     const name = `${tensor}/padded${pads.join("_")}`;
-    if (dims.has(name) || graph.node.some((n) => n.output?.[0] === name)) return name;
+    if (made.has(name)) return name;
+    made.add(name);
+    const from = dims.get(tensor);
+    const half = pads.length / 2;
+    if (from)
+      dims.set(
+        name,
+        from.map((d, i) => d + (pads[i] ?? 0) + (pads[i + half] ?? 0)),
+      );
     graph.initializer.push(int64Init(`${name}.pads`, [pads.length], pads));
     before.set(at, [
       ...(before.get(at) ?? []),
@@ -516,7 +528,7 @@ export function padChannels(model: ModelProto): { model: ModelProto; padded: Pad
     const [cout = 0, cin = 0] = wd;
     const entry: PaddedConv = { node: conv.name ?? "" };
     let weight = w;
-    if (cin % INPUT_CHANNEL_ALIGN !== 0) {
+    if (cin % INPUT_CHANNEL_ALIGN !== 0 && graphInputs.has(x)) {
       const extra = roundUp(cin, INPUT_CHANNEL_ALIGN) - cin;
       conv.input = [pad(conv, x, [0, 0, 0, 0, 0, extra, 0, 0]), ...(conv.input ?? []).slice(1)];
       weight = pad(conv, weight, [0, 0, 0, 0, 0, extra, 0, 0]);
@@ -530,8 +542,10 @@ export function padChannels(model: ModelProto): { model: ModelProto; padded: Pad
       };
       let at = sole(conv.output?.[0] ?? "");
       let into = conv.output?.[0] ?? "";
+      const widened = [into];
       while (at && (at.opType === "Relu" || at.opType === "MaxPool")) {
         into = at.output?.[0] ?? "";
+        widened.push(into);
         at = (at.output?.length ?? 0) === 1 ? sole(into) : undefined;
       }
       const rw = at?.input?.[1] ?? "";
@@ -540,17 +554,16 @@ export function padChannels(model: ModelProto): { model: ModelProto; padded: Pad
         const extra = Math.max(MIN_OUTPUT_CHANNELS, roundUp(cout, INPUT_CHANNEL_ALIGN)) - cout;
         weight = pad(conv, weight, [0, 0, 0, 0, extra, 0, 0, 0]);
         const bias = b ? pad(conv, b, [0, extra]) : "";
-        at.input = [
-          into,
-          pad(at, rw, [0, 0, 0, 0, 0, extra, 0, 0]),
-          ...(at.input ?? []).slice(2),
-        ];
+        at.input = [into, pad(at, rw, [0, 0, 0, 0, 0, extra, 0, 0]), ...(at.input ?? []).slice(2)];
         conv.input = [conv.input?.[0] ?? "", weight, ...(bias ? [bias] : [])];
         entry.outputs = [cout, cout + extra];
         entry.reader = at.name ?? "";
+        // Their recorded shapes name the old channel count.
+        graph.valueInfo = graph.valueInfo.filter((v) => !widened.includes(v.name ?? ""));
       }
     }
-    if (weight !== w && !entry.outputs) conv.input = [conv.input?.[0] ?? "", weight, ...(b ? [b] : [])];
+    if (weight !== w && !entry.outputs)
+      conv.input = [conv.input?.[0] ?? "", weight, ...(b ? [b] : [])];
     if (entry.inputs || entry.outputs) padded.push(entry);
   }
   graph.node = graph.node.flatMap((n) => [...(before.get(n) ?? []), n]);
