@@ -6,6 +6,9 @@
 // the engine's ceiling on this machine: onnxruntime's own 1024³ MatMul in multiply-adds a second,
 // and what that rate would allow for step4's multiply-adds per image. The int8 rows are the same
 // model quantized as `mnistc quantize` does (static QDQ, min-max on 1,000 training images).
+// PyTorch eager is 5 to 10 times slower than mnistc here, so to finish in about 3 minutes its rows
+// time the first TORCH_IMAGES test images, one timed pass after a warm-up pass (`--torch-repeats`
+// to change that); mnistc's rows time all 10,000, median of `--repeats` passes (default 3).
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -28,6 +31,9 @@ import { median } from "./stats.js";
 
 const BATCHES = [64, 128, 256, 500, 1000, 2000];
 const THREADS = [1, 2];
+/** PyTorch's rows: this many test images, and this many timed passes unless --torch-repeats. */
+const TORCH_IMAGES = 1000;
+const TORCH_REPEATS = 1;
 
 interface Row {
   what: string;
@@ -74,9 +80,14 @@ async function gemmRate(
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { repeats: { type: "string" }, json: { type: "boolean", default: false } },
+    options: {
+      repeats: { type: "string" },
+      "torch-repeats": { type: "string" },
+      json: { type: "boolean", default: false },
+    },
   });
   const repeats = Math.max(1, Number(values.repeats ?? 3));
+  const torchRepeats = Math.max(1, Number(values["torch-repeats"] ?? TORCH_REPEATS));
   const file = packagePath("models", "step4.onnx");
   const test = loadMnist({ trainLimit: 0 }).test;
   const rows: Row[] = [];
@@ -115,7 +126,14 @@ async function main(): Promise<void> {
   const script = packagePath("tools", "torch-reference", "bench_infer.py");
   const torch = spawnSync(
     "/usr/bin/python3",
-    [script, "--repeats", String(repeats), ...BATCHES.map(String)],
+    [
+      script,
+      "--repeats",
+      String(torchRepeats),
+      "--images",
+      String(TORCH_IMAGES),
+      ...BATCHES.map(String),
+    ],
     {
       encoding: "utf8",
     },
@@ -149,6 +167,7 @@ async function main(): Promise<void> {
   const result = {
     model: "models/step4.onnx",
     images: test.count,
+    torch: { images: TORCH_IMAGES, repeats: torchRepeats },
     loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100,
     cores: cpus().length,
     rows,
@@ -166,7 +185,7 @@ async function main(): Promise<void> {
     return;
   }
   const lines = [
-    `step4 inference, ${test.count} test images, median of ${repeats} passes (load average ${result.loadAverage} on ${result.cores} cores)`,
+    `step4 inference, ${test.count} test images, median of ${repeats} passes (PyTorch: the first ${TORCH_IMAGES}, ${torchRepeats} timed pass${torchRepeats === 1 ? "" : "es"}; load average ${result.loadAverage} on ${result.cores} cores)`,
     `${"".padEnd(32)} ${"threads".padStart(7)} ${"batch".padStart(6)} ${"images/s".padStart(9)}`,
     ...rows.map(
       (r) =>

@@ -356,7 +356,7 @@ describe("mnistc quantize on step4", () => {
 
   test("writes an int8 model with the float model's metadata and a note of what was quantized", () => {
     assert.equal(quantized.status, 0, quantized.stderr);
-    assert.match(quantized.stdout, /7 Conv\/Gemm nodes quantized .*500 mnist training images/);
+    assert.match(quantized.stdout, /8 Conv\/Gemm nodes quantized .*500 mnist training images/);
     const [f, q] = [step4, int8].map((p) => decodeModel(readFileSync(p), p)) as [
       ModelProto,
       ModelProto,
@@ -366,7 +366,18 @@ describe("mnistc quantize on step4", () => {
     const note = JSON.parse(meta(q).get("mnistc.quantized") ?? "{}");
     assert.equal(note.method, "minmax");
     assert.deepEqual(note.calibration, { dataset: "mnist", images: 500, split: "train" });
-    assert.equal(note.nodes.length, 7);
+    // onecross1's 1x1 conv and the conv summing its taps (no Slice or Sum left in float).
+    assert.equal(note.nodes.length, 8);
+    assert.deepEqual(note.taps, [
+      "onecross1.0/conv17's taps summed by a 3x3 Conv (onecross1.0), not slices and a Sum",
+    ]);
+    assert.ok(!q.graph?.node?.some((n) => n.opType === "Slice" || n.opType === "Sum"));
+    // Every conv fits onnxruntime's fast int8 kernel: the image padded to 4 channels, onecross1's
+    // 4 outputs to 16.
+    assert.deepEqual(note.padded, [
+      "conv1.0: input channels 1 -> 4",
+      "onecross1.0: output channels 4 -> 16 (reader conv2.0)",
+    ]);
     // Both pooled batch norms folded: no float island (DQ → norm → Q) left between the convs.
     assert.deepEqual(note.folded, [
       "conv2.2 into conv2.0 (shift into conv3.0)",

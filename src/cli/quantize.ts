@@ -7,9 +7,11 @@ import {
   activationNames,
   computedConstants,
   foldPooledBatchNorms,
+  padChannels,
   quantizeModel,
   quantTargets,
   type Range,
+  sumTapsByConv,
   type TensorValue,
   withExtraOutputs,
 } from "../backends/onnx/quantize.js";
@@ -148,8 +150,12 @@ export async function quantizeBytes(
     );
   }
   const dataset = info.dataset ?? "mnist";
-  // Batch norms between convs, folded first so the chain around them runs in int8 too.
-  const { model: proto, folds } = foldPooledBatchNorms(float);
+  // The graph rewritten for onnxruntime's int8 kernels first (each rule: src/backends/onnx/
+  // quantize.ts): shifted sums summed by a conv and batch norms between convs folded, so the chain
+  // through them stays int8; convs widened with zero channels to fit the fast int8 conv kernel.
+  const { model: summed, merged } = sumTapsByConv(float);
+  const { model: foldedModel, folds } = foldPooledBatchNorms(summed);
+  const { model: proto, padded } = padChannels(foldedModel);
   const targets = quantTargets(proto, !opts.inputsOnly);
   if (targets.length === 0) {
     throw new UserError(`${file}: no Conv or Gemm with constant weights to quantize`);
@@ -212,6 +218,19 @@ export async function quantizeBytes(
       : "uint8 asymmetric, Conv/Gemm inputs and outputs (after a sole Relu)",
     method: method === "percentile" ? `percentile ${PERCENTILE}` : "minmax",
     calibration: { dataset, images: n, split: "train" },
+    taps: merged.map(
+      (m) =>
+        `${m.conv}'s taps summed by a ${m.kernel.join("x")} Conv (${m.into}), not slices and a Sum`,
+    ),
+    padded: padded.map((p) =>
+      [
+        p.node,
+        p.inputs ? `input channels ${p.inputs.join(" -> ")}` : "",
+        p.outputs ? `output channels ${p.outputs.join(" -> ")} (reader ${p.reader})` : "",
+      ]
+        .filter((x) => x)
+        .join(": "),
+    ),
     folded: folds.map((f) => `${f.batchNorm} into ${f.into} (shift into ${f.shiftInto})`),
     nodes,
   };

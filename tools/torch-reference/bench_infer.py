@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """PyTorch eager inference of the seed's Net with models/step4.onnx's weights on the 10,000 MNIST
-test images: what `npm run bench:infer` puts beside mnistc. One JSON line per (threads, batch).
+test images (or the first --images of them: images/s does not depend on which): what `npm run
+bench:infer` puts beside mnistc. One JSON line per (threads, batch).
 
-    /usr/bin/python3 tools/torch-reference/bench_infer.py --repeats 3 64 128 256 500
+    /usr/bin/python3 tools/torch-reference/bench_infer.py --repeats 3 [--images N] 64 128 256 500
 """
 
 import argparse
@@ -39,6 +40,7 @@ def test_images():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, default=0, help="the first N test images (0: all)")
     parser.add_argument("batches", type=int, nargs="+")
     args = parser.parse_args()
     model = onnx.load(os.path.join(ROOT, "models", "step4.onnx"))
@@ -50,6 +52,8 @@ def main():
     net.load_state_dict(state, strict=True)
     net.eval()
     x = test_images()
+    if args.images > 0:
+        x = x[: args.images]
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for batch in args.batches:

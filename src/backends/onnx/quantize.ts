@@ -18,9 +18,14 @@
 // Weights computed in the graph (a BatchNorm folded into the next convolution, the one-by-one
 // rewrite's reshaped kernel) are replaced by their values, and the nodes that computed them are
 // dropped. Every other node stays float: onnxruntime propagates QDQ through MaxPool, Reshape and
-// the like where it can. A batch norm between two convs has no int8 kernel and would cut the chain
-// (DQ → norm → layout change → Q: 13% of step4's int8 time), so `foldPooledBatchNorms` folds it
-// into the convs before calibration.
+// the like where it can. Before calibration, three rewrites of the float graph keep
+// onnxruntime in its fast int8 kernels (each measured on step4 with its profiler, README "Quantize"):
+// - `foldPooledBatchNorms`: a batch norm between two convs has no int8 kernel and would cut the
+//   chain (DQ → norm → layout change → Q: 13% of step4's int8 time); it is folded into the convs;
+// - `sumTapsByConv` (`taps-by-conv`): the shifted-sum lowering's slices and Sum, which have no int8
+//   kernel either, become one conv with a 0/1 kernel;
+// - `padChannels` (`pad-channels`): zero channels so every conv fits MlasConvSym, onnxruntime's
+//   fast int8 conv (input channels a multiple of 4, at least 16 output channels).
 import {
   type ModelProto,
   type NodeProto,
@@ -304,6 +309,268 @@ export function foldPooledBatchNorms(model: ModelProto): {
   return { model: q, folds };
 }
 
+/** One shifted sum `sumTapsByConv` replaced: its 1x1 conv, and the conv now summing its taps. */
+export interface TapsByConv {
+  conv: string;
+  into: string;
+  kernel: [number, number];
+}
+
+/** A tensor's int64 values when a Constant node or an initializer holds them. */
+function constantInts(model: ModelProto, name: string): number[] | undefined {
+  const graph = model.graph;
+  const fromNode = graph?.node?.find((n) => n.opType === "Constant" && n.output?.[0] === name);
+  const t =
+    fromNode?.attribute?.find((a) => a.name === "value")?.t ??
+    graph?.initializer?.find((i) => i.name === name);
+  if (!t || t.dataType !== DataType.INT64) return undefined;
+  const raw = t.rawData;
+  if (!raw || raw.length === 0) return (t.int64Data ?? []).map(Number);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  return Array.from({ length: raw.byteLength >> 3 }, (_, i) =>
+    Number(view.getBigInt64(8 * i, true)),
+  );
+}
+
+const sameInts = (a: readonly number[] | undefined, b: readonly number[]) =>
+  a !== undefined && a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * `taps-by-conv`: in the inference graph's `shifted-sum` lowering of a conv (src/backends/onnx/
+ * lowering.ts: a 1x1 conv to Cout·kh·kw channels, then the taps' shifted slices and a Sum), the
+ * slices and the Sum become one Conv with a 0/1 kernel: output channel c reads input channel
+ * c·kh·kw + t, tap t = i·kw + j, at kernel position (i, j), and adds the Sum's bias. The same sum,
+ * but an int8 kernel: onnxruntime has no int8 Slice-and-Sum, so the chain left int8 there (a
+ * layout change, nine DQ'd slices and a float Sum: about 30% of step4's int8 time). Undoing the
+ * rewrite instead (one 3x3 conv, 128 -> 4) was slower in int8 than the 1x1 conv and this conv
+ * together (onnxruntime's int8 GEMM wastes most of its work on 4 output channels), and so was a
+ * depthwise shift plus a 1x1 sum. Matches only the lowering's exact pattern: every tap once, slices
+ * on axes [2, 3, 4], the Sum read only by the final Reshape, the 1x1 conv read only by it.
+ */
+export function sumTapsByConv(model: ModelProto): {
+  model: ModelProto;
+  merged: TapsByConv[];
+} {
+  const q = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const graph = q.graph as GraphProto;
+  const graphOutputs = new Set(graph.output.map((o) => o.name ?? ""));
+  const merged: TapsByConv[] = [];
+  for (const sum of [...graph.node]) {
+    if (sum.opType !== "Sum") continue;
+    const read = readers(q);
+    const producer = new Map(graph.node.flatMap((n) => (n.output ?? []).map((o) => [o, n])));
+    const soleReader = (tensor: string) => {
+      const r = read.get(tensor) ?? [];
+      return r.length === 1 && !graphOutputs.has(tensor) ? r[0] : undefined;
+    };
+    const final = soleReader(sum.output?.[0] ?? "");
+    if (final?.opType !== "Reshape") continue;
+    const parts = (sum.input ?? []).map((i) => producer.get(i));
+    const slices = parts.filter((n) => n?.opType === "Slice") as NodeProto[];
+    const others = parts.filter((n) => n?.opType !== "Slice");
+    if (slices.length < 2 || others.length > 1) continue;
+    const z5 = slices[0]?.input?.[0] ?? "";
+    const reshape5 = producer.get(z5);
+    const conv1x1 = producer.get(reshape5?.input?.[0] ?? "");
+    if (reshape5?.opType !== "Reshape" || conv1x1?.opType !== "Conv") continue;
+    if ((read.get(z5) ?? []).length !== slices.length) continue;
+    if ((read.get(conv1x1.output?.[0] ?? "") ?? []).length !== 1) continue;
+    const shape5 = constantInts(q, reshape5.input?.[1] ?? "");
+    if (shape5?.length !== 5 || shape5[0] !== 0) continue;
+    const [, cout = 0, kk = 0, hp = 0, wp = 0] = shape5;
+    // The 1x1 conv: kernel [1, 1] and nothing else but default attributes.
+    const plain1x1 = (conv1x1.attribute ?? []).every((a) =>
+      a.name === "kernel_shape"
+        ? sameInts((a.ints ?? []).map(Number), [1, 1])
+        : (a.name === "strides" || a.name === "dilations") &&
+          (a.ints ?? []).every((v) => Number(v) === 1),
+    );
+    if (!plain1x1 || (conv1x1.input?.[2] ?? "") !== "") continue;
+    // Every tap once: slice t = i·kw + j starts at [t, i, j] and ends at [t + 1, i + ho, j + wo].
+    const taps = slices.map((s) => ({
+      data: s.input?.[0],
+      starts: constantInts(q, s.input?.[1] ?? ""),
+      ends: constantInts(q, s.input?.[2] ?? ""),
+      axes: constantInts(q, s.input?.[3] ?? ""),
+      steps: s.input?.[4],
+    }));
+    const kh = Math.max(...taps.map((t) => (t.starts?.[1] ?? 0) + 1));
+    const kw = Math.max(...taps.map((t) => (t.starts?.[2] ?? 0) + 1));
+    const [ho, wo] = [hp - kh + 1, wp - kw + 1];
+    const seen = new Set<number>();
+    const tapsOk = taps.every(({ data, starts, ends, axes, steps }) => {
+      const [t = -1, i = -1, j = -1] = starts ?? [];
+      const ok =
+        data === z5 &&
+        (steps ?? "") === "" &&
+        sameInts(axes, [2, 3, 4]) &&
+        starts?.length === 3 &&
+        t === i * kw + j &&
+        i >= 0 &&
+        j >= 0 &&
+        !seen.has(t) &&
+        sameInts(ends, [t + 1, i + ho, j + wo]);
+      seen.add(t);
+      return ok;
+    });
+    if (!tapsOk || kh * kw !== kk || seen.size !== kk || ho < 1 || wo < 1) continue;
+    // The bias: a Reshape of a [Cout] tensor to [1, Cout, 1, 1, 1].
+    const biasNode = others[0];
+    let bias = "";
+    if (biasNode) {
+      if (
+        biasNode.opType !== "Reshape" ||
+        !sameInts(constantInts(q, biasNode.input?.[1] ?? ""), [1, cout, 1, 1, 1])
+      )
+        continue;
+      bias = biasNode.input?.[0] ?? "";
+    }
+    if (!sameInts(constantInts(q, final.input?.[1] ?? ""), [0, cout, ho, wo])) continue;
+    // One conv sums the kk taps of each output channel c: input channel c·kk + t (tap t = i·kw + j)
+    // at kernel position (i, j), a 0/1 kernel.
+    const base = conv1x1.name || `Conv:${conv1x1.output?.[0]}`;
+    const weight = `${base}/taps.weight`;
+    const kernel = new Float32Array(cout * cout * kk * kk);
+    for (let c = 0; c < cout; c++)
+      for (let t = 0; t < kk; t++) kernel[(c * cout * kk + c * kk + t) * kk + t] = 1;
+    graph.initializer.push(floatInit(weight, [cout, cout * kk, kh, kw], kernel));
+    const into = final.name || `${base}/taps`;
+    const replacement: NodeProto[] = [
+      {
+        name: into,
+        opType: "Conv",
+        input: bias
+          ? [conv1x1.output?.[0] ?? "", weight, bias]
+          : [conv1x1.output?.[0] ?? "", weight],
+        output: [final.output?.[0] ?? ""],
+        attribute: [
+          { name: "kernel_shape", type: onnx.AttributeProto.AttributeType.INTS, ints: [kh, kw] },
+        ],
+      },
+    ];
+    const at = graph.node.indexOf(final);
+    graph.node = [...graph.node.slice(0, at), ...replacement, ...graph.node.slice(at + 1)];
+    merged.push({ conv: base, into, kernel: [kh, kw] });
+  }
+  if (merged.length > 0) prune(q);
+  return { model: q, merged };
+}
+
+/** One conv `padChannels` widened with zero channels. */
+export interface PaddedConv {
+  node: string;
+  /** Input channels before and after (the input and the weight padded with zeros). */
+  inputs?: [number, number];
+  /** Output channels before and after (weight and bias padded; the reader's weight too). */
+  outputs?: [number, number];
+  reader?: string;
+}
+
+/** Input channels of a quantized conv: a multiple of this for onnxruntime's fast int8 kernel. */
+export const INPUT_CHANNEL_ALIGN = 4;
+/** Output channels of a quantized conv: at least this many for the fast kernel. */
+export const MIN_OUTPUT_CHANNELS = 16;
+
+const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
+
+/**
+ * `pad-channels`: widens convs with zero channels so onnxruntime runs them with its fast symmetric
+ * int8 kernel (MlasConvSym: input channels a multiple of 4, at least 16 output channels, each a
+ * multiple of 4); otherwise QLinearConv falls back to im2col and a GEMM that is slower than the
+ * float conv for step4's first layer (1 input channel) and its 4-channel 3x3 conv.
+ * - input side: a group-1 conv reading a graph input (the image), with a constant 4-D weight whose
+ *   input channels are not a multiple of INPUT_CHANNEL_ALIGN, gets its input and weight zero-padded
+ *   on axis 1 (a Pad on the float image, before its Q: a zero channel times a zero weight adds
+ *   nothing). Inside the graph a Pad would sit between int8 convs, so other convs are left as they
+ *   are on this side;
+ * - output side: a group-1 conv with fewer than MIN_OUTPUT_CHANNELS outputs (or not a multiple of 4),
+ *   whose output is read, through Relus and MaxPools only, by one group-1 conv (its data input) and
+ *   by nothing else, gets zero output channels (weight and bias), and the reader zero input weights
+ *   for them: the extra channels are 0 through Relu and MaxPool and meet zero weights.
+ * Exact in real arithmetic (the zeros quantize exactly). Pads are Pad nodes before the conv, so a
+ * computed weight or bias is padded too (calibration reads its value).
+ */
+export function padChannels(model: ModelProto): { model: ModelProto; padded: PaddedConv[] } {
+  const q = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const graph = q.graph as GraphProto;
+  const graphOutputs = new Set(graph.output.map((o) => o.name ?? ""));
+  const constant = constantNames(q);
+  const graphInputs = new Set(graph.input.map((i) => i.name ?? ""));
+  const dims = new Map(graph.initializer.map((t) => [t.name ?? "", (t.dims ?? []).map(Number)]));
+  const padded: PaddedConv[] = [];
+  const groupOne = (n: NodeProto) => (attrInt(n, "group") ?? 1) === 1;
+  // Pad nodes go just before the node reading them (its inputs exist by then).
+  const before = new Map<NodeProto, NodeProto[]>();
+  const made = new Set<string>();
+  const pad = (at: NodeProto, tensor: string, pads: number[]): string => {
+    const name = `${tensor}/padded${pads.join("_")}`;
+    if (made.has(name)) return name;
+    made.add(name);
+    const from = dims.get(tensor);
+    const half = pads.length / 2;
+    if (from)
+      dims.set(
+        name,
+        from.map((d, i) => d + (pads[i] ?? 0) + (pads[i + half] ?? 0)),
+      );
+    graph.initializer.push(int64Init(`${name}.pads`, [pads.length], pads));
+    before.set(at, [
+      ...(before.get(at) ?? []),
+      { name, opType: "Pad", input: [tensor, `${name}.pads`], output: [name] },
+    ]);
+    return name;
+  };
+  for (const conv of [...graph.node]) {
+    if (conv.opType !== "Conv" || !groupOne(conv)) continue;
+    const [x = "", w = "", b = ""] = conv.input ?? [];
+    const wd = dims.get(w);
+    if (constant.has(x) || wd?.length !== 4) continue;
+    const [cout = 0, cin = 0] = wd;
+    const entry: PaddedConv = { node: conv.name ?? "" };
+    let weight = w;
+    if (cin % INPUT_CHANNEL_ALIGN !== 0 && graphInputs.has(x)) {
+      const extra = roundUp(cin, INPUT_CHANNEL_ALIGN) - cin;
+      conv.input = [pad(conv, x, [0, 0, 0, 0, 0, extra, 0, 0]), ...(conv.input ?? []).slice(1)];
+      weight = pad(conv, weight, [0, 0, 0, 0, 0, extra, 0, 0]);
+      entry.inputs = [cin, cin + extra];
+    }
+    if (cout < MIN_OUTPUT_CHANNELS || cout % INPUT_CHANNEL_ALIGN !== 0) {
+      const read = readers(q);
+      const sole = (t: string) => {
+        const r = read.get(t) ?? [];
+        return r.length === 1 && !graphOutputs.has(t) ? r[0] : undefined;
+      };
+      let at = sole(conv.output?.[0] ?? "");
+      let into = conv.output?.[0] ?? "";
+      const widened = [into];
+      while (at && (at.opType === "Relu" || at.opType === "MaxPool")) {
+        into = at.output?.[0] ?? "";
+        widened.push(into);
+        at = (at.output?.length ?? 0) === 1 ? sole(into) : undefined;
+      }
+      const rw = at?.input?.[1] ?? "";
+      const rd = dims.get(rw);
+      if (at?.opType === "Conv" && groupOne(at) && at.input?.[0] === into && rd?.[1] === cout) {
+        const extra = Math.max(MIN_OUTPUT_CHANNELS, roundUp(cout, INPUT_CHANNEL_ALIGN)) - cout;
+        weight = pad(conv, weight, [0, 0, 0, 0, extra, 0, 0, 0]);
+        const bias = b ? pad(conv, b, [0, extra]) : "";
+        at.input = [into, pad(at, rw, [0, 0, 0, 0, 0, extra, 0, 0]), ...(at.input ?? []).slice(2)];
+        conv.input = [conv.input?.[0] ?? "", weight, ...(bias ? [bias] : [])];
+        entry.outputs = [cout, cout + extra];
+        entry.reader = at.name ?? "";
+        // Their recorded shapes name the old channel count.
+        graph.valueInfo = graph.valueInfo.filter((v) => !widened.includes(v.name ?? ""));
+      }
+    }
+    if (weight !== w && !entry.outputs)
+      conv.input = [conv.input?.[0] ?? "", weight, ...(b ? [b] : [])];
+    if (entry.inputs || entry.outputs) padded.push(entry);
+  }
+  graph.node = graph.node.flatMap((n) => [...(before.get(n) ?? []), n]);
+  if (padded.length > 0) prune(q);
+  return { model: q, padded };
+}
+
 /** The activations to calibrate: every target's input and output, each once. */
 export function activationNames(targets: QuantTarget[]): string[] {
   const names = new Set<string>();
@@ -343,6 +610,13 @@ function floatInit(name: string, dims: number[], data: Float32Array): TensorProt
   const view = new DataView(raw.buffer);
   for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i] ?? 0, true);
   return { name, dims, dataType: DataType.FLOAT, rawData: raw };
+}
+
+function int64Init(name: string, dims: number[], data: number[]): TensorProto {
+  const raw = new Uint8Array(data.length * 8);
+  const view = new DataView(raw.buffer);
+  for (let i = 0; i < data.length; i++) view.setBigInt64(8 * i, BigInt(data[i] ?? 0), true);
+  return { name, dims, dataType: DataType.INT64, rawData: raw };
 }
 
 function int8Init(name: string, dims: number[], data: Int8Array): TensorProto {
