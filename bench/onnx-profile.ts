@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { buildTrainingStep } from "../src/backends/onnx-train/index.js";
 import type { ModelIR } from "../src/compiler/ir.js";
-import { encodeModel } from "../src/formats/onnx-proto.js";
+import { encodeModel, floatValue, ONNX_IR_VERSION, onnx } from "../src/formats/onnx-proto.js";
 import { Rng } from "../src/util/rng.js";
 import { sizeOf } from "../src/util/shape.js";
 import type { KernelTime } from "./stats.js";
@@ -113,6 +113,64 @@ export async function profileOnnxStep(
       byOpType: largest(byType),
       topNodes: largest(byNode),
     };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Kernel times (ms) of every node event after `warmup` runs, from a profile file's events. */
+function medianKernelMs(events: ProfileEvent[]): number {
+  const times = events
+    .filter((e) => e.cat === "Node" && e.name?.endsWith("_kernel_time"))
+    .map((e) => (e.dur ?? 0) / 1000)
+    .sort((a, b) => a - b);
+  return times[times.length >> 1] ?? Number.NaN;
+}
+
+export interface MemoryRate {
+  threads: number;
+  /** Median kernel time of the Relu. */
+  ms: number;
+  /** Bytes read and written a second. */
+  gbPerSecond: number;
+}
+
+/**
+ * What one pass over memory costs here: a one-node Relu graph over `shape` (step4's first layer at
+ * batch 128 by default: 44 MB read, 44 MB written), its median kernel time on `threads`. An
+ * elementwise node over that layer cannot be faster than this.
+ */
+export async function memoryRate(
+  threads: number,
+  shape = [128, 128, 26, 26],
+  runs = 20,
+): Promise<MemoryRate> {
+  const model = onnx.ModelProto.create({
+    irVersion: ONNX_IR_VERSION,
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      name: "relu",
+      node: [{ opType: "Relu", input: ["x"], output: ["y"], name: "relu" }],
+      input: [floatValue("x", shape)],
+      output: [floatValue("y", shape)],
+    },
+  });
+  const dir = mkdtempSync(join(tmpdir(), "mnistc-ortmem-"));
+  try {
+    const session = await ort.InferenceSession.create(encodeModel(model), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      enableProfiling: true,
+      profileFilePrefix: join(dir, "relu"),
+    });
+    const x = new ort.Tensor("float32", new Float32Array(sizeOf(shape)).fill(0.5), shape);
+    for (let i = 0; i < runs; i++) await session.run({ x });
+    session.endProfiling();
+    await session.release();
+    const file = readdirSync(dir).find((f) => f.endsWith(".json"));
+    if (!file) throw new Error("onnxruntime wrote no profile");
+    const ms = medianKernelMs(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[]);
+    return { threads, ms, gbPerSecond: (2 * 4 * sizeOf(shape)) / (ms * 1e6) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -11,16 +11,21 @@
 //   --warmup N       untimed steps first (default 3)
 //   --spec FILE      another spec (default specs/step4.yaml)
 //   --profile        also profile: the tfjs program's top kernels of one step (tf.profile), and the
-//                    ONNX step on 2 threads by op type and its slowest nodes (onnxruntime's profiler)
+//                    ONNX step on 1 and 2 threads by op type and its slowest nodes (onnxruntime's
+//                    profiler)
 //   --loop           also time the whole training loop: one real epoch of `mnistc train` on the
 //                    spec's dataset at 1 and 2 threads (batch assembly, augmentation, progress, the
 //                    test pass and the checkpoint included), per step, beside the step alone
+//   --against DIR    also time another build's ONNX step beside this one's, their steps alternating
+//                    (so a load change hits both), on 1 and 2 threads: DIR is that checkout's root,
+//                    built (`git archive REV | tar -x -C DIR`, node_modules linked, `npx tsc`)
 //   --json           the figures as JSON on stdout
 // MNISTC_ENGINE=wasm|cpu|tensorflow picks the engine (default: the fastest that loads).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { onnxSteps } from "../src/cli/onnx-steps.js";
 import { type EmittedProgram, loadProgram } from "../src/cli/program.js";
@@ -30,8 +35,9 @@ import { packagePath } from "../src/paths.js";
 import type { Batch } from "../src/runtime/data/batches.js";
 import { initEngine, type Tfjs } from "../src/runtime/tfjs/engine.js";
 import { tfjsTrainer } from "../src/runtime/tfjs/trainer.js";
+import type { StepperFactory } from "../src/runtime/train/step.js";
 import { Rng } from "../src/util/rng.js";
-import { type OnnxProfile, profileOnnxStep } from "./onnx-profile.js";
+import { type MemoryRate, memoryRate, type OnnxProfile, profileOnnxStep } from "./onnx-profile.js";
 import { type KernelTime, median, topKernels } from "./stats.js";
 
 class BenchError extends Error {}
@@ -43,6 +49,7 @@ interface Options {
   spec: string;
   profile: boolean;
   loop: boolean;
+  against?: string;
   json: boolean;
 }
 
@@ -65,6 +72,7 @@ function parseOptions(argv: string[]) {
       spec: { type: "string" },
       profile: { type: "boolean", default: false },
       loop: { type: "boolean", default: false },
+      against: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -85,6 +93,7 @@ function readOptions(argv: string[]): Options {
     spec: values.spec ? resolve(values.spec) : packagePath("specs", "step4.yaml"),
     profile: values.profile === true,
     loop: values.loop === true,
+    ...(values.against ? { against: resolve(values.against) } : {}),
     json: values.json === true,
   };
 }
@@ -191,6 +200,71 @@ async function timeSteps(
   };
 }
 
+/**
+ * `--against DIR`: DIR's build compiles the spec and makes its ONNX stepper the same way; the two
+ * steppers take their steps in turn, on the same batch, and each gets its median.
+ */
+async function againstRows(
+  dir: string,
+  ir: ModelIR,
+  program: EmittedProgram,
+  threads: number,
+  options: Options,
+): Promise<Row[]> {
+  const load = async <M>(path: string) =>
+    (await import(pathToFileURL(join(dir, "dist", "src", path)).href)) as M;
+  let other: typeof import("../src/cli/onnx-steps.js");
+  let compiler: typeof import("../src/compiler/index.js");
+  try {
+    other = await load("cli/onnx-steps.js");
+    compiler = await load("compiler/index.js");
+  } catch (err) {
+    throw new BenchError(`--against ${dir}: not a built checkout (${(err as Error).message})`);
+  }
+  const otherIr = compiler.compileSpec(readFileSync(options.spec, "utf8"), options.spec).ir;
+  if (!otherIr) throw new BenchError(`--against ${dir}: its compiler rejects ${options.spec}`);
+  const make = async (factory: StepperFactory) => {
+    const stepper = await factory({
+      spec: program.spec,
+      seed: ir.train.seed,
+      batchSize: options.batchSize,
+    });
+    const batch = randomBatch(ir, options.batchSize);
+    const hyper = { lr: ir.train.optimizer.lr };
+    return {
+      step: async () => (await stepper.step(batch, hyper)).loss,
+      dispose: () => stepper.dispose(),
+    };
+  };
+  const pair = [
+    {
+      what: `ONNX step, this build`,
+      run: await make(await onnxSteps(ir, threads)),
+      times: [] as number[],
+    },
+    {
+      what: `ONNX step, ${basename(dir)}'s build`,
+      run: await make(await other.onnxSteps(otherIr, threads)),
+      times: [] as number[],
+    },
+  ];
+  for (const p of pair) for (let i = 0; i < options.warmup; i++) await p.run.step();
+  for (let i = 0; i < options.steps; i++) {
+    for (const p of pair) {
+      const started = performance.now();
+      await p.run.step();
+      p.times.push(performance.now() - started);
+    }
+  }
+  for (const p of pair) p.run.dispose();
+  return pair.map((p) => ({
+    what: p.what,
+    threads,
+    medianMs: round(median(p.times)),
+    minMs: round(Math.min(...p.times)),
+  }));
+}
+
 /** PyTorch's step of the seed's Net at each thread count, when Debian's python3-torch is there. */
 function torchRows(options: Options): Row[] {
   const script = packagePath("tools", "torch-reference", "bench_step.py");
@@ -276,6 +350,12 @@ async function main(): Promise<void> {
   await run(`tfjs program (${engine})`, undefined);
   await run("ONNX step (onnxruntime)", 1);
   await run("ONNX step (onnxruntime)", 2);
+  if (options.against) {
+    for (const threads of [1, 2]) {
+      rows.push(...(await againstRows(options.against, ir, program, threads, options)));
+      process.stderr.write(`  this build against ${options.against} (${threads} threads): done\n`);
+    }
+  }
   if (options.loop) {
     for (const threads of [1, 2]) {
       rows.push(loopRow(options, threads));
@@ -285,9 +365,15 @@ async function main(): Promise<void> {
   // The reference is the seed's own Net: the same as step4 only for step4.
   if (ir.name === "step4") rows.push(...torchRows(options));
   let kernels: KernelTime[] | undefined;
-  let onnxProfile: OnnxProfile | undefined;
+  const onnxProfiles: OnnxProfile[] = [];
+  const memoryRates: MemoryRate[] = [];
   if (options.profile) {
-    onnxProfile = await profileOnnxStep(ir, options.batchSize, 2, options.warmup, options.steps);
+    for (const threads of [1, 2]) {
+      onnxProfiles.push(
+        await profileOnnxStep(ir, options.batchSize, threads, options.warmup, options.steps),
+      );
+      memoryRates.push(await memoryRate(threads));
+    }
     const stepper = await makeStepper(tf, ir, program, options.batchSize, undefined);
     const profile = await tf.profile(async () => {
       await stepper.step();
@@ -311,7 +397,7 @@ async function main(): Promise<void> {
       return { ...r, vsPyTorch: reference ? round(r.medianMs / reference.medianMs, 2) : null };
     }),
     ...(kernels ? { kernels } : {}),
-    ...(onnxProfile ? { onnxProfile } : {}),
+    ...(onnxProfiles.length > 0 ? { onnxProfiles, memoryRates } : {}),
   };
   if (options.json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -340,8 +426,7 @@ async function main(): Promise<void> {
       lines.push(`  ${k.name.padEnd(24)} ${String(round(k.ms)).padStart(8)} ms  ${k.calls} calls`);
     }
   }
-  if (onnxProfile) {
-    const p = onnxProfile;
+  for (const p of onnxProfiles) {
     lines.push(
       `ONNX step on ${p.threads} threads, onnxruntime's profiler (${round(p.kernelMsPerStep)} ms of kernels a step, the profiler on), by op type:`,
       ...p.byOpType.map(
@@ -351,6 +436,11 @@ async function main(): Promise<void> {
       ...p.topNodes.map(
         (n) => `  ${String(round(n.ms)).padStart(6)} ms  ${n.opType.padEnd(20)} ${n.shape}`,
       ),
+    );
+  }
+  for (const m of memoryRates) {
+    lines.push(
+      `memory, ${m.threads} thread${m.threads === 1 ? "" : "s"}: a one-node Relu over [128, 128, 26, 26] (44 MB in, 44 MB out) ${round(m.ms, 2)} ms, ${round(m.gbPerSecond)} GB/s: no elementwise pass over step4's first layer is faster`,
     );
   }
   process.stdout.write(`${lines.join("\n")}\n`);
