@@ -14,6 +14,7 @@ import { onnxBackend } from "../src/backends/onnx/index.js";
 import {
   activationNames,
   computedConstants,
+  foldConvBatchNorms,
   INPUT_CHANNEL_ALIGN,
   MIN_OUTPUT_CHANNELS,
   padChannels,
@@ -189,5 +190,42 @@ describe("pad-channels: zero channels for onnxruntime's fast int8 conv", () => {
   });
   test("quantized: the ONNX checker passes it", { skip: noOnnx }, async () => {
     assert.equal(checkerProblem(await q, "padded") ?? null, null);
+  });
+});
+
+describe("fold-conv-batchnorm: a batch norm right after a conv goes into its weight and bias", () => {
+  // Biased and bias-free convs, a grouped one and a padded one: the norm is affine per output
+  // channel whatever the conv.
+  const layers = `  - conv: { out: 8, kernel: 3, bias: false }\n  - batchnorm\n  - relu\n  - conv: { out: 8, kernel: 3, groups: 8, padding: 1 }\n  - batchnorm\n  - relu\n  - conv: { out: 16, kernel: 1 }\n  - batchnorm\n  - relu\n${HEAD}`;
+
+  test("every such norm is gone, the outputs are the same", async () => {
+    const model = graphOf(layers);
+    assert.equal(ops(model).filter((o) => o === "BatchNormalization").length, 3, ops(model).join());
+    const { model: folded, folds } = foldConvBatchNorms(model);
+    assert.deepEqual(
+      folds.map((f) => f.into),
+      ["0", "3", "6"],
+    );
+    assert.ok(!ops(folded).includes("BatchNormalization"), ops(folded).join());
+    await assertSameOutputs(model, folded);
+  });
+
+  test("left as it is: a norm after a ReLU, and a conv whose output something else reads too", () => {
+    const model = graphOf(
+      `  - conv: { out: 8, kernel: 3 }\n  - relu\n  - batchnorm\n  - c1:\n      - conv: { out: 8, kernel: 3, padding: 1 }\n  - res: { add: c1, layers: [batchnorm] }\n${HEAD}`,
+    );
+    assert.equal(ops(model).filter((o) => o === "BatchNormalization").length, 2);
+    const { folds } = foldConvBatchNorms(model);
+    assert.deepEqual(folds, []);
+  });
+
+  const model = graphOf(layers);
+  const q = quantized(foldConvBatchNorms(model).model);
+  test("quantized: runs within 0.5 of the float log-probabilities, no BatchNormalization", async () => {
+    assert.ok(!ops(await q).includes("BatchNormalization"));
+    await assertSameOutputs(model, await q, 0.5);
+  });
+  test("quantized: the ONNX checker passes it", { skip: noOnnx }, async () => {
+    assert.equal(checkerProblem(await q, "conv-bn") ?? null, null);
   });
 });

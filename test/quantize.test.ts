@@ -357,6 +357,11 @@ describe("mnistc quantize on step4", () => {
   test("writes an int8 model with the float model's metadata and a note of what was quantized", () => {
     assert.equal(quantized.status, 0, quantized.stderr);
     assert.match(quantized.stdout, /8 Conv\/Gemm nodes quantized .*500 mnist training images/);
+    // Both models timed on the calibration images (the figures vary; their form does not).
+    assert.match(
+      quantized.stdout,
+      /\nspeed here, on those images: int8 \d+ images\/s, float \d+ \(\d+\.\d\dx\)/,
+    );
     const [f, q] = [step4, int8].map((p) => decodeModel(readFileSync(p), p)) as [
       ModelProto,
       ModelProto,

@@ -6,6 +6,7 @@ import * as ort from "onnxruntime-node";
 import {
   activationNames,
   computedConstants,
+  foldConvBatchNorms,
   foldPooledBatchNorms,
   padChannels,
   quantizeModel,
@@ -19,6 +20,7 @@ import { UserError } from "../errors.js";
 import { decodeModel, encodeModel, type ModelProto } from "../formats/onnx-proto.js";
 import { loadDataset } from "../runtime/data/sources.js";
 import { imageBytes } from "../runtime/data/split.js";
+import { EVAL_BATCH } from "../runtime/eval/evaluate.js";
 import { MAX_MODEL_BYTES } from "../runtime/inference/limits.js";
 import { DigitModel } from "../runtime/inference/onnx-model.js";
 import { checkNotAnInput, readRegularFile, writeFileAtomic } from "../util/files.js";
@@ -50,6 +52,54 @@ export interface QuantizeResult {
   images: number;
   dataset: string;
   method: QuantMethod;
+  /** The calibration images, normalized (N·C·H·W): what `compareSpeed` times both models on. */
+  calibration: Float32Array;
+}
+
+/** Images per second of the float and the int8 model on the same images, here. */
+export interface SpeedComparison {
+  float: number;
+  int8: number;
+}
+
+/**
+ * Both models timed on the calibration images in `eval`'s batches, passes alternating after a
+ * warm-up so a load change hits both: whether int8 pays on this machine depends on the model (a
+ * net whose convs are small spends its time in per-node work that int8 does not shorten).
+ */
+export async function compareSpeed(
+  floatBytes: Uint8Array,
+  result: QuantizeResult,
+  threads: number | undefined,
+  passes = 3,
+): Promise<SpeedComparison> {
+  const options = threads ? { threads } : {};
+  const models = [
+    await DigitModel.fromBytes(floatBytes, "float", options),
+    await DigitModel.fromBytes(result.bytes, "int8", options),
+  ];
+  const seconds = [0, 0];
+  try {
+    const size = result.calibration.length / result.images;
+    const pass = async (m: DigitModel) => {
+      for (let at = 0; at < result.images; at += EVAL_BATCH) {
+        const n = Math.min(EVAL_BATCH, result.images - at);
+        await m.predictBatch(result.calibration.subarray(at * size, (at + n) * size), n);
+      }
+    };
+    for (const m of models) await pass(m);
+    for (let p = 0; p < passes; p++) {
+      for (const [i, m] of models.entries()) {
+        const started = performance.now();
+        await pass(m);
+        seconds[i] = (seconds[i] ?? 0) + (performance.now() - started) / 1000;
+      }
+    }
+  } finally {
+    for (const m of models) await m.release();
+  }
+  const rate = (s: number | undefined) => (passes * result.images) / (s ?? Number.NaN);
+  return { float: rate(seconds[0]), int8: rate(seconds[1]) };
 }
 
 /** Min/max, then (percentile) a histogram over that span: the range of each tensor. */
@@ -151,10 +201,13 @@ export async function quantizeBytes(
   }
   const dataset = info.dataset ?? "mnist";
   // The graph rewritten for onnxruntime's int8 kernels first (each rule: src/backends/onnx/
-  // quantize.ts): shifted sums summed by a conv and batch norms between convs folded, so the chain
-  // through them stays int8; convs widened with zero channels to fit the fast int8 conv kernel.
+  // quantize.ts): shifted sums summed by a conv, batch norms folded into the conv before them or
+  // between convs, so the chain through them stays int8; convs widened with zero channels to fit
+  // the fast int8 conv kernel.
+
   const { model: summed, merged } = sumTapsByConv(float);
-  const { model: foldedModel, folds } = foldPooledBatchNorms(summed);
+  const { model: convFolded, folds: convFolds } = foldConvBatchNorms(summed);
+  const { model: foldedModel, folds } = foldPooledBatchNorms(convFolded);
   const { model: proto, padded } = padChannels(foldedModel);
   const targets = quantTargets(proto, !opts.inputsOnly);
   if (targets.length === 0) {
@@ -231,7 +284,10 @@ export async function quantizeBytes(
         .filter((x) => x)
         .join(": "),
     ),
-    folded: folds.map((f) => `${f.batchNorm} into ${f.into} (shift into ${f.shiftInto})`),
+    folded: [
+      ...convFolds.map((f) => `${f.batchNorm} into ${f.into}`),
+      ...folds.map((f) => `${f.batchNorm} into ${f.into} (shift into ${f.shiftInto})`),
+    ],
     nodes,
   };
   const quantized = quantizeModel(proto, {
@@ -240,7 +296,7 @@ export async function quantizeBytes(
     constants: measured.values,
     metadata: [{ key: QUANTIZED_KEY, value: JSON.stringify(note) }],
   });
-  return { bytes: encodeModel(quantized), nodes, images: n, dataset, method };
+  return { bytes: encodeModel(quantized), nodes, images: n, dataset, method, calibration: images };
 }
 
 export async function quantize(file: string, opts: QuantizeOptions): Promise<number> {
@@ -253,6 +309,11 @@ export async function quantize(file: string, opts: QuantizeOptions): Promise<num
   writeFileAtomic(opts.out, result.bytes);
   process.stdout.write(
     `${opts.out}: int8 QDQ model, ${result.nodes.length} Conv/Gemm nodes quantized (${result.nodes.join(", ")}); ranges by ${result.method} on ${result.images} ${result.dataset} training images; ${(result.bytes.length / 1024).toFixed(1)} KiB (float: ${(bytes.length / 1024).toFixed(1)} KiB)\n`,
+  );
+  const speed = await compareSpeed(bytes, result, opts.threads);
+  const ratio = speed.int8 / speed.float;
+  process.stdout.write(
+    `speed here, on those images: int8 ${Math.round(speed.int8)} images/s, float ${Math.round(speed.float)} (${ratio.toFixed(2)}x)${ratio < 1 ? "; int8 is slower than float for this model on this machine: keep the float model where speed matters" : ""}\n`,
   );
   return 0;
 }

@@ -18,8 +18,10 @@
 // Weights computed in the graph (a BatchNorm folded into the next convolution, the one-by-one
 // rewrite's reshaped kernel) are replaced by their values, and the nodes that computed them are
 // dropped. Every other node stays float: onnxruntime propagates QDQ through MaxPool, Reshape and
-// the like where it can. Before calibration, three rewrites of the float graph keep
-// onnxruntime in its fast int8 kernels (each measured on step4 with its profiler, README "Quantize"):
+// the like where it can. Before calibration, four rewrites of the float graph keep
+// onnxruntime in its fast int8 kernels (each measured with its profiler, README "Quantize"):
+// - `foldConvBatchNorms`: a batch norm right after a conv goes into its weight and bias (onnxruntime
+//   does that itself for a float model, not for a dequantized weight);
 // - `foldPooledBatchNorms`: a batch norm between two convs has no int8 kernel and would cut the
 //   chain (DQ → norm → layout change → Q: 13% of step4's int8 time); it is folded into the convs;
 // - `sumTapsByConv` (`taps-by-conv`): the shifted-sum lowering's slices and Sum, which have no int8
@@ -306,6 +308,69 @@ export function foldPooledBatchNorms(model: ModelProto): {
     });
   }
   if (folds.length > 0) prune(q);
+  return { model: q, folds };
+}
+
+/** One batch norm `foldConvBatchNorms` folded into the conv before it. */
+export interface ConvFold {
+  batchNorm: string;
+  into: string;
+}
+
+/**
+ * `fold-conv-batchnorm`: a `Conv → BatchNormalization` whose conv output only the norm reads becomes
+ * one Conv: W[o]·a[o] and (b[o] − μ[o])·a[o] + β[o], a = γ/√(σ² + ε) (any sign, any padding or
+ * groups: the norm is affine per output channel). onnxruntime folds it so itself when it loads a
+ * float model, but not once the weight is dequantized int8: the norm then runs alone in float between
+ * a DequantizeLinear and a QuantizeLinear, with a layout change (sep7k's int8 model: 18 ms of its
+ * 100, and 3x slower than the float model). Needs the weight, the bias if any and the norm's
+ * parameters as initializers; a conv without a bias gets one.
+ */
+export function foldConvBatchNorms(model: ModelProto): { model: ModelProto; folds: ConvFold[] } {
+  const q = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const graph = q.graph as GraphProto;
+  const inits = new Map(graph.initializer.map((t) => [t.name ?? "", t]));
+  const graphOutputs = new Set(graph.output.map((o) => o.name ?? ""));
+  const values = (name: string | undefined) => {
+    const t = inits.get(name ?? "");
+    return t && t.dataType === DataType.FLOAT ? tensorValue(t) : undefined;
+  };
+  const folds: ConvFold[] = [];
+  const read = readers(q);
+  const producer = new Map(graph.node.flatMap((n) => (n.output ?? []).map((o) => [o, n])));
+  const dropped = new Set<NodeProto>();
+  for (const bn of graph.node) {
+    if (bn.opType !== "BatchNormalization" || (bn.output?.length ?? 0) !== 1) continue;
+    const x = bn.input?.[0] ?? "";
+    const conv = producer.get(x);
+    if (conv?.opType !== "Conv" || graphOutputs.has(x) || (read.get(x) ?? []).length !== 1)
+      continue;
+    const [gamma, beta, mean, variance] = (bn.input ?? []).slice(1).map((n) => values(n)?.data);
+    const weight = values(conv.input?.[1]);
+    const biasName = conv.input?.[2] ?? "";
+    const bias = biasName ? values(biasName)?.data : undefined;
+    if (!gamma || !beta || !mean || !variance || !weight || (biasName && !bias)) continue;
+    const channels = gamma.length;
+    const per = weight.data.length / channels;
+    if (weight.dims[0] !== channels || !Number.isInteger(per)) continue;
+    const eps = floatAttr(bn, "epsilon", 1e-5);
+    const a = gamma.map((g, c) => g / Math.sqrt((variance[c] ?? 0) + eps));
+    const w = weight.data.map((v, i) => v * (a[Math.floor(i / per)] ?? 1));
+    const b = a.map((ac, c) => ((bias?.[c] ?? 0) - (mean[c] ?? 0)) * ac + (beta[c] ?? 0));
+    // Named by the norm's output (unique): a shared weight keeps its value for its other readers.
+    const out = bn.output?.[0] ?? "";
+    graph.initializer.push(floatInit(`${out}/folded.weight`, weight.dims, w));
+    graph.initializer.push(floatInit(`${out}/folded.bias`, [channels], b));
+    conv.input = [conv.input?.[0] ?? "", `${out}/folded.weight`, `${out}/folded.bias`];
+    conv.output = [out];
+    dropped.add(bn);
+    folds.push({ batchNorm: bn.name ?? "", into: conv.name ?? "" });
+  }
+  if (folds.length > 0) {
+    graph.node = graph.node.filter((n) => !dropped.has(n));
+    // The conv's old output is gone; its recorded shape would name a tensor nothing makes.
+    prune(q);
+  }
   return { model: q, folds };
 }
 
