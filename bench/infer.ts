@@ -7,8 +7,9 @@
 // and what that rate would allow for step4's multiply-adds per image. The int8 rows are the same
 // model quantized as `mnistc quantize` does (static QDQ, min-max on 1,000 training images).
 // PyTorch eager is 5 to 10 times slower than mnistc here, so to finish in about 3 minutes its rows
-// time the first TORCH_IMAGES test images, one timed pass after a warm-up pass (`--torch-repeats`
-// to change that); mnistc's rows time all 10,000, median of `--repeats` passes (default 3).
+// time the first TORCH_IMAGES (2,000) test images, one timed pass after a warm-up pass
+// (`--torch-repeats` to change that); mnistc's rows time all 10,000, median of `--repeats` passes
+// (default 3).
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -31,8 +32,9 @@ import { median } from "./stats.js";
 
 const BATCHES = [64, 128, 256, 500, 1000, 2000];
 const THREADS = [1, 2];
-/** PyTorch's rows: this many test images, and this many timed passes unless --torch-repeats. */
-const TORCH_IMAGES = 1000;
+/** PyTorch's rows: this many test images (the largest batch, so each row runs whole batches of
+ * its size), and this many timed passes unless --torch-repeats. */
+const TORCH_IMAGES = Math.max(...BATCHES);
 const TORCH_REPEATS = 1;
 
 interface Row {
