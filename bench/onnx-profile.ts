@@ -74,9 +74,7 @@ export async function profileOnnxStep(
     for (let i = 0; i < warmup + steps; i++) await session.run(feeds);
     session.endProfiling();
     await session.release();
-    const file = readdirSync(dir).find((f) => f.endsWith(".json"));
-    if (!file) throw new Error("onnxruntime wrote no profile");
-    const events = JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[];
+    const events = profileEvents(dir);
     // Only the timed runs: node events from the start of the first run after the warm-up.
     const runs = events
       .filter((e) => e.cat === "Session" && e.name === "model_run")
@@ -116,6 +114,13 @@ export async function profileOnnxStep(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The events of the profile onnxruntime wrote into `dir` (its session ended). */
+function profileEvents(dir: string): ProfileEvent[] {
+  const file = readdirSync(dir).find((f) => f.endsWith(".json"));
+  if (!file) throw new Error("onnxruntime wrote no profile");
+  return JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[];
 }
 
 /** The median kernel time (ms) of node `node` over a profile's events. */
@@ -178,10 +183,7 @@ export async function memoryRate(
     for (let i = 0; i < runs; i++) await session.run({ x });
     session.endProfiling();
     await session.release();
-    const file = readdirSync(dir).find((f) => f.endsWith(".json"));
-    if (!file) throw new Error("onnxruntime wrote no profile");
-    const events = JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[];
-    const ms = medianKernelMs(events, "timed");
+    const ms = medianKernelMs(profileEvents(dir), "timed");
     return { threads, ms, gbPerSecond: (2 * 4 * sizeOf(shape)) / (ms * 1e6) };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -298,3 +298,25 @@ export function writeTfjsCheckpoint(dir: string, ir: ModelIR, weights: WeightMap
   );
   writeFileSync(join(dir, "weights.bin"), new Uint8Array(all.buffer));
 }
+
+const PYTHON = "/usr/bin/python3";
+
+/** Why ONNX-checker tests skip here (Debian's python3-onnx missing), or false when they run. */
+export const noOnnxChecker: string | false =
+  spawnSync(PYTHON, ["-c", "import onnx"]).status === 0
+    ? false
+    : `${PYTHON} cannot import onnx (apt-get install python3-onnx)`;
+
+/** The ONNX checker's verdict on a file (full check): undefined when it passes, else its message. */
+export function onnxCheckerProblem(file: string): string | undefined {
+  const r = spawnSync(
+    PYTHON,
+    [
+      "-c",
+      "import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)",
+      file,
+    ],
+    { encoding: "utf8" },
+  );
+  return r.status === 0 ? undefined : r.stderr.trim().split("\n").slice(-1)[0];
+}

@@ -4,7 +4,6 @@
 // for MlasConvSym). Each must leave the float model's outputs as they were (within 1e-4), and the
 // quantized result must pass the ONNX checker (python3-onnx, skipped without it) and run.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,27 +28,16 @@ import { compileSpec } from "../src/compiler/index.js";
 import { decodeModel, encodeModel, type ModelProto } from "../src/formats/onnx-proto.js";
 import { Rng } from "../src/util/rng.js";
 import { testWeights } from "./helpers/weights.js";
+import { noOnnxChecker, onnxCheckerProblem } from "./onnx-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mnistc-quantize-rules-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const PYTHON = "/usr/bin/python3";
-const haveOnnx = spawnSync(PYTHON, ["-c", "import onnx"]).status === 0;
-const noOnnx = haveOnnx ? false : `${PYTHON} cannot import onnx (apt-get install python3-onnx)`;
-
+/** The checker's verdict on `model`, written to the test folder as NAME.onnx. */
 function checkerProblem(model: ModelProto, name: string): string | undefined {
   const file = join(dir, `${name}.onnx`);
   writeFileSync(file, encodeModel(model));
-  const r = spawnSync(
-    PYTHON,
-    [
-      "-c",
-      "import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)",
-      file,
-    ],
-    { encoding: "utf8" },
-  );
-  return r.status === 0 ? undefined : r.stderr.trim().split("\n").slice(-1)[0];
+  return onnxCheckerProblem(file);
 }
 
 const HEAD = `  - conv: { out: 10, kernel: 1 }\n  - gap\n  - flatten\n  - log_softmax\n`;
@@ -152,7 +140,7 @@ describe("taps-by-conv: the shifted sum's slices and Sum as one 0/1-kernel conv"
     assert.ok(!ops(await q).some((o) => o === "Slice" || o === "Sum"));
     await assertSameOutputs(model, await q, 0.5);
   });
-  test("quantized: the ONNX checker passes it", { skip: noOnnx }, async () => {
+  test("quantized: the ONNX checker passes it", { skip: noOnnxChecker }, async () => {
     assert.equal(checkerProblem(await q, "taps") ?? null, null);
   });
 });
@@ -188,7 +176,7 @@ describe("pad-channels: zero channels for onnxruntime's fast int8 conv", () => {
   test("quantized: runs within 0.5 of the float log-probabilities", async () => {
     await assertSameOutputs(model, await q, 0.5);
   });
-  test("quantized: the ONNX checker passes it", { skip: noOnnx }, async () => {
+  test("quantized: the ONNX checker passes it", { skip: noOnnxChecker }, async () => {
     assert.equal(checkerProblem(await q, "padded") ?? null, null);
   });
 });
@@ -225,7 +213,7 @@ describe("fold-conv-batchnorm: a batch norm right after a conv goes into its wei
     assert.ok(!ops(await q).includes("BatchNormalization"));
     await assertSameOutputs(model, await q, 0.5);
   });
-  test("quantized: the ONNX checker passes it", { skip: noOnnx }, async () => {
+  test("quantized: the ONNX checker passes it", { skip: noOnnxChecker }, async () => {
     assert.equal(checkerProblem(await q, "conv-bn") ?? null, null);
   });
 });

@@ -2,7 +2,6 @@
 // against fp32 through `eval`/`predict`, the ONNX checker (python3-onnx, skipped without it), and
 // users' mistakes.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,28 +30,16 @@ import {
 } from "../src/formats/onnx-proto.js";
 import { packagePath } from "../src/paths.js";
 import { DigitModel } from "../src/runtime/inference/onnx-model.js";
-import { assertUserError, foreignModel, runCli } from "./onnx-helpers.js";
+import {
+  assertUserError,
+  foreignModel,
+  noOnnxChecker,
+  onnxCheckerProblem,
+  runCli,
+} from "./onnx-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mnistc-quantize-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-const PYTHON = "/usr/bin/python3";
-const haveOnnx = spawnSync(PYTHON, ["-c", "import onnx"]).status === 0;
-const noOnnx = haveOnnx ? false : `${PYTHON} cannot import onnx (apt-get install python3-onnx)`;
-
-/** The ONNX checker's verdict on a file: undefined when it passes, else its message. */
-function checkerProblem(file: string): string | undefined {
-  const r = spawnSync(
-    PYTHON,
-    [
-      "-c",
-      "import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)",
-      file,
-    ],
-    { encoding: "utf8" },
-  );
-  return r.status === 0 ? undefined : r.stderr.trim().split("\n").slice(-1)[0];
-}
 
 const same = (a: ArrayLike<number>, b: ArrayLike<number>) =>
   assert.deepEqual(Array.from(a), Array.from(b));
@@ -250,10 +237,10 @@ describe("the QDQ rewrite of a tiny model", () => {
       assert.ok(Math.abs(v - (int8[i] ?? 0)) < 0.05, `${float} vs ${int8}`);
   });
 
-  test("the ONNX checker passes it", { skip: noOnnx }, () => {
+  test("the ONNX checker passes it", { skip: noOnnxChecker }, () => {
     const file = join(dir, "tiny-int8.onnx");
     writeFileSync(file, encodeModel(q));
-    assert.equal(checkerProblem(file) ?? null, null);
+    assert.equal(onnxCheckerProblem(file) ?? null, null);
   });
 });
 
@@ -427,8 +414,8 @@ describe("mnistc quantize on step4", () => {
     assert.deepEqual(digits(step4), [7, 2, 5]);
   });
 
-  test("the ONNX checker passes it", { skip: noOnnx }, () => {
-    assert.equal(checkerProblem(int8) ?? null, null);
+  test("the ONNX checker passes it", { skip: noOnnxChecker }, () => {
+    assert.equal(onnxCheckerProblem(int8) ?? null, null);
   });
 
   test("a quantized model is not quantized again", () => {
